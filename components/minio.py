@@ -1,0 +1,278 @@
+"""MinIO object store holding the model weights: generated credentials, protected volume, bucket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, service_url
+from components.podspec import container_security, http_probe, pod_security, tmp_volume
+
+READ_POLICY = "llm-ab-read"
+WRITE_POLICY = "llm-ab-write"
+
+
+def bucket_policy(bucket: str, *, write: bool) -> dict[str, Any]:
+    """IAM-style policy scoped to one bucket: list+get for readers, plus put/delete for writers."""
+    actions = ["s3:GetObject"]
+    if write:
+        actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+             "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Effect": "Allow", "Action": actions, "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        ],
+    }
+
+
+def bucket_init_script(bucket: str) -> str:
+    """Shell run by the bucket Job: wait for MinIO, create the bucket and two scoped users.
+
+    Every step is idempotent, so a replaced Job re-runs safely.
+    """
+    read_policy = json.dumps(bucket_policy(bucket, write=False))
+    write_policy = json.dumps(bucket_policy(bucket, write=True))
+    return "\n".join([
+        "set -eu",
+        'mc alias set s3 "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null',
+        "tries=0; until mc ready s3 >/dev/null 2>&1; do tries=$((tries+1));"
+        ' [ "$tries" -lt 150 ] || { echo "MinIO at $S3_ENDPOINT not ready after 300s" >&2; exit 1; }; sleep 2; done',
+        f"mc mb --ignore-existing s3/{bucket}",
+        f"printf '%s' '{read_policy}' > /tmp/read.json",
+        f"printf '%s' '{write_policy}' > /tmp/write.json",
+        f"mc admin policy create s3 {READ_POLICY} /tmp/read.json",
+        f"mc admin policy create s3 {WRITE_POLICY} /tmp/write.json",
+        'mc admin user add s3 "$READER_ACCESS_KEY" "$READER_SECRET_KEY"',
+        'mc admin user add s3 "$WRITER_ACCESS_KEY" "$WRITER_SECRET_KEY"',
+        f'mc admin policy attach s3 {READ_POLICY} --user "$READER_ACCESS_KEY" 2>/dev/null'
+        f' || mc admin user info s3 "$READER_ACCESS_KEY" | grep -q {READ_POLICY}',
+        f'mc admin policy attach s3 {WRITE_POLICY} --user "$WRITER_ACCESS_KEY" 2>/dev/null'
+        f' || mc admin user info s3 "$WRITER_ACCESS_KEY" | grep -q {WRITE_POLICY}',
+        f'echo "bucket {bucket} ready with scoped reader and writer users"',
+    ])
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinioStoreArgs:
+    """Inputs for MinioStore."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of all children (pass ``ns.metadata.name``)."""
+    stack: str
+    image: str
+    """MinIO server image, pinned; it also ships ``mc`` for the bucket Job."""
+    bucket: str
+    size: str = "20Gi"
+    """Size of the data volume."""
+    storage_class: str | None = None
+    protect: bool = True
+    """Keep the data volume when the stack is destroyed."""
+    extra_ingress_from: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    """NetworkPolicy peers besides our labelled S3 clients (e.g. Datashim's csi-s3 namespace)."""
+
+
+class MinioStore(pulumi.ComponentResource):
+    """A single-node MinIO with a protected volume, a bucket and scoped reader/writer users."""
+
+    endpoint: pulumi.Output[str]
+    """In-cluster S3 endpoint URL, e.g. http://minio.llm-ab.svc.cluster.local:9000."""
+    bucket: pulumi.Output[str]
+    root_user: pulumi.Output[str]
+    """Root user (secret)."""
+    root_password: pulumi.Output[str]
+    """Root password (secret)."""
+    reader_access_key: pulumi.Output[str]
+    """Access key of the read-only user that Datashim mounts with (secret)."""
+    reader_secret_key: pulumi.Output[str]
+    writer_access_key: pulumi.Output[str]
+    """Access key of the read-write user the staging Jobs use (secret)."""
+    writer_secret_key: pulumi.Output[str]
+    writer_secret_name: pulumi.Output[str]
+    """Kubernetes Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of the writer."""
+    data_claim_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MinioStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmab:storage:MinioStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {**common_labels("object-store", args.stack), "app.kubernetes.io/name": "minio"}
+        selector = {"app.kubernetes.io/name": "minio", "app.kubernetes.io/instance": args.stack}
+
+        def credential(role: str, length: int) -> random.RandomPassword:
+            # Alphanumeric only: the values end up in URLs and shell variables.
+            return random.RandomPassword(f"{name}-{role}", length=length, special=False, opts=child)
+
+        root_user, root_password = credential("root-user", 20), credential("root-password", 40)
+        reader_key, reader_secret = credential("reader-key", 20), credential("reader-secret", 40)
+        writer_key, writer_secret = credential("writer-key", 20), credential("writer-secret", 40)
+
+        root_secret = k8s.core.v1.Secret(
+            f"{name}-root",
+            metadata={"namespace": args.namespace, "labels": labels},
+            string_data={"MINIO_ROOT_USER": root_user.result, "MINIO_ROOT_PASSWORD": root_password.result},
+            opts=child,
+        )
+        users_secret = k8s.core.v1.Secret(
+            f"{name}-users",
+            metadata={"namespace": args.namespace, "labels": labels},
+            string_data={
+                "READER_ACCESS_KEY": reader_key.result, "READER_SECRET_KEY": reader_secret.result,
+                "WRITER_ACCESS_KEY": writer_key.result, "WRITER_SECRET_KEY": writer_secret.result,
+            },
+            opts=child,
+        )
+        writer_env = k8s.core.v1.Secret(
+            f"{name}-writer",
+            metadata={"namespace": args.namespace, "labels": labels},
+            string_data={"AWS_ACCESS_KEY_ID": writer_key.result, "AWS_SECRET_ACCESS_KEY": writer_secret.result},
+            opts=child,
+        )
+
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": args.size}},
+        }
+        if args.storage_class:
+            claim_spec["storageClassName"] = args.storage_class
+        # Weights are data: by default `pulumi destroy` leaves the claim (and so the volume) in the
+        # cluster and only forgets it; the namespace holding it is retained for the same reason.
+        data = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec=claim_spec,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
+        )
+
+        endpoint = pulumi.Output.from_input(args.namespace).apply(
+            lambda ns: service_url(MINIO_SERVICE, ns, S3_PORT))
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deploy",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec={
+                "replicas": 1,
+                # One RWO volume: never run two servers on it, even during a rollout.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": {**labels, **selector}},
+                    "spec": {
+                        "securityContext": pod_security(),
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "containers": [{
+                            "name": "minio",
+                            "image": args.image,
+                            "args": ["server", "/data", "--address", f":{S3_PORT}", "--certs-dir", "/tmp/certs"],
+                            "env": [
+                                {"name": "MINIO_BROWSER", "value": "off"},
+                                {"name": "HOME", "value": "/tmp"},
+                            ],
+                            "envFrom": [{"secretRef": {"name": root_secret.metadata.name}}],
+                            "ports": [{"name": "s3", "containerPort": S3_PORT}],
+                            "readinessProbe": http_probe("/minio/health/ready", "s3", period=10, failures=3),
+                            "livenessProbe": http_probe("/minio/health/live", "s3", period=30, failures=3,
+                                                        timeout=10, initial_delay=10),
+                            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                          "limits": {"cpu": "2", "memory": "2Gi"}},
+                            "securityContext": container_security(),
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                                             {"name": "tmp", "mountPath": "/tmp"}],
+                        }],
+                        "volumes": [
+                            {"name": "data", "persistentVolumeClaim": {"claimName": data.metadata.name}},
+                            tmp_volume(),
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": MINIO_SERVICE, "namespace": args.namespace, "labels": labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "s3", "port": S3_PORT, "targetPort": "s3"}],
+            },
+            opts=child,
+        )
+
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec={
+                "podSelector": {"matchLabels": selector},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{"podSelector": {"matchLabels": {S3_CLIENT_LABEL: "true"}}},
+                             *args.extra_ingress_from],
+                    "ports": [{"protocol": "TCP", "port": S3_PORT}],
+                }],
+            },
+            opts=child,
+        )
+
+        bucket_job = k8s.batch.v1.Job(
+            f"{name}-bucket",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec={
+                "backoffLimit": 4,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true"}},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "securityContext": pod_security(),
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "containers": [{
+                            "name": "mc",
+                            "image": args.image,
+                            "command": ["/bin/sh", "-c", bucket_init_script(args.bucket)],
+                            "env": [
+                                {"name": "S3_ENDPOINT", "value": endpoint},
+                                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+                            ],
+                            "envFrom": [{"secretRef": {"name": root_secret.metadata.name}},
+                                        {"secretRef": {"name": users_secret.metadata.name}}],
+                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+                            "securityContext": container_security(),
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }],
+                        "volumes": [tmp_volume(size="64Mi")],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
+        )
+        self.bucket_job = bucket_job
+
+        self.endpoint = endpoint
+        self.bucket = pulumi.Output.from_input(args.bucket)
+        self.root_user = pulumi.Output.secret(root_user.result)
+        self.root_password = pulumi.Output.secret(root_password.result)
+        self.reader_access_key = pulumi.Output.secret(reader_key.result)
+        self.reader_secret_key = pulumi.Output.secret(reader_secret.result)
+        self.writer_access_key = pulumi.Output.secret(writer_key.result)
+        self.writer_secret_key = pulumi.Output.secret(writer_secret.result)
+        self.writer_secret_name = writer_env.metadata.name
+        self.data_claim_name = data.metadata.name
+        self.register_outputs({
+            "endpoint": self.endpoint,
+            "bucket": self.bucket,
+            "root_user": self.root_user,
+            "root_password": self.root_password,
+            "writer_secret_name": self.writer_secret_name,
+            "data_claim_name": self.data_claim_name,
+        })

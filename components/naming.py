@@ -1,0 +1,56 @@
+"""Names, labels and in-cluster URLs shared by components (pure; creates no resources)."""
+
+from __future__ import annotations
+
+PART_OF = "llm-ab"
+
+TGI_APP = "text-generation-inference"
+"""Value of the tutorial's ``run`` label and the traffic Service's name."""
+TGI_PORT = 8080
+"""TGI serving port; the image default (80) would need root."""
+S3_PORT = 9000
+MINIO_SERVICE = "minio"
+
+S3_CLIENT_LABEL = "llm-ab/s3-client"
+"""Pods carrying this label (value "true") may reach MinIO through its NetworkPolicy."""
+
+DATASET_MOUNT_ROOT = "/mnt/datasets"
+"""Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""
+
+
+def common_labels(component: str, stack: str) -> dict[str, str]:
+    """The standard ``app.kubernetes.io`` labels of everything a stack deploys."""
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": stack,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def tgi_selector(variant: str) -> dict[str, str]:
+    """Pod labels that select one TGI variant (the tutorial's ``run`` and ``type``)."""
+    return {"run": TGI_APP, "type": variant}
+
+
+def tgi_traffic_selector() -> dict[str, str]:
+    """The traffic Service selects both variants, so the split follows the replica counts."""
+    return {"run": TGI_APP}
+
+
+def dataset_labels(dataset: str) -> dict[str, str]:
+    """Pod labels that make Datashim's webhook mount ``dataset`` at /mnt/datasets/<dataset>."""
+    return {"dataset.0.id": dataset, "dataset.0.useas": "mount"}
+
+
+def tgi_deployment_name(variant: str) -> str:
+    return f"{TGI_APP}-{variant}"
+
+
+def model_mount_path(dataset: str, object_prefix: str) -> str:
+    """Where a staged model appears inside TGI pods."""
+    return f"{DATASET_MOUNT_ROOT}/{dataset}/{object_prefix}"
+
+
+def service_url(service: str, namespace: str, port: int) -> str:
+    return f"http://{service}.{namespace}.svc.cluster.local:{port}"

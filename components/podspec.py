@@ -1,0 +1,49 @@
+"""Pod-spec fragments every component uses: hardened security contexts, probes, tolerations (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+
+NON_ROOT_UID = 1000
+
+
+def pod_security(*, non_root: bool = True, uid: int = NON_ROOT_UID) -> dict[str, Any]:
+    """Pod-level security context: a fixed non-root user and the runtime's seccomp profile."""
+    ctx: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if non_root:
+        ctx.update(runAsNonRoot=True, runAsUser=uid, runAsGroup=uid, fsGroup=uid)
+    return ctx
+
+
+def container_security(*, read_only_root: bool = True) -> dict[str, Any]:
+    """Container security context: no privilege escalation, no capabilities."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def http_probe(path: str, port: str | int, *, period: int, failures: int, timeout: int = 5,
+               initial_delay: int = 0) -> dict[str, Any]:
+    probe: dict[str, Any] = {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+    if initial_delay:
+        probe["initialDelaySeconds"] = initial_delay
+    return probe
+
+
+def gpu_tolerations() -> list[dict[str, str]]:
+    """Tolerate the GPU node taint (``nvidia.com/gpu=true:NoSchedule`` on our EKS pools)."""
+    return [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def tmp_volume(name: str = "tmp", size: str = "1Gi") -> dict[str, Any]:
+    return {"name": name, "emptyDir": {"sizeLimit": size}}

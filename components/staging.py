@@ -1,0 +1,145 @@
+"""Jobs that stage pinned model revisions from the Hugging Face Hub into the weights bucket.
+
+The tool is ours (``staging/stage_model.py``: huggingface_hub to download, boto3 to upload,
+idempotent and verified). It is shipped to a pinned python image by ConfigMap, so no custom image
+has to be built or trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.naming import S3_CLIENT_LABEL, common_labels
+from components.podspec import container_security, pod_security, tmp_volume
+
+TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
+TOOL_FILES = ("stage_model.py", "requirements.txt")
+MOUNT = "/opt/staging"
+
+
+def read_tool_files(directory: Path = TOOL_DIR) -> dict[str, str]:
+    """ConfigMap data: the staging tool and its pinned requirements."""
+    return {name: (directory / name).read_text() for name in TOOL_FILES}
+
+
+def staging_command() -> list[str]:
+    """Install the tool's pinned requirements into /tmp and run it (the root FS is read-only)."""
+    return [
+        "/bin/sh", "-c",
+        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps "
+        f"-r {MOUNT}/requirements.txt && PYTHONPATH=/tmp/deps exec python {MOUNT}/stage_model.py \"$@\"",
+        "stage-model",
+    ]
+
+
+def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str) -> list[str]:
+    return ["--repo-id", repo_id, "--revision", revision, "--bucket", bucket, "--prefix", prefix,
+            "--endpoint-url", "$(S3_ENDPOINT)", "--json"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedModel:
+    """One model to stage: a role name (``stable``, ``canary``, ...) and its pinned revision."""
+
+    role: str
+    repo_id: str
+    revision: str
+    prefix: str
+    """Object prefix in the bucket (``<path>/<revision>``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelStagingArgs:
+    """Inputs for ModelStaging."""
+
+    namespace: pulumi.Input[str]
+    stack: str
+    image: str
+    """Pinned python image the tool runs on."""
+    endpoint: pulumi.Input[str]
+    bucket: str
+    credentials_secret: pulumi.Input[str]
+    """Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of a user that may write the bucket.
+    Empty on platforms that grant access through the service account (IRSA)."""
+    models: Sequence[StagedModel]
+    timeout_seconds: int = 3600
+    service_account: pulumi.Input[str] | None = None
+    """Service account of the Jobs (for IRSA / Pod Identity on EKS)."""
+
+
+class ModelStaging(pulumi.ComponentResource):
+    """One Job per model revision, each idempotent: re-running a staged revision is a no-op."""
+
+    job_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: ModelStagingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmab:storage:ModelStaging", name, None, opts)
+        labels = common_labels("model-staging", args.stack)
+        tool = k8s.core.v1.ConfigMap(
+            f"{name}-tool",
+            metadata={"namespace": args.namespace, "labels": labels},
+            data=read_tool_files(),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.jobs: dict[str, k8s.batch.v1.Job] = {}
+        for model in args.models:
+            env: list[dict[str, object]] = [
+                {"name": "S3_ENDPOINT", "value": args.endpoint},
+                {"name": "HOME", "value": "/tmp"},
+                {"name": "HF_HOME", "value": "/tmp/hf"},
+                {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+                {"name": "PIP_CACHE_DIR", "value": "/tmp/pip"},
+            ]
+            env_from = [{"secretRef": {"name": args.credentials_secret}}] if args.credentials_secret else []
+            pod_spec: dict[str, object] = {
+                "restartPolicy": "OnFailure",
+                "securityContext": pod_security(),
+                "enableServiceLinks": False,
+                "automountServiceAccountToken": args.service_account is not None,
+                "containers": [{
+                    "name": "stage",
+                    "image": args.image,
+                    "command": staging_command(),
+                    "args": staging_args(repo_id=model.repo_id, revision=model.revision,
+                                         bucket=args.bucket, prefix=model.prefix),
+                    "env": env,
+                    "envFrom": env_from,
+                    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                  "limits": {"cpu": "2", "memory": "2Gi"}},
+                    "securityContext": container_security(),
+                    "volumeMounts": [{"name": "tool", "mountPath": MOUNT, "readOnly": True},
+                                     {"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                # Model snapshots are downloaded to /tmp before upload: size the scratch space for them.
+                "volumes": [{"name": "tool", "configMap": {"name": tool.metadata.name}},
+                            tmp_volume(size="50Gi")],
+            }
+            if args.service_account is not None:
+                pod_spec["serviceAccountName"] = args.service_account
+            self.jobs[model.role] = k8s.batch.v1.Job(
+                f"{name}-{model.role}",
+                metadata={"namespace": args.namespace,
+                          "labels": {**labels, "llm-ab/model-role": model.role}},
+                spec={
+                    "backoffLimit": 3,
+                    "activeDeadlineSeconds": args.timeout_seconds,
+                    "template": {
+                        "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true",
+                                                "llm-ab/model-role": model.role}},
+                        "spec": pod_spec,
+                    },
+                },
+                # A first download of a large model outlasts Pulumi's 10-minute default.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    custom_timeouts=pulumi.CustomTimeouts(create=f"{args.timeout_seconds + 300}s",
+                                                          update=f"{args.timeout_seconds + 300}s"),
+                ),
+            )
+        self.job_names = pulumi.Output.all(*[job.metadata.name for job in self.jobs.values()])
+        self.register_outputs({"job_names": self.job_names})

@@ -1,0 +1,119 @@
+"""The settings loader: defaults, the dev stack, and a clear error for every bad value."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from stacks.config_reader import ConfigError
+from stacks.settings import Platform, Settings, image_is_pinned, parse_settings
+from tests.conftest import dev_config, raw_config
+
+SHA_A = "0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
+SHA_B = "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
+
+
+def minimal() -> dict[str, Any]:
+    return {"models": {"stable": {"id": "google/flan-t5-small", "revision": SHA_A},
+                       "canary": {"id": "google/flan-t5-base", "revision": SHA_B}}}
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    """Minimal config with ``path`` (dotted) set to ``value``."""
+    raw = copy.deepcopy(minimal())
+    node = raw
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return raw
+
+
+def test_defaults_fill_everything_but_the_models() -> None:
+    s = parse_settings(minimal())
+    assert s.namespace == "llm-ab" and s.platform is Platform.LOCAL
+    assert (s.plan.stable_replicas, s.plan.canary_replicas) == (1, 1)
+    assert s.stable.path == "flan-t5-small" and s.stable.object_prefix == f"flan-t5-small/{SHA_A}"
+    assert s.storage.protect is True and s.datashim.install is False and s.smoke.enabled is True
+
+
+def test_dev_stack_is_the_tutorials_pair() -> None:
+    s: Settings = parse_settings(raw_config(dev_config()), stack="dev")
+    assert s.stable.id == "google/flan-t5-small" and s.canary.id == "google/flan-t5-base"
+    assert s.split.canary_percent == 50 and s.plan.total == 2
+    assert s.tgi.image.endswith(":1.3.4")
+
+
+def test_scalar_strings_from_the_cli_are_accepted() -> None:
+    # `pulumi config set --path split.canaryPercent 10` stores the string "10".
+    s = parse_settings(with_value("split", {"canaryPercent": "10", "replicas": "10"}))
+    assert s.plan.canary_replicas == 1 and s.plan.stable_replicas == 9
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("split.canaryPercent", 150, "llm-ab:split.canaryPercent must be a number from 0 to 100, got 150"),
+        ("split.canaryPercent", "ten", "llm-ab:split.canaryPercent must be a number from 0 to 100, got 'ten'"),
+        ("split.replicas", 0, "llm-ab:split.replicas must be a whole number from 1 to 1000, got 0"),
+        ("split.replicas", 2.5, "llm-ab:split.replicas must be a whole number from 1 to 1000, got 2.5"),
+        ("split.tolerance", -1, "llm-ab:split.tolerance must be a number from 0 to 100, got -1"),
+        ("split.canaryPercnt", 10, "llm-ab:split.canaryPercnt is not a known setting"),
+        ("namespace", "LLM_AB", "llm-ab:namespace must be a DNS label"),
+        ("platform", "gke", "llm-ab:platform must be one of local, eks, got 'gke'"),
+        ("models.stable.revision", "main", "llm-ab:models.stable.revision must be a pinned commit"),
+        ("models.canary.id", "not a repo", "llm-ab:models.canary.id must be a Hugging Face repo id"),
+        ("models.canary.path", "../etc", "llm-ab:models.canary.path must be an object prefix"),
+        ("tgi.image", "ghcr.io/huggingface/text-generation-inference:latest",
+         "llm-ab:tgi.image must be an image pinned by an exact version tag or a digest"),
+        ("tgi.image", "ghcr.io/huggingface/text-generation-inference",
+         "llm-ab:tgi.image must be an image pinned"),
+        ("tgi.gpusPerReplica", -1, "llm-ab:tgi.gpusPerReplica must be a whole number from 0 to 16, got -1"),
+        ("tgi.maxTotalTokens", 100, "llm-ab:tgi.maxTotalTokens must be greater than tgi.maxInputTokens (512)"),
+        ("tgi.resources.limits.memory", "lots", "llm-ab:tgi.resources.limits.memory must be a Kubernetes quantity"),
+        ("tgi.startupBudgetSeconds", 5, "llm-ab:tgi.startupBudgetSeconds must be a whole number from 60 to 86400"),
+        ("storage.kind", "s3", "llm-ab:storage.kind must be one of minio, got 's3'"),
+        ("storage.bucket", "Bad_Bucket", "llm-ab:storage.bucket must be an S3 bucket name"),
+        ("storage.minioImage", "quay.io/minio/minio", "llm-ab:storage.minioImage must be an image pinned"),
+        ("storage.protect", "maybe", "llm-ab:storage.protect must be true or false, got 'maybe'"),
+        ("datashim.datasetName", "Model_Weights", "llm-ab:datashim.datasetName must be a DNS label"),
+        ("smoke.image", "python", "llm-ab:smoke.image must be an image pinned"),
+        ("staging.image", "python:latest", "llm-ab:staging.image must be an image pinned"),
+        ("traffic.allowedNamespaces", "team-a", "llm-ab:traffic.allowedNamespaces must be a list of strings"),
+        ("bogus", 1, "llm-ab:bogus is not a known setting"),
+    ],
+)
+def test_bad_value_is_rejected_naming_key_value_and_what_is_allowed(path: str, value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_value(path, value))
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_missing_model_is_required() -> None:
+    with pytest.raises(ConfigError, match=r"^llm-ab:models.canary is required"):
+        parse_settings({"models": {"stable": minimal()["models"]["stable"]}})
+
+
+def test_split_that_does_not_fit_the_replicas_names_the_smallest_total() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_value("split", {"canaryPercent": 10, "replicas": 2, "tolerance": 5}))
+    assert str(err.value).startswith("llm-ab:split.replicas cannot realise the declared split")
+    assert "smallest replica total that fits is 7" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("image", "pinned"),
+    [
+        ("ghcr.io/huggingface/text-generation-inference:1.3.4", True),
+        ("ghcr.io/huggingface/text-generation-inference@sha256:" + "a" * 64, True),
+        ("localhost:5000/tgi:3.3.7", True),
+        ("localhost:5000/tgi", False),
+        ("python:latest", False),
+        ("python", False),
+        ("python:main", False),
+    ],
+)
+def test_image_pinning_rule(image: str, pinned: bool) -> None:
+    assert image_is_pinned(image) is pinned

@@ -1,0 +1,71 @@
+# llm-ab: every entry point. `make up` deploys the dev stack; `make test` runs every test.
+# Both set up what they need on a fresh machine (venv from PyPI, toolchain from the Go module
+# proxy, the embedded local cluster when no cluster is configured).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv toolchain cluster cluster-down up preview destroy outputs test test-unit test-integration \
+        smoke promote rollback bench policy-preview clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt smoke/requirements.txt staging/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## create ./venv with the program's and the tests' pinned packages
+
+toolchain: ## build (once per machine) pulumi, its plugins and the local cluster from the Go module proxy
+	scripts/toolchain
+
+cluster: ## start the embedded local cluster (or use the current context with LLMAB_USE_CURRENT_CONTEXT=1)
+	scripts/local-cluster up
+
+cluster-down: ## stop the embedded local cluster
+	scripts/local-cluster down
+
+up: venv ## pulumi up of $(STACK) (default dev), then print its outputs
+	scripts/stack up $(STACK)
+
+preview: venv ## pulumi preview of $(STACK) with the policy pack
+	scripts/stack preview $(STACK) -- --diff --policy-pack policy
+
+destroy: venv ## pulumi destroy of $(STACK) (protected data is kept)
+	scripts/stack destroy $(STACK)
+
+outputs: ## the outputs of $(STACK)
+	scripts/stack outputs $(STACK)
+
+test: venv ## every test: unit, mocks, smoke, staging, policy, then the real engine on the local cluster
+	scripts/toolchain
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## the fast suite only (no engine, no cluster)
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: venv ## only the real-engine tests
+	scripts/toolchain
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+smoke: venv ## run the smoke CLI from outside against $(STACK)'s outputs (through kubectl port-forward)
+	scripts/smoke $(STACK)
+
+promote: ## make the canary's model the stable one in Pulumi.$(STACK).yaml (review with `make preview`)
+	$(PY) -m stacks.promote promote --stack $(STACK)
+
+rollback: ## send 0% to the canary in Pulumi.$(STACK).yaml (review with `make preview`)
+	$(PY) -m stacks.promote rollback --stack $(STACK)
+
+bench: venv ## measurements printed side by side (bench/)
+	$(PY) bench/bench_unit.py
+	$(PY) bench/bench_split.py
+
+clean: ## remove the venv (the toolchain cache lives outside the repo: scripts/toolchain status)
+	rm -rf $(VENV)

@@ -60,6 +60,9 @@ class KubernetesLayer:
     s3_endpoint: pulumi.Output[str]
     bucket: pulumi.Output[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Outputs extensions add (by top-level stack output name)."""
+    extra_resources: list[pulumi.Resource] = field(default_factory=list)
+    """Serving resources extensions add, which the smoke tests must wait for (e.g. ModelMesh)."""
 
 
 # Hooks optional features use to add to the layer (ModelMesh, smoke tests); each gets the layer

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from components.split import SplitError, SplitPlan, plan_split
 from stacks.config_reader import PROJECT, ConfigError, Section, show
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Top-level config keys, in the order the README documents them.
 TOP_LEVEL_KEYS = (
@@ -348,14 +351,24 @@ def _parse_smoke(s: Section) -> SmokeSettings:
         image=pinned_image(s, "image", d.image),
         cases=s.string_list("cases", d.cases),
         samples=s.integer("samples", d.samples, lo=10, hi=100000),
-        timeout_seconds=s.integer("timeoutSeconds", d.timeout_seconds, lo=30, hi=86400),
+        timeout_seconds=s.integer("timeoutSeconds", d.timeout_seconds, lo=120, hi=86400),
     )
     s.done()
+    names: set[str] = set()
+    for i, case in enumerate(sm.cases):
+        path = REPO_ROOT / case
+        if not path.is_file() or REPO_ROOT not in path.resolve().parents:
+            raise ConfigError(f"{s.key('cases')}[{i}]",
+                              f"must name a case file inside the repository, got {show(case)} (not found)")
+        if path.name in names:
+            raise ConfigError(f"{s.key('cases')}[{i}]", f"must have a file name unlike the others, got {show(case)}")
+        names.add(path.name)
     return sm
 
 
-# Optional features register a parser here: key -> (section, settings) -> parsed value.
-# They are imported lazily so the core loader has no dependency on them.
+# Optional features register a parser here: key -> (raw config, core settings) -> parsed value,
+# stored in ``Settings.extras[key]``. They are imported lazily so the core loader has no dependency
+# on them; each raises ConfigError naming the key, like the core parsers.
 def _feature_parsers() -> dict[str, Any]:
     parsers: dict[str, Any] = {}
     try:
@@ -409,7 +422,7 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
     )
     extras: dict[str, Any] = {}
     for key, parser in _feature_parsers().items():
-        extras[key] = parser(Section(key, raw.get(key)), settings)
+        extras[key] = parser(raw, settings)
     return _with_extras(settings, extras)
 
 

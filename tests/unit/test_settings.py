@@ -117,3 +117,10 @@ def test_split_that_does_not_fit_the_replicas_names_the_smallest_total() -> None
 )
 def test_image_pinning_rule(image: str, pinned: bool) -> None:
     assert image_is_pinned(image) is pinned
+
+
+def test_smoke_case_files_must_exist_in_the_repository() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_value("smoke.cases", ["smoke/cases/flan-t5-small.yaml", "smoke/cases/nope.yaml"]))
+    assert str(err.value) == ("llm-ab:smoke.cases[1] must name a case file inside the repository, "
+                              "got 'smoke/cases/nope.yaml' (not found)")

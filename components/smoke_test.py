@@ -1,0 +1,143 @@
+"""Post-deploy smoke-test Job: runs our ``smoke`` package in the cluster and gates ``pulumi up``.
+
+The package and the case files are shipped by ConfigMap into a pinned python image. Pulumi waits
+for the Job to complete and fails the update when it fails. The Job carries a digest of what it
+checks, so any change to the experiment replaces it and the checks run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.naming import common_labels
+from components.podspec import container_security, pod_security, tmp_volume
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "smoke"
+PACKAGE_MOUNT = "/opt/smoke/smoke"
+CASES_MOUNT = "/opt/smoke-cases"
+DIGEST_LABEL = "llm-ab/checks-digest"
+
+
+def package_files(directory: Path = PACKAGE_DIR) -> dict[str, str]:
+    """The smoke package, flat (one ConfigMap key per file), plus its pinned requirements."""
+    files = {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+    files["requirements.txt"] = (directory / "requirements.txt").read_text()
+    return files
+
+
+def case_files(paths: Sequence[str], root: Path = PACKAGE_DIR.parent) -> dict[str, str]:
+    """Case files by base name (ConfigMap keys cannot hold '/')."""
+    out: dict[str, str] = {}
+    for path in paths:
+        name = Path(path).name
+        if name in out:
+            raise ValueError(f"two smoke case files share the name {name!r}")
+        out[name] = (root / path).read_text()
+    return out
+
+
+def smoke_command() -> list[str]:
+    return [
+        "/bin/sh", "-c",
+        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps "
+        f"-r {PACKAGE_MOUNT}/requirements.txt && cd /opt/smoke && PYTHONPATH=/tmp/deps:/opt/smoke "
+        f"exec python -m smoke \"$@\"",
+        "smoke",
+    ]
+
+
+def checks_digest(args: Sequence[str], files: Mapping[str, str]) -> str:
+    """Short digest of the CLI arguments and every shipped file."""
+    blob = json.dumps({"args": list(args), "files": dict(sorted(files.items()))}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmokeTestJobArgs:
+    """Inputs for SmokeTestJob. Every target is a plain in-cluster URL known at preview time."""
+
+    namespace: pulumi.Input[str]
+    stack: str
+    image: str
+    cli_args: Sequence[str]
+    """Arguments of ``python -m smoke`` (targets, models, declared split, ...)."""
+    cases: Sequence[str] = ()
+    """Case files, as repository paths."""
+    timeout_seconds: int = 900
+    wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """What must be ready first (both TGI variants, ModelMesh)."""
+
+
+class SmokeTestJob(pulumi.ComponentResource):
+    """The smoke-test Job and the ConfigMaps that ship the package and the cases."""
+
+    job_name: pulumi.Output[str]
+    digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SmokeTestJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmab:verify:SmokeTestJob", name, None, opts)
+        labels = common_labels("smoke-test", args.stack)
+        package, cases = package_files(), case_files(args.cases)
+        cli_args = [*args.cli_args, *[a for c in cases for a in ("--cases", f"{CASES_MOUNT}/{c}")]]
+        digest = checks_digest(cli_args, {**package, **cases})
+
+        package_cm = k8s.core.v1.ConfigMap(
+            f"{name}-package", metadata={"namespace": args.namespace, "labels": labels}, data=package,
+            opts=pulumi.ResourceOptions(parent=self))
+        cases_cm = k8s.core.v1.ConfigMap(
+            f"{name}-cases", metadata={"namespace": args.namespace, "labels": labels}, data=cases,
+            opts=pulumi.ResourceOptions(parent=self))
+        job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata={"namespace": args.namespace, "labels": {**labels, DIGEST_LABEL: digest}},
+            spec={
+                # No retries: a failing check must fail this `pulumi up`, not be retried into a pass.
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": args.timeout_seconds,
+                "template": {
+                    "metadata": {"labels": {**labels, DIGEST_LABEL: digest}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "securityContext": pod_security(),
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "containers": [{
+                            "name": "smoke",
+                            "image": args.image,
+                            "command": smoke_command(),
+                            "args": cli_args,
+                            "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                          "limits": {"cpu": "1", "memory": "1Gi"}},
+                            "securityContext": container_security(),
+                            "volumeMounts": [
+                                {"name": "package", "mountPath": PACKAGE_MOUNT, "readOnly": True},
+                                {"name": "cases", "mountPath": CASES_MOUNT, "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }],
+                        "volumes": [
+                            {"name": "package", "configMap": {"name": package_cm.metadata.name}},
+                            {"name": "cases", "configMap": {"name": cases_cm.metadata.name}},
+                            tmp_volume(size="2Gi"),
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.wait_for),
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{args.timeout_seconds + 300}s",
+                                                      update=f"{args.timeout_seconds + 300}s"),
+            ),
+        )
+        self.job_name = job.metadata.name
+        self.digest = pulumi.Output.from_input(digest)
+        self.register_outputs({"job_name": self.job_name, "digest": self.digest})

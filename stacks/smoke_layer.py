@@ -58,4 +58,4 @@ def smoke_extension(settings: Settings, layer: KubernetesLayer, opts: pulumi.Res
         ),
         opts=opts,
     )
-    return {OUT_SMOKE: {"job": job.job_name, "digest": job.digest}}
+    return {OUT_SMOKE: {"job": job.job_name, "digest": job.digest, "cases": cases}}

@@ -1,0 +1,205 @@
+"""Command line of the smoke tests: parse and validate arguments, run, print, return the exit code.
+
+Exit status: 0 every check passed; 1 a check failed; 2 bad usage or an unreadable/invalid case
+file (argparse's own convention), with a message saying what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .cases import CaseFileError, TgiCaseFile, V2CaseFile, load_case_files
+from .report import ConsoleUi, make_console
+from .runner import RunConfig, Runner, VariantSpec
+from .split import SplitDesign
+
+USAGE_ERROR = 2
+
+EPILOG = """\
+model matching: --stable-model/--canary-model match /info model_id when equal, or when the
+model's path components end model_id (optionally followed by a revision: 7-64 hex characters
+or 'main'); an organisation prefix may be left out. E.g. google/flan-t5-small matches
+/mnt/datasets/model-weights/flan-t5-small/<commit-sha>.
+
+split check: two one-sided SPRTs (H0 p = declared vs H1 |p - declared| >= delta) with error
+rates alpha (false alarm) and beta (missed deviation); falls back to the exact binomial test at
+the --samples cap. Each sample is GET /info on a new connection through --tgi-url.
+"""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (flag names are part of the interface with the smoke Job)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m smoke",
+        description="Post-deploy smoke tests: TGI stable/canary, the traffic split, ModelMesh V2.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tgi = parser.add_argument_group("TGI")
+    tgi.add_argument("--tgi-url", metavar="URL", help="traffic Service in front of stable and canary")
+    tgi.add_argument("--stable-url", metavar="URL", help="stable variant's own Service (optional)")
+    tgi.add_argument("--canary-url", metavar="URL", help="canary variant's own Service (optional)")
+    tgi.add_argument("--stable-model", metavar="ID", help="model the stable variant must serve")
+    tgi.add_argument("--canary-model", metavar="ID", help="model the canary variant must serve")
+    tgi.add_argument(
+        "--canary-percent", metavar="P", type=float, help="declared canary share, 0-100; enables the split check"
+    )
+    v2 = parser.add_argument_group("ModelMesh (V2 REST)")
+    v2.add_argument("--v2-url", metavar="URL", help="V2 REST base URL, e.g. http://modelmesh-serving.ns:8008")
+    v2.add_argument(
+        "--v2-model", metavar="NAME", help="model (InferenceService) name; default: each V2 case file's model"
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("--cases", metavar="FILE", action="append", default=[], help="case file or directory (repeatable)")
+    run.add_argument(
+        "--samples", metavar="N", type=_positive_int, default=1000, help="upper bound of split samples (default 1000)"
+    )
+    run.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_positive_float,
+        default=300.0,
+        help="hard readiness deadline in seconds from the start (default 300)",
+    )
+    run.add_argument(
+        "--request-timeout",
+        metavar="S",
+        type=_positive_float,
+        default=60.0,
+        help="timeout of one health/info/split request (default 60)",
+    )
+    run.add_argument(
+        "--split-alpha", metavar="A", type=_fraction, default=0.05, help="split test false-alarm rate (default 0.05)"
+    )
+    run.add_argument(
+        "--split-beta", metavar="B", type=_fraction, default=0.10, help="split test miss rate at delta (default 0.10)"
+    )
+    run.add_argument(
+        "--split-delta",
+        metavar="D",
+        type=float,
+        default=10.0,
+        help="smallest deviation to detect, in percentage points (default 10)",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print the report as JSON on stdout (human output goes to stderr)"
+    )
+    return parser
+
+
+def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not any((args.tgi_url, args.stable_url, args.canary_url, args.v2_url)):
+        parser.error("nothing to check: give at least one of --tgi-url, --stable-url, --canary-url, --v2-url")
+    if args.canary_percent is not None:
+        if not 0 <= args.canary_percent <= 100:
+            parser.error(f"--canary-percent must be between 0 and 100, got {args.canary_percent:g}")
+        if args.tgi_url is None:
+            parser.error("--canary-percent needs --tgi-url (the split is observed through the traffic Service)")
+        if not 0 < args.split_delta <= 50:
+            parser.error(f"--split-delta must be in (0, 50] percentage points, got {args.split_delta:g}")
+        _check_split_identities(args, parser)
+    if args.v2_model is not None and args.v2_url is None:
+        parser.error("--v2-model needs --v2-url")
+
+
+def _check_split_identities(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    needed = []
+    if args.canary_percent < 100:
+        needed.append(("stable", args.stable_model, args.stable_url))
+    if args.canary_percent > 0:
+        needed.append(("canary", args.canary_model, args.canary_url))
+    for name, model, url in needed:
+        if model is None and url is None:
+            parser.error(
+                f"the split check cannot recognise the {name} variant: give --{name}-model "
+                f"(or --{name}-url to learn its model_id from /info)"
+            )
+    if args.stable_model is not None and args.stable_model == args.canary_model:
+        parser.error("--stable-model and --canary-model are equal, so the split check cannot tell the variants apart")
+
+
+def _check_v2_cases(args: argparse.Namespace, parser: argparse.ArgumentParser, v2_files: Sequence[V2CaseFile]) -> None:
+    if args.v2_url is None:
+        return
+    if not v2_files:
+        parser.error("--v2-url needs at least one V2 case file (kind: v2) in --cases")
+    if args.v2_model is not None and not any(f.model == args.v2_model for f in v2_files):
+        named = ", ".join(sorted({f"{f.model!r} ({f.path})" for f in v2_files}))
+        parser.error(f"no V2 case file is for model {args.v2_model!r}; the V2 case files name: {named}")
+
+
+def _share(percent: float | None, canary: bool) -> float | None:
+    if percent is None:
+        return None
+    return percent / 100 if canary else 1 - percent / 100
+
+
+def build_config(
+    args: argparse.Namespace, tgi_files: Sequence[TgiCaseFile], v2_files: Sequence[V2CaseFile]
+) -> RunConfig:
+    """Turn validated arguments and loaded case files into a :class:`RunConfig`."""
+    split = None
+    if args.canary_percent is not None:
+        split = SplitDesign(
+            declared=args.canary_percent / 100,
+            alpha=args.split_alpha,
+            beta=args.split_beta,
+            delta=args.split_delta / 100,
+            max_samples=args.samples,
+        )
+    return RunConfig(
+        stable=VariantSpec("stable", args.stable_url, args.stable_model, _share(args.canary_percent, canary=False)),
+        canary=VariantSpec("canary", args.canary_url, args.canary_model, _share(args.canary_percent, canary=True)),
+        tgi_url=args.tgi_url,
+        split=split,
+        v2_url=args.v2_url,
+        v2_model=args.v2_model,
+        tgi_files=tuple(tgi_files),
+        v2_files=tuple(v2_files),
+        timeout=args.timeout,
+        request_timeout=args.request_timeout,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the smoke tests; return the exit status (argparse usage errors exit 2 themselves)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(args, parser)
+    try:
+        tgi_files, v2_files = load_case_files(args.cases)
+    except CaseFileError as err:
+        print(f"{parser.prog}: error: invalid case file:\n{err}", file=sys.stderr)
+        return USAGE_ERROR
+    _check_v2_cases(args, parser, v2_files)
+    config = build_config(args, tgi_files, v2_files)
+    ui = ConsoleUi(make_console(sys.stderr if args.json else sys.stdout))
+    report = Runner(config, ui).run()
+    ui.results(report)
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    return report.exit_code

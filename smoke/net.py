@@ -1,0 +1,140 @@
+"""HTTP plumbing for the checks: retries with backoff up to a hard deadline, and error texts.
+
+Two retry policies exist. *Readiness* retries an endpoint that is still starting (connection
+refused or reset, 429/502/503/504, optionally timeouts) with exponential backoff until an
+absolute deadline, and never sleeps past it. *Brief* retries a transient failure of an endpoint
+already known to be up a few times. Anything else (4xx, 500, a wrong body) fails at once, so
+a broken variant is reported quickly instead of after the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential
+
+TRANSIENT_STATUS: frozenset[int] = frozenset({429, 502, 503, 504})
+"""Statuses of an endpoint that is starting or overloaded (TGI 503 unhealthy, 429 queue full)."""
+
+BODY_EXCERPT = 300
+
+
+class EndpointError(Exception):
+    """A request failed for good; the message says what was asked and what came back."""
+
+
+class TransientError(EndpointError):
+    """A failure worth retrying (the endpoint may still be starting)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to retry: until ``deadline`` (time.monotonic() value) or up to ``attempts`` tries."""
+
+    deadline: float | None = None
+    attempts: int = 3
+    retry_timeouts: bool = False
+    retry_status: Collection[int] = TRANSIENT_STATUS
+
+    @classmethod
+    def readiness(cls, deadline: float, retry_status: Collection[int] = TRANSIENT_STATUS) -> RetryPolicy:
+        """Retry a starting endpoint (timeouts included) until the hard deadline."""
+        return cls(deadline=deadline, retry_timeouts=True, retry_status=retry_status)
+
+    @classmethod
+    def brief(cls, attempts: int = 3) -> RetryPolicy:
+        """A few tries for an endpoint that is already up; timeouts are failures."""
+        return cls(deadline=None, attempts=attempts)
+
+
+class _StopAtDeadline(stop_base):
+    """Stop when the next attempt would start at or after an absolute monotonic deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + retry_state.upcoming_sleep >= self.deadline
+
+
+def _retrying(policy: RetryPolicy) -> Retrying:
+    stop = _StopAtDeadline(policy.deadline) if policy.deadline is not None else stop_after_attempt(policy.attempts)
+    return Retrying(
+        stop=stop,
+        wait=wait_exponential(multiplier=0.25, min=0.25, max=5.0),
+        retry=retry_if_exception_type(TransientError),
+        reraise=True,
+    )
+
+
+def excerpt(response: httpx.Response) -> str:
+    """``HTTP <status>: <first characters of the body>`` for error messages."""
+    body = response.text.strip().replace("\n", " ")
+    if len(body) > BODY_EXCERPT:
+        body = body[:BODY_EXCERPT] + "…"
+    return f"HTTP {response.status_code}: {body or '(empty body)'}"
+
+
+def _attempt(
+    client: httpx.Client, method: str, url: str, body: Any, timeout: float, policy: RetryPolicy
+) -> httpx.Response:
+    if policy.deadline is not None:
+        remaining = policy.deadline - time.monotonic()
+        if remaining > 0:
+            timeout = min(timeout, remaining)
+        # else: the deadline passed while earlier checks ran; this endpoint still gets one
+        # attempt with the full request timeout, and the stop condition allows no retry.
+    try:
+        response = client.request(method, url, json=body, timeout=timeout)
+    except httpx.TimeoutException as err:
+        kind = TransientError if (policy.retry_timeouts or isinstance(err, httpx.ConnectTimeout)) else EndpointError
+        raise kind(f"{method} {url}: no answer within {timeout:.1f} s ({type(err).__name__})") from err
+    except httpx.TransportError as err:
+        raise TransientError(f"{method} {url}: {type(err).__name__}: {err or 'connection failed'}") from err
+    if response.status_code in policy.retry_status:
+        raise TransientError(f"{method} {url}: {excerpt(response)}")
+    return response
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    policy: RetryPolicy,
+    body: Any = None,
+) -> httpx.Response:
+    """Send one request with retries; return the response (any non-transient status).
+
+    With a readiness policy, retries stop at the deadline and an attempt never runs past it,
+    except that an endpoint first reached after the deadline still gets one full attempt.
+
+    Raises :class:`EndpointError` whose message names the URL, the attempts made and the last
+    thing that came back when the endpoint stayed unavailable.
+    """
+    attempts = 0
+    started = time.monotonic()
+    try:
+        for attempt in _retrying(policy):
+            with attempt:
+                attempts += 1
+                return _attempt(client, method, url, body, timeout, policy)
+    except TransientError as err:
+        waited = time.monotonic() - started
+        raise EndpointError(f"still unavailable after {attempts} attempt(s) over {waited:.1f} s; last: {err}") from err
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def json_body(response: httpx.Response, method: str, url: str) -> Any:
+    """The decoded JSON body, or :class:`EndpointError` saying what came back instead."""
+    try:
+        return response.json()
+    except ValueError as err:
+        raise EndpointError(f"{method} {url}: expected JSON, got {excerpt(response)}") from err

@@ -1,0 +1,124 @@
+"""TGI calls used by the checks (``/health``, ``/info``, ``/generate``, ``POST /``) and model matching.
+
+Facts relied on (components-api §3.4, §3.7): ``GET /health`` answers 200 with an empty body
+(503 while unhealthy); ``GET /info`` carries ``model_id``, the exact ``--model-id`` string, so
+for a local mount it is a path such as ``/mnt/datasets/model-weights/flan-t5-small/<revision>``;
+``POST /generate`` answers ``{"generated_text": ...}`` and the compat route ``POST /`` with
+``stream: false`` answers a JSON *list* of such objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .cases import TgiCase
+from .net import EndpointError, RetryPolicy, excerpt, json_body, request
+
+_REVISION = re.compile(r"^(?:[0-9a-fA-F]{7,64}|main)$")
+
+
+def _components(model: str) -> list[str]:
+    return [part for part in model.strip().split("/") if part]
+
+
+def _ends_with(parts: list[str], tail: list[str]) -> bool:
+    return len(tail) <= len(parts) and parts[len(parts) - len(tail) :] == tail
+
+
+def model_matches(expected: str, actual: str) -> bool:
+    """Whether a served ``model_id`` (``actual``) is the ``expected`` model.
+
+    The rule, in order:
+
+    1. equal strings match;
+    2. otherwise both are split on ``/`` and the expected components must be the last
+       components of ``actual``, or the ones just before a final *revision* component (a hex
+       commit id of 7-64 characters, or ``main``);
+    3. the same with the expected organisation dropped (``google/flan-t5-small`` is tried as
+       ``flan-t5-small``), because staged copies are usually stored under the bare model name.
+
+    So ``flan-t5-small`` and ``google/flan-t5-small`` both match
+    ``/mnt/datasets/model-weights/flan-t5-small/0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab``,
+    while ``flan-t5-base`` and ``t5-small`` do not (components must match whole).
+    """
+    if expected == actual:
+        return True
+    want = _components(expected)
+    have = _components(actual)
+    if not want or not have:
+        return False
+    candidates = [want, want[1:]] if len(want) >= 2 else [want]
+    stripped = have[:-1] if len(have) >= 2 and _REVISION.match(have[-1]) else None
+    return any(_ends_with(have, tail) or (stripped is not None and _ends_with(stripped, tail)) for tail in candidates)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The text a variant generated for one case, and how long the request took."""
+
+    text: str
+    latency_s: float
+    route: str
+
+
+class TgiClient:
+    """Calls one TGI endpoint (a variant's Service or the traffic Service)."""
+
+    def __init__(self, base_url: str, client: httpx.Client, request_timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.request_timeout = request_timeout
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` on this endpoint."""
+        return f"{self.base_url}{path}"
+
+    def health(self, policy: RetryPolicy) -> None:
+        """``GET /health`` must answer 200."""
+        url = self.url("/health")
+        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
+        if response.status_code != 200:
+            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
+
+    def info(self, policy: RetryPolicy) -> Mapping[str, Any]:
+        """``GET /info``; the body must be an object with a string ``model_id``."""
+        url = self.url("/info")
+        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
+        if response.status_code != 200:
+            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
+        body = json_body(response, "GET", url)
+        if not isinstance(body, dict) or not isinstance(body.get("model_id"), str):
+            raise EndpointError(f"GET {url}: no string model_id in {excerpt(response)}")
+        return body
+
+    def generate(self, case: TgiCase, policy: RetryPolicy) -> Generation:
+        """Run one case on its route and return the generated text with the request latency."""
+        if case.route == "compat":
+            url = self.url("/")
+            body: dict[str, Any] = {"inputs": case.prompt, "parameters": dict(case.parameters), "stream": False}
+        else:
+            url = self.url("/generate")
+            body = {"inputs": case.prompt, "parameters": dict(case.parameters)}
+        response = request(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
+        latency = response.elapsed.total_seconds()  # the successful attempt only, not retries
+        if response.status_code != 200:
+            raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
+        payload = json_body(response, "POST", url)
+        return Generation(text=_generated_text(payload, case.route, url, response), latency_s=latency, route=case.route)
+
+
+def _generated_text(payload: Any, route: str, url: str, response: httpx.Response) -> str:
+    if route == "compat":
+        if not isinstance(payload, list) or not payload:
+            raise EndpointError(
+                f"POST {url}: the compat route should answer a non-empty JSON list, got {excerpt(response)}"
+            )
+        payload = payload[0]
+    if not isinstance(payload, dict) or not isinstance(payload.get("generated_text"), str):
+        raise EndpointError(f"POST {url}: no string generated_text in {excerpt(response)}")
+    return str(payload["generated_text"])

@@ -7,7 +7,7 @@ has to be built or trusted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,8 @@ class StagedModel:
     revision: str
     prefix: str
     """Object prefix in the bucket (``<path>/<revision>``)."""
+    extra_args: tuple[str, ...] = ()
+    """More flags of the tool for this model, e.g. ``--allow-patterns`` for a non-TGI model."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,11 @@ class ModelStagingArgs:
     timeout_seconds: int = 3600
     service_account: pulumi.Input[str] | None = None
     """Service account of the Jobs (for IRSA / Pod Identity on EKS)."""
+    service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None
+    """When set, the component creates ``service_account`` with these annotations (IRSA's
+    ``eks.amazonaws.com/role-arn``); otherwise the account must exist."""
+    region: str | None = None
+    """AWS region of the bucket (``AWS_REGION`` of the Jobs: SigV4 signs for it); None for MinIO."""
 
 
 class ModelStaging(pulumi.ComponentResource):
@@ -86,10 +93,20 @@ class ModelStaging(pulumi.ComponentResource):
             data=read_tool_files(),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        service_account = args.service_account
+        if args.service_account is not None and args.service_account_annotations:
+            account = k8s.core.v1.ServiceAccount(
+                f"{name}-sa",
+                metadata={"name": args.service_account, "namespace": args.namespace, "labels": labels,
+                          "annotations": dict(args.service_account_annotations)},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            service_account = account.metadata.name  # the Jobs wait for the account
         self.jobs: dict[str, k8s.batch.v1.Job] = {}
         for model in args.models:
             env: list[dict[str, object]] = [
                 {"name": "S3_ENDPOINT", "value": args.endpoint},
+                *([{"name": "AWS_REGION", "value": args.region}] if args.region else []),
                 {"name": "HOME", "value": "/tmp"},
                 {"name": "HF_HOME", "value": "/tmp/hf"},
                 {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
@@ -97,7 +114,7 @@ class ModelStaging(pulumi.ComponentResource):
             ]
             env_from = [{"secretRef": {"name": args.credentials_secret}}] if args.credentials_secret else []
             pod_spec: dict[str, object] = {
-                "restartPolicy": "OnFailure",
+                "restartPolicy": "Never",
                 "securityContext": pod_security(),
                 "enableServiceLinks": False,
                 "automountServiceAccountToken": args.service_account is not None,
@@ -105,8 +122,8 @@ class ModelStaging(pulumi.ComponentResource):
                     "name": "stage",
                     "image": args.image,
                     "command": staging_command(),
-                    "args": staging_args(repo_id=model.repo_id, revision=model.revision,
-                                         bucket=args.bucket, prefix=model.prefix),
+                    "args": [*staging_args(repo_id=model.repo_id, revision=model.revision,
+                                           bucket=args.bucket, prefix=model.prefix), *model.extra_args],
                     "env": env,
                     "envFrom": env_from,
                     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
@@ -119,14 +136,20 @@ class ModelStaging(pulumi.ComponentResource):
                 "volumes": [{"name": "tool", "configMap": {"name": tool.metadata.name}},
                             tmp_volume(size="50Gi")],
             }
-            if args.service_account is not None:
-                pod_spec["serviceAccountName"] = args.service_account
+            if service_account is not None:
+                pod_spec["serviceAccountName"] = service_account
             self.jobs[model.role] = k8s.batch.v1.Job(
                 f"{name}-{model.role}",
                 metadata={"namespace": args.namespace,
                           "labels": {**labels, "llm-ab/model-role": model.role}},
                 spec={
                     "backoffLimit": 3,
+                    # Usage (2), source (4) and verification (5) errors won't heal on a retry; S3
+                    # errors (3) may (MinIO users still being created), so only those are retried.
+                    "podFailurePolicy": {"rules": [{
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "stage", "operator": "In", "values": [2, 4, 5]},
+                    }]},
                     "activeDeadlineSeconds": args.timeout_seconds,
                     "template": {
                         "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true",

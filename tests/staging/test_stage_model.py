@@ -1,0 +1,1091 @@
+"""Tests of staging/stage_model.py against a real S3 server (moto's, with IAM auth on).
+
+The server runs in a child process on a free loopback port. Right after start
+the fixture creates IAM users and then switches moto's request authentication
+on (POST /moto-api/reset-auth 0), so S3 checks signatures and policies like
+MinIO does: unknown keys get InvalidAccessKeyId, a wrong secret
+SignatureDoesNotMatch, a user without a policy AccessDenied.
+
+The Hugging Face Hub is never contacted: most tests stage from --source-dir or
+replace the tool's hub_* functions; the real huggingface_hub path runs in a
+subprocess against a small fake Hub on loopback (HF_ENDPOINT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "staging" / "stage_model.py"
+COMMIT_1 = "1" * 40
+COMMIT_2 = "2" * 40
+MANIFEST = ".llm-ab-manifest.json"
+REGION = "us-east-1"
+
+MOTO_CHILD = """
+import sys, time
+delay, port = float(sys.argv[1]), int(sys.argv[2])
+time.sleep(delay)
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # lives until the test closes our stdin
+"""
+
+
+def start_moto(delay: float = 0.0, port: int = 0) -> tuple[subprocess.Popen, int | None]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MOTO_CHILD, str(delay), str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    if delay:
+        return proc, None
+    line = proc.stdout.readline()
+    assert line.strip().isdigit(), f"moto server did not start: {line!r}"
+    return proc, int(line)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def s3_client(endpoint: str, key: str, secret: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+    )
+
+
+class S3Server:
+    def __init__(self, endpoint: str, creds: dict[str, tuple[str, str]]):
+        self.endpoint = endpoint
+        self.creds = creds  # user -> (access key id, secret)
+        self.s3 = s3_client(endpoint, *creds["stager"])
+        self._buckets = itertools.count(1)
+
+    def new_bucket(self) -> str:
+        name = f"models-{next(self._buckets)}"
+        self.s3.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+    def manifest(self, bucket: str, prefix: str) -> dict:
+        return json.loads(self.s3.get_object(Bucket=bucket, Key=f"{prefix}/{MANIFEST}")["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, port = start_moto()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        iam = boto3.client(
+            "iam", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="setup", aws_secret_access_key="setup"
+        )
+        creds = {}
+        for user in ("stager", "nobody"):
+            iam.create_user(UserName=user)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            creds[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        iam.put_user_policy(
+            UserName="stager",
+            PolicyName="staging",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            ),
+        )
+        # From here on every request must be signed by a known key and allowed by its policy.
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+        )
+        assert json.loads(urllib.request.urlopen(request, timeout=10).read())["status"] == "ok"
+        yield S3Server(endpoint, creds)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_botocore_data():
+    """Parse botocore's JSON service models once, not once per boto3 session the tool makes (speed only)."""
+    import boto3.session
+    import botocore.session
+
+    loader = botocore.session.Session().get_component("data_loader")
+    real_session = boto3.session.Session
+
+    def session(*args, botocore_session=None, **kwargs):
+        if botocore_session is None:
+            botocore_session = botocore.session.Session()
+            botocore_session.register_component("data_loader", loader)
+        made = real_session(*args, botocore_session=botocore_session, **kwargs)
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))  # boto3 appends its data path each time
+        return made
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(boto3.session, "Session", session)
+        yield
+
+
+@pytest.fixture(scope="module")
+def sm():
+    """The tool, loaded from its file as the Job runs it (not as a package module)."""
+    spec = importlib.util.spec_from_file_location("stage_model_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(autouse=True)
+def env(server, monkeypatch, tmp_path):
+    """A clean, offline environment with the stager's credentials, for every test; a dict for subprocesses."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "STAGING_", "HF_")):
+            monkeypatch.delenv(name)
+    key, secret = server.creds["stager"]
+    settings = {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_EC2_METADATA_DISABLED": "true",  # never probe the instance metadata address
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return dict(os.environ)
+
+
+@pytest.fixture
+def bucket(server):
+    return server.new_bucket()
+
+
+def write_model(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def model_files(seed: str = "v1") -> dict[str, bytes]:
+    weights = hashlib.sha256(seed.encode()).digest() * 4096  # 128 KiB, differs per seed
+    return {
+        "config.json": b'{"model_type": "t5", "d_model": 512}\n',
+        "tokenizer.json": b'{"version": "1.0", "seed": "%s"}\n' % seed.encode(),
+        "spiece.model": b"\x00sentencepiece\x01",
+        "model.safetensors": weights,
+        "1_Pooling/config.json": b'{"pooling": "mean"}\n',
+        "README.md": b"# not staged\n",
+        "pytorch_model.bin": b"pickled weights, not staged",
+        ".cache/huggingface/download/model.safetensors.metadata": b"hub bookkeeping, not staged",
+    }
+
+
+STAGED = ["1_Pooling/config.json", "config.json", "model.safetensors", "spiece.model", "tokenizer.json"]
+
+
+class Recorder:
+    """Records the S3 operations the tool's clients make (botocore before-call events)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str | None]] = []
+
+    def __call__(self, params, model, **_):
+        self.calls.append((model.name, params.get("Key")))
+
+    def writes(self) -> list[tuple[str, str | None]]:
+        ops = {
+            "PutObject",
+            "CreateMultipartUpload",
+            "UploadPart",
+            "CompleteMultipartUpload",
+            "DeleteObject",
+            "CopyObject",
+        }
+        return [c for c in self.calls if c[0] in ops]
+
+
+@pytest.fixture
+def recorder(sm, monkeypatch):
+    rec = Recorder()
+    original = sm.make_client
+
+    def make_client(opts, **kwargs):
+        client = original(opts, **kwargs)
+        client.meta.events.register("before-parameter-build.s3", rec)
+        return client
+
+    monkeypatch.setattr(sm, "make_client", make_client)
+    return rec
+
+
+class FakeHub:
+    """Stands in for the tool's hub_* functions; records how it was called."""
+
+    def __init__(self, files: dict[str, bytes], commit: str = COMMIT_1, tags: dict[str, str] | None = None):
+        self.files = files
+        self.commit = commit
+        self.tags = tags or {}
+        self.downloads: list[dict] = []
+        self.resolved: list[str] = []
+
+    def install(self, sm, monkeypatch):
+        monkeypatch.setattr(sm, "hub_snapshot_download", self.snapshot_download)
+        monkeypatch.setattr(sm, "hub_list_files", self.list_files)
+        monkeypatch.setattr(sm, "hub_resolve_commit", self.resolve)
+        self.sm = sm
+        return self
+
+    def resolve(self, _repo_id, revision):
+        self.resolved.append(revision)
+        return self.tags[revision]
+
+    def list_files(self, _repo_id, commit):
+        assert commit == self.commit
+        return {
+            name: self.sm.HubFile(size=len(data), sha256=hashlib.sha256(data).hexdigest(), git_oid=None)
+            for name, data in self.files.items()
+            if not name.startswith(".cache/")
+        }
+
+    def snapshot_download(self, repo_id, revision, allow_patterns, local_dir):
+        self.downloads.append(
+            {"repo_id": repo_id, "revision": revision, "allow_patterns": list(allow_patterns), "local_dir": local_dir}
+        )
+        matching = {n: d for n, d in self.files.items() if self.sm.matches(n, allow_patterns)}
+        write_model(Path(local_dir), matching)
+        write_model(Path(local_dir), {".cache/huggingface/trees/x.json": b"{}"})  # as huggingface_hub does
+        return local_dir
+
+
+def run(sm, capsys, *args: str) -> tuple[int, str, str]:
+    code = sm.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_cli(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *[str(a) for a in args]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+
+
+def common(server, bucket, prefix="models/flan-t5-small", revision=COMMIT_1, repo="google/flan-t5-small"):
+    return [
+        "--repo-id",
+        repo,
+        "--revision",
+        revision,
+        "--bucket",
+        bucket,
+        "--prefix",
+        prefix,
+        "--endpoint-url",
+        server.endpoint,
+    ]
+
+
+# --------------------------------------------------------------------- staging
+
+
+def test_stages_matching_files_with_sizes_sha256_metadata_and_manifest(sm, server, bucket, tmp_path, capsys):
+    files = model_files()
+    src = write_model(tmp_path / "src", files)
+
+    code, out, err = run(sm, capsys, *common(server, bucket), "--source-dir", src)
+
+    assert code == 0, err
+    assert out.strip() == (
+        f"staged: google/flan-t5-small@{COMMIT_1} at s3://{bucket}/models/flan-t5-small/ (5 files, 5 uploaded)"
+    )
+    prefix = "models/flan-t5-small/"
+    assert server.keys(bucket) == sorted([prefix + p for p in STAGED] + [prefix + MANIFEST])
+    for path in STAGED:
+        obj = server.s3.get_object(Bucket=bucket, Key=prefix + path)
+        body = obj["Body"].read()
+        assert body == files[path]
+        assert obj["ContentLength"] == len(files[path])
+        assert obj["Metadata"] == {"sha256": hashlib.sha256(files[path]).hexdigest()}
+    manifest = server.manifest(bucket, "models/flan-t5-small")
+    assert manifest["format"] == "llm-ab-staging/1"
+    assert (manifest["repo_id"], manifest["revision"], manifest["commit"], manifest["source"]) == (
+        "google/flan-t5-small",
+        COMMIT_1,
+        None,
+        "local",
+    )
+    assert manifest["allow_patterns"] == ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
+    assert manifest["allow_bin"] is False
+    assert manifest["files"] == [
+        {"path": p, "size": len(files[p]), "sha256": hashlib.sha256(files[p]).hexdigest()} for p in STAGED
+    ]
+    assert manifest["total_bytes"] == sum(len(files[p]) for p in STAGED)
+
+
+def test_manifest_is_written_after_every_file(sm, server, bucket, tmp_path, capsys, recorder):
+    src = write_model(tmp_path / "src", model_files())
+
+    code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", src)
+
+    assert code == 0, err
+    puts = [key for op, key in recorder.writes() if op == "PutObject"]
+    assert sorted(puts[:-1]) == ["models/flan-t5-small/" + p for p in STAGED]
+    assert puts[-1] == f"models/flan-t5-small/{MANIFEST}"
+
+
+def test_failed_upload_leaves_no_manifest_so_the_prefix_never_looks_complete(
+    sm, server, bucket, tmp_path, capsys, monkeypatch
+):
+    prefix = "models/flan-t5-small"
+    old = write_model(tmp_path / "old", model_files("v1"))
+    assert run(sm, capsys, *common(server, bucket), "--source-dir", old)[0] == 0
+    new = write_model(tmp_path / "new", model_files("v2"))
+    real_upload = sm.upload_file
+    uploads = []
+
+    def upload_then_fail(client, opts, f, config):
+        uploads.append(f.path)
+        if f.path == "tokenizer.json":  # model.safetensors of the new revision is already up
+            raise ConnectionResetError("connection reset by peer")
+        real_upload(client, opts, f, config)
+
+    monkeypatch.setattr(sm, "upload_file", upload_then_fail)
+
+    with pytest.raises(ConnectionResetError):
+        sm.main(common(server, bucket, revision=COMMIT_2) + ["--source-dir", str(new)])
+
+    assert uploads == ["model.safetensors", "tokenizer.json"]  # the other files were unchanged
+    new_weights = server.s3.get_object(Bucket=bucket, Key=f"{prefix}/model.safetensors")["Body"].read()
+    assert new_weights == model_files("v2")["model.safetensors"]
+    assert f"{prefix}/{MANIFEST}" not in server.keys(bucket)  # neither the old one nor a new one
+    monkeypatch.setattr(sm, "upload_file", real_upload)
+    code, _, err = run(sm, capsys, *common(server, bucket, revision=COMMIT_2), "--source-dir", new)
+    assert code == 0, err
+    assert server.manifest(bucket, prefix)["revision"] == COMMIT_2
+
+
+def test_second_run_skips_without_downloading_or_writing(sm, server, bucket, capsys, monkeypatch, recorder):
+    hub = FakeHub(model_files()).install(sm, monkeypatch)
+    assert run(sm, capsys, *common(server, bucket))[0] == 0
+    assert len(hub.downloads) == 1
+    before = {
+        k: (h["ETag"], h["LastModified"])
+        for k in server.keys(bucket)
+        for h in [server.s3.head_object(Bucket=bucket, Key=k)]
+    }
+    recorder.calls.clear()
+
+    code, out, err = run(sm, capsys, *common(server, bucket))
+
+    assert code == 0, err
+    assert out.strip() == f"already staged: google/flan-t5-small@{COMMIT_1} at s3://{bucket}/models/flan-t5-small/"
+    assert "already staged" in err
+    assert len(hub.downloads) == 1  # no second download
+    assert recorder.writes() == []
+    assert {op for op, _ in recorder.calls} == {"ListObjectsV2", "GetObject", "HeadObject"}
+    after = {
+        k: (h["ETag"], h["LastModified"])
+        for k in server.keys(bucket)
+        for h in [server.s3.head_object(Bucket=bucket, Key=k)]
+    }
+    assert after == before
+
+
+def test_hub_download_gets_the_pinned_commit_and_allow_patterns(sm, server, bucket, tmp_path, capsys, monkeypatch):
+    hub = FakeHub(model_files()).install(sm, monkeypatch)
+
+    code, _, err = run(
+        sm, capsys, *common(server, bucket), "--work-dir", tmp_path, "--allow-patterns", "*.json,*.safetensors"
+    )
+
+    assert code == 0, err
+    assert hub.resolved == []  # a commit sha needs no resolving
+    [call] = hub.downloads
+    assert call["repo_id"] == "google/flan-t5-small"
+    assert call["revision"] == COMMIT_1
+    assert call["allow_patterns"] == ["*.json", "*.safetensors"]
+    assert Path(call["local_dir"]).parent.parent == tmp_path
+    assert not Path(call["local_dir"]).exists()  # the download is cleaned up
+    manifest = server.manifest(bucket, "models/flan-t5-small")
+    assert [f["path"] for f in manifest["files"]] == [
+        "1_Pooling/config.json",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    assert (manifest["commit"], manifest["source"]) == (COMMIT_1, "hub")
+
+
+def test_tag_revision_is_resolved_and_a_moved_tag_restages(sm, server, bucket, capsys, monkeypatch):
+    hub = FakeHub(model_files("v1"), commit=COMMIT_1, tags={"v1.0": COMMIT_1}).install(sm, monkeypatch)
+    code, _, err = run(sm, capsys, *common(server, bucket, revision="v1.0"))
+    assert code == 0, err
+    assert "is not a commit sha" in err
+    assert [d["revision"] for d in hub.downloads] == [COMMIT_1]
+    manifest = server.manifest(bucket, "models/flan-t5-small")
+    assert (manifest["revision"], manifest["commit"]) == ("v1.0", COMMIT_1)
+
+    assert run(sm, capsys, *common(server, bucket, revision="v1.0"))[0] == 0
+    assert len(hub.downloads) == 1  # same tag, same commit: skipped
+
+    hub.files, hub.commit, hub.tags["v1.0"] = model_files("v2"), COMMIT_2, COMMIT_2
+    code, _, err = run(sm, capsys, *common(server, bucket, revision="v1.0"))
+    assert code == 0, err
+    assert f"v1.0 now points to {COMMIT_2}" in err
+    assert [d["revision"] for d in hub.downloads] == [COMMIT_1, COMMIT_2]
+    assert server.manifest(bucket, "models/flan-t5-small")["commit"] == COMMIT_2
+
+
+def test_changed_revision_restages_keeps_identical_files_and_deletes_dropped_ones(sm, server, bucket, tmp_path, capsys):
+    prefix = "models/flan-t5-small"
+    old_files = model_files("v1") | {"special_tokens_map.json": b"{}"}
+    new_files = model_files("v2")  # new weights and tokenizer, same config, no special_tokens_map.json
+    server.s3.put_object(Bucket=bucket, Key="models/flan-t5-small-large/model.safetensors", Body=b"sibling")
+    assert run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "a", old_files))[0] == 0
+
+    code, _, err = run(
+        sm, capsys, *common(server, bucket, revision=COMMIT_2), "--source-dir", write_model(tmp_path / "b", new_files)
+    )
+
+    assert code == 0, err
+    assert f"bucket holds google/flan-t5-small@{COMMIT_1}" in err
+    assert f"deleted {prefix}/special_tokens_map.json" in err
+    assert server.manifest(bucket, prefix)["revision"] == COMMIT_2
+    assert server.keys(bucket) == sorted(
+        [f"{prefix}/{p}" for p in STAGED] + [f"{prefix}/{MANIFEST}", "models/flan-t5-small-large/model.safetensors"]
+    )
+    body = server.s3.get_object(Bucket=bucket, Key=f"{prefix}/model.safetensors")["Body"].read()
+    assert body == new_files["model.safetensors"]
+
+
+def test_json_summary_lists_uploaded_unchanged_and_deleted_files(sm, server, bucket, tmp_path, capsys):
+    old_files = model_files("v1") | {"special_tokens_map.json": b"{}"}
+    assert run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "a", old_files))[0] == 0
+
+    code, out, err = run(
+        sm,
+        capsys,
+        *common(server, bucket, revision=COMMIT_2),
+        "--source-dir",
+        write_model(tmp_path / "b", model_files("v2")),
+        "--json",
+    )
+
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "staged"
+    assert summary["revision"] == COMMIT_2
+    assert summary["uploaded"] == ["model.safetensors", "tokenizer.json"]
+    assert summary["unchanged"] == ["1_Pooling/config.json", "config.json", "spiece.model"]
+    assert summary["deleted"] == ["special_tokens_map.json"]
+    assert summary["files"] == 5
+    assert summary["manifest_key"] == f"models/flan-t5-small/{MANIFEST}"
+
+
+def test_missing_object_makes_the_skip_check_restage_that_file(sm, server, bucket, tmp_path, capsys, recorder):
+    src = write_model(tmp_path / "src", model_files())
+    assert run(sm, capsys, *common(server, bucket), "--source-dir", src)[0] == 0
+    server.s3.delete_object(Bucket=bucket, Key="models/flan-t5-small/tokenizer.json")
+    recorder.calls.clear()
+
+    code, out, err = run(sm, capsys, *common(server, bucket), "--source-dir", src, "--json")
+
+    assert code == 0, err
+    assert "(tokenizer.json: missing)" in err
+    summary = json.loads(out)
+    assert summary["uploaded"] == ["tokenizer.json"]
+    assert len(summary["unchanged"]) == 4
+    assert [key for op, key in recorder.writes() if op == "PutObject"] == [
+        "models/flan-t5-small/tokenizer.json",
+        f"models/flan-t5-small/{MANIFEST}",
+    ]
+    body = server.s3.get_object(Bucket=bucket, Key="models/flan-t5-small/tokenizer.json")["Body"].read()
+    assert body == model_files()["tokenizer.json"]
+
+
+@pytest.mark.parametrize(
+    "corruption, reason",
+    [
+        ("truncated", "model.safetensors: size 1000 != 131072"),
+        ("rewritten without metadata", "model.safetensors: sha256 metadata (none) != "),
+    ],
+)
+def test_corrupted_object_is_detected_and_replaced(sm, server, bucket, tmp_path, capsys, corruption, reason):
+    files = model_files()
+    src = write_model(tmp_path / "src", files)
+    assert run(sm, capsys, *common(server, bucket), "--source-dir", src)[0] == 0
+    key = "models/flan-t5-small/model.safetensors"
+    sha = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    if corruption == "truncated":
+        server.s3.put_object(Bucket=bucket, Key=key, Body=files["model.safetensors"][:1000], Metadata={"sha256": sha})
+    else:
+        server.s3.put_object(Bucket=bucket, Key=key, Body=b"x" * len(files["model.safetensors"]))
+
+    code, out, err = run(sm, capsys, *common(server, bucket), "--source-dir", src, "--json")
+
+    assert code == 0, err
+    assert reason in err
+    assert json.loads(out)["uploaded"] == ["model.safetensors"]
+    obj = server.s3.get_object(Bucket=bucket, Key=key)
+    assert obj["Body"].read() == files["model.safetensors"]
+    assert obj["Metadata"] == {"sha256": sha}
+
+
+@pytest.mark.parametrize("mismatch", ["size", "sha256"])
+def test_upload_verification_failure_names_the_file_and_exits_5(
+    sm, server, bucket, tmp_path, capsys, monkeypatch, mismatch
+):
+    src = write_model(tmp_path / "src", model_files())
+
+    def bad_upload(client, opts, f, _config):
+        body = Path(f.abspath).read_bytes()
+        sha = hashlib.sha256(body).hexdigest()
+        if f.path == "model.safetensors":
+            if mismatch == "size":
+                body = body[:-1]  # lost a byte on the way
+            else:
+                sha = "0" * 64
+        client.put_object(Bucket=opts.bucket, Key=opts.key(f.path), Body=body, Metadata={"sha256": sha})
+
+    monkeypatch.setattr(sm, "upload_file", bad_upload)
+
+    code, out, err = run(sm, capsys, *common(server, bucket), "--source-dir", src, "--json")
+
+    assert code == 5
+    key = f"s3://{bucket}/models/flan-t5-small/model.safetensors"
+    expected = "size 131071 != 131072" if mismatch == "size" else "sha256 metadata " + "0" * 64
+    assert f"verification failed for model.safetensors ({key}) after upload: {expected}" in err
+    assert json.loads(out)["exit_code"] == 5
+    assert f"models/flan-t5-small/{MANIFEST}" not in server.keys(bucket)
+
+
+def test_multipart_upload_of_a_large_file_is_verified(sm, server, bucket, tmp_path, capsys, recorder):
+    big = os.urandom(6 * 1024 * 1024 + 123)
+    src = write_model(tmp_path / "src", {"config.json": b"{}", "model.safetensors": big})
+
+    code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", src, "--multipart-threshold-mb", "5")
+
+    assert code == 0, err
+    parts = [key for op, key in recorder.writes() if op == "UploadPart"]
+    assert parts == ["models/flan-t5-small/model.safetensors"] * 2
+    head = server.s3.head_object(Bucket=bucket, Key="models/flan-t5-small/model.safetensors")
+    assert head["ContentLength"] == len(big)
+    assert head["ETag"].strip('"').endswith("-2")
+    assert head["Metadata"] == {"sha256": hashlib.sha256(big).hexdigest()}
+
+
+# ----------------------------------------------------------------- bad sources
+
+
+def test_snapshot_without_safetensors_fails_clearly(sm, server, bucket, tmp_path, capsys):
+    src = write_model(tmp_path / "src", {"config.json": b"{}", "pytorch_model.bin": b"pickle"})
+
+    code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", src)
+
+    assert code == 4
+    assert err.strip().splitlines()[-1] == (
+        f"stage_model: error: google/flan-t5-small@{COMMIT_1} has no *.safetensors among the staged files "
+        "(config.json): TGI on a read-only mount cannot convert *.bin weights; stage a revision with "
+        "safetensors, or pass --allow-bin to stage *.bin weights anyway"
+    )
+    assert server.keys(bucket) == []
+
+
+def test_allow_bin_stages_bin_weights_only_when_there_are_no_safetensors(sm, server, bucket, tmp_path, capsys):
+    bin_only = write_model(tmp_path / "bin", {"config.json": b"{}", "pytorch_model.bin": b"pickle"})
+    code, _, err = run(sm, capsys, *common(server, bucket, prefix="a"), "--source-dir", bin_only, "--allow-bin")
+    assert code == 0, err
+    assert server.keys(bucket) == ["a/.llm-ab-manifest.json", "a/config.json", "a/pytorch_model.bin"]
+    assert server.manifest(bucket, "a")["allow_bin"] is True
+
+    both = write_model(tmp_path / "both", model_files())
+    code, _, err = run(sm, capsys, *common(server, bucket, prefix="b"), "--source-dir", both, "--allow-bin")
+    assert code == 0, err
+    assert "b/pytorch_model.bin" not in server.keys(bucket)
+    assert "b/model.safetensors" in server.keys(bucket)
+
+
+def test_hub_revision_without_safetensors_fails_before_downloading(sm, server, bucket, capsys, monkeypatch):
+    hub = FakeHub({"config.json": b"{}", "pytorch_model.bin": b"pickle"}).install(sm, monkeypatch)
+
+    code, _, err = run(sm, capsys, *common(server, bucket))
+
+    assert code == 4
+    assert "has no *.safetensors among the staged files (config.json)" in err
+    assert hub.downloads == []
+
+
+def test_download_that_differs_from_the_hub_listing_fails(sm, server, bucket, capsys, monkeypatch):
+    hub = FakeHub(model_files()).install(sm, monkeypatch)
+    listed = hub.list_files
+
+    def listing_with_other_sha(repo_id, commit):
+        out = listed(repo_id, commit)
+        out["model.safetensors"] = sm.HubFile(size=out["model.safetensors"].size, sha256="f" * 64, git_oid=None)
+        return out
+
+    monkeypatch.setattr(sm, "hub_list_files", listing_with_other_sha)
+
+    code, _, err = run(sm, capsys, *common(server, bucket))
+
+    assert code == 4
+    assert "model.safetensors: sha256 " in err and "differs from the Hub's " + "f" * 64 in err
+    assert server.keys(bucket) == []
+
+
+def test_hub_errors_are_reported_without_traceback(sm, server, bucket, capsys, monkeypatch):
+    class RepositoryNotFoundError(Exception):
+        pass
+
+    def not_found(*_args):
+        raise RepositoryNotFoundError("404 Client Error. Repository Not Found for url: .../api/models/google/nope")
+
+    monkeypatch.setattr(sm, "hub_list_files", not_found)
+
+    code, _, err = run(sm, capsys, *common(server, bucket, repo="google/nope"))
+
+    assert code == 4
+    assert err.strip().splitlines()[-1] == (
+        f"stage_model: error: listing google/nope@{COMMIT_1} failed: RepositoryNotFoundError: 404 Client Error. "
+        "Repository Not Found for url: .../api/models/google/nope (check repo id and revision)"
+    )
+
+
+# --------------------------------------------------------------------- S3 errors
+
+
+@pytest.mark.parametrize(
+    "who, code_name",
+    [("unknown key", "InvalidAccessKeyId"), ("wrong secret", "SignatureDoesNotMatch")],
+)
+def test_bad_credentials_exit_3_with_a_clear_message(sm, server, bucket, tmp_path, capsys, monkeypatch, who, code_name):
+    if who == "unknown key":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
+    else:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.creds["stager"][1] + "x")
+
+    code, out, err = run(
+        sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files())
+    )
+
+    assert code == 3
+    assert err == (
+        f"stage_model: error: S3 rejected the credentials for endpoint {server.endpoint} ({code_name}): "
+        "check the staging Secret\n"
+    )
+    assert out == ""
+
+
+def test_credentials_without_s3_permissions_exit_3_access_denied(sm, server, bucket, tmp_path, capsys, monkeypatch):
+    key, secret = server.creds["nobody"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+
+    code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files()))
+
+    assert code == 3
+    assert err == (
+        f"stage_model: error: S3 denied access to bucket '{bucket}' at endpoint {server.endpoint} (AccessDenied): "
+        "the staging credentials need s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it\n"
+    )
+
+
+def test_no_credentials_at_all_exit_3(sm, server, bucket, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+    code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files()))
+
+    assert code == 3
+    assert err == (
+        f"stage_model: error: no usable S3 credentials for endpoint {server.endpoint} (NoCredentialsError): set "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the staging Secret (or use IRSA)\n"
+    )
+
+
+def test_missing_bucket_exits_3_and_json_reports_the_error(server, env, tmp_path):
+    proc = run_cli(
+        env, *common(server, "no-such-bucket"), "--source-dir", write_model(tmp_path / "src", model_files()), "--json"
+    )
+
+    assert proc.returncode == 3
+    message = (
+        f"bucket 'no-such-bucket' does not exist at endpoint {server.endpoint} (create it or pass --create-bucket)"
+    )
+    assert proc.stderr.strip() == f"stage_model: error: {message}"
+    assert json.loads(proc.stdout) == {"status": "error", "exit_code": 3, "error": message}
+
+
+def test_create_bucket_creates_a_missing_bucket(sm, server, tmp_path, capsys):
+    code, _, err = run(
+        sm,
+        capsys,
+        *common(server, "created-by-stager"),
+        "--source-dir",
+        write_model(tmp_path / "s", model_files()),
+        "--create-bucket",
+    )
+
+    assert code == 0, err
+    assert "created bucket 'created-by-stager'" in err
+    assert len(server.keys("created-by-stager")) == 6
+
+
+def test_unreachable_endpoint_fails_fast_with_a_clear_error(sm, tmp_path, capsys):
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+
+    code, _, err = run(
+        sm, capsys,
+        "--repo-id", "google/flan-t5-small", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m",
+        "--endpoint-url", f"http://127.0.0.1:{port}", "--source-dir", write_model(tmp_path / "src", model_files()),
+        "--wait-seconds", "1",
+    )  # fmt: skip
+
+    elapsed = time.monotonic() - started
+    assert code == 3
+    waiting, error = err.splitlines()
+    assert re.fullmatch(
+        rf"stage_model: waiting for S3 endpoint http://127\.0\.0\.1:{port} "
+        r"\(cannot connect \(EndpointConnectionError\)\); retrying in (0\.\d|1\.0)s",  # the rest of the 1 s
+        waiting,
+    )
+    assert error == (
+        f"stage_model: error: S3 endpoint http://127.0.0.1:{port} still unusable after waiting 1s (2 attempts; "
+        "last: cannot connect (EndpointConnectionError)): is it running and is --endpoint-url right?"
+    )
+    assert elapsed < 5
+
+
+def test_waits_for_an_endpoint_that_starts_late(sm, tmp_path, capsys):
+    port = free_port()
+    late, _ = start_moto(delay=0.5, port=port)  # a fresh moto (no auth, no buckets), listening after >= 0.5 s
+    try:
+        code, out, err = run(
+            sm, capsys,
+            "--repo-id", "google/flan-t5-small", "--revision", COMMIT_1, "--bucket", "late", "--prefix", "m",
+            "--endpoint-url", f"http://127.0.0.1:{port}", "--source-dir", write_model(tmp_path / "src", model_files()),
+            "--wait-seconds", "30", "--create-bucket",
+        )  # fmt: skip
+    finally:
+        stop(late)
+
+    assert code == 0, err
+    assert err.startswith(f"stage_model: waiting for S3 endpoint http://127.0.0.1:{port} (cannot connect")
+    assert re.search(rf"S3 endpoint http://127.0.0.1:{port} answered after [2-9] attempts", err)
+    assert "created bucket 'late'" in err
+    assert out == f"staged: google/flan-t5-small@{COMMIT_1} at s3://late/m/ (5 files, 5 uploaded)\n"
+
+
+def test_starting_server_answers_are_retried_until_the_bucket_is_usable(sm, monkeypatch):
+    """MinIO answers 503 XMinioServerNotInitialized while it starts: wait, don't fail."""
+    from botocore.exceptions import ClientError
+
+    answers = [503, 503, 200]
+    sleeps: list[float] = []
+
+    class StartingMinio:
+        def list_objects_v2(self, **kwargs):
+            assert kwargs == {"Bucket": "models", "Prefix": "m/", "MaxKeys": 1}
+            if answers.pop(0) == 503:
+                error = {"Code": "XMinioServerNotInitialized", "Message": "Server not initialized, please try again."}
+                raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 503}}, "ListObjectsV2")
+            return {"KeyCount": 0}
+
+    monkeypatch.setattr(sm, "make_client", lambda *_, **__: StartingMinio())
+    opts = sm.parse_options(["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m"])
+
+    sm.wait_for_bucket(opts, sleep=sleeps.append, clock=lambda: 0.0)
+
+    assert answers == []
+    assert sleeps == [1.0, 2.0]  # exponential backoff
+
+
+def test_deadline_caps_the_wait_for_a_server_that_never_gets_ready(sm, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    class NeverReady:
+        def list_objects_v2(self, **_):
+            raise ClientError(
+                {"Error": {"Code": "ServiceUnavailable"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "L"
+            )
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(sm, "make_client", lambda *_, **__: NeverReady())
+    opts = sm.parse_options(
+        ["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m", "--wait-seconds", "20"]
+    )
+
+    with pytest.raises(sm.StageError) as failed:
+        sm.wait_for_bucket(opts, sleep=sleep, clock=lambda: now[0])
+
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 5.0]  # doubling, capped by the deadline
+    assert failed.value.code == 3
+    assert "still unusable after waiting 20s (6 attempts; last: ServiceUnavailable)" in failed.value.message
+
+
+# ----------------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--revision": ""}, "--revision is required (or set STAGING_REVISION)"),
+        ({"--revision": "   "}, "--revision is required (or set STAGING_REVISION)"),
+        ({"--prefix": "../etc"}, "--prefix must be a relative path"),
+        ({"--prefix": "/"}, "--prefix must be a relative path"),
+        ({"--endpoint-url": "minio:9000"}, "--endpoint-url must be an http:// or https:// URL: 'minio:9000'"),
+        ({"--wait-seconds": "soon"}, "--wait-seconds must be a number >= 0: 'soon'"),
+        ({"--multipart-threshold-mb": "1"}, "--multipart-threshold-mb must be an integer >= 5: '1'"),
+        ({"--source-dir": "/nonexistent/model"}, "--source-dir '/nonexistent/model' is not a directory"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(sm, capsys, tmp_path, change, message):
+    args = {
+        "--repo-id": "google/flan-t5-small",
+        "--revision": COMMIT_1,
+        "--bucket": "models",
+        "--prefix": "m",
+        "--endpoint-url": "http://127.0.0.1:9",
+        "--source-dir": str(tmp_path),
+    } | change
+    argv = [x for pair in args.items() for x in pair]
+
+    code, out, err = run(sm, capsys, *argv)
+
+    assert code == 2
+    assert f"stage_model: error: {message}" in err
+    assert out == ""
+
+
+def test_unknown_flag_exits_2(env):
+    proc = run_cli(env, "--repo", "x")
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --repo x" in proc.stderr
+
+
+def test_cli_reads_settings_from_env_and_prints_json(server, env, bucket, tmp_path):
+    src = write_model(tmp_path / "src", model_files())
+    env = env | {
+        "STAGING_REPO_ID": "google/flan-t5-small",
+        "STAGING_REVISION": COMMIT_1,
+        "STAGING_BUCKET": bucket,
+        "STAGING_PREFIX": "/models/flan-t5-small/",
+        "STAGING_ENDPOINT_URL": server.endpoint,
+        "STAGING_SOURCE_DIR": str(src),
+        "STAGING_ALLOW_PATTERNS": "*.json, *.safetensors",
+        "STAGING_JSON": "true",
+    }
+
+    proc = run_cli(env)
+
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "staged"
+    assert summary["prefix"] == "models/flan-t5-small"
+    assert summary["uploaded"] == ["1_Pooling/config.json", "config.json", "model.safetensors", "tokenizer.json"]
+    assert server.manifest(bucket, "models/flan-t5-small")["allow_patterns"] == ["*.json", "*.safetensors"]
+    assert json.loads(run_cli(env).stdout)["status"] == "already-staged"
+
+
+def test_tool_is_one_file_that_imports_only_stdlib_huggingface_hub_and_boto3():
+    import ast
+
+    tree = ast.parse(SCRIPT.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative imports would not work from the ConfigMap"
+            imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"boto3", "botocore", "huggingface_hub"}
+    requirements = (REPO_ROOT / "staging" / "requirements.txt").read_text().lower()
+    assert "huggingface_hub==2.4.0" in requirements and "boto3==1.44.5" in requirements and "botocore==" in requirements
+
+
+# ------------------------------------------------- the real huggingface_hub path
+
+
+class FakeHubServer:
+    """Answers the Hub HTTP calls that huggingface_hub.snapshot_download makes for a pinned commit."""
+
+    def __init__(self, repo_id: str, commit: str, files: dict[str, bytes], lfs: set[str]):
+        self.repo_id, self.commit, self.files, self.lfs = repo_id, commit, files, lfs
+        self.listed_sha256: dict[str, str] = {}  # overrides, to simulate a bad download
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                hub.handle(self, head=False)
+
+            def do_HEAD(self):
+                hub.handle(self, head=True)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def git_oid(data: bytes) -> str:
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+    def handle(self, req: BaseHTTPRequestHandler, head: bool) -> None:
+        path = unquote(urlsplit(req.path).path)
+        self.requests.append((req.command, path))
+        tree = f"/api/models/{self.repo_id}/tree/{self.commit}"
+        resolve = f"/{self.repo_id}/resolve/{self.commit}/"
+        if path == tree:
+            entries = []
+            for name, data in self.files.items():
+                entry = {"type": "file", "path": name, "size": len(data), "oid": self.git_oid(data)}
+                if name in self.lfs:
+                    sha = self.listed_sha256.get(name, hashlib.sha256(data).hexdigest())
+                    entry["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
+                entries.append(entry)
+            return self.send(req, 200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, head)
+        if path.startswith(resolve) and path[len(resolve) :] in self.files:
+            name = path[len(resolve) :]
+            data = self.files[name]
+            etag = hashlib.sha256(data).hexdigest() if name in self.lfs else self.git_oid(data)
+            headers = {"X-Repo-Commit": self.commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+            return self.send(req, 200, data, headers, head)
+        return self.send(req, 404, b'{"error": "not found"}', {"X-Error-Code": "EntryNotFound"}, head)
+
+    @staticmethod
+    def send(req, status, body, headers, head):
+        req.send_response(status)
+        for name, value in headers.items():
+            req.send_header(name, value)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if not head:
+            req.wfile.write(body)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake_hub():
+    files = {
+        "config.json": b'{"model_type": "t5"}\n',
+        "tokenizer.json": b'{"version": "1.0"}\n',
+        "model.safetensors": hashlib.sha256(b"w").digest() * 2000,
+        "pytorch_model.bin": b"pickle" * 100,
+        "README.md": b"# tiny\n",
+    }
+    hub = FakeHubServer("acme/tiny-t5", COMMIT_1, files, lfs={"model.safetensors", "pytorch_model.bin"})
+    yield hub
+    hub.close()
+
+
+def hub_env(env: dict, hub: FakeHubServer) -> dict:
+    env = env | {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"}
+    env.pop("HF_HUB_OFFLINE")
+    return env
+
+
+def test_real_snapshot_download_stages_the_pinned_commit(server, env, bucket, tmp_path, fake_hub):
+    proc = run_cli(
+        hub_env(env, fake_hub), *common(server, bucket, repo="acme/tiny-t5"), "--work-dir", tmp_path, "--json"
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["uploaded"] == ["config.json", "model.safetensors", "tokenizer.json"]
+    downloaded = sorted(p for m, p in fake_hub.requests if m == "GET" and "/resolve/" in p)
+    assert downloaded == [f"/acme/tiny-t5/resolve/{COMMIT_1}/{n}" for n in summary["uploaded"]]
+    manifest = server.manifest(bucket, "models/flan-t5-small")
+    assert (manifest["repo_id"], manifest["commit"], manifest["source"]) == ("acme/tiny-t5", COMMIT_1, "hub")
+    for entry in manifest["files"]:
+        assert entry["sha256"] == hashlib.sha256(fake_hub.files[entry["path"]]).hexdigest()
+    assert list(tmp_path.iterdir()) == []  # download removed
+
+    fake_hub.requests.clear()
+    again = run_cli(hub_env(env, fake_hub), *common(server, bucket, repo="acme/tiny-t5"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("already staged:")
+    assert fake_hub.requests == []  # a pinned commit that is staged needs no Hub at all
+
+
+def test_real_download_with_a_wrong_checksum_is_rejected(server, env, bucket, fake_hub):
+    fake_hub.listed_sha256["model.safetensors"] = "e" * 64
+
+    proc = run_cli(hub_env(env, fake_hub), *common(server, bucket, repo="acme/tiny-t5"))
+
+    assert proc.returncode == 4
+    assert proc.stderr.strip().splitlines()[-1].startswith("stage_model: error: model.safetensors: sha256 ")
+    assert "differs from the Hub's " + "e" * 64 in proc.stderr
+    assert server.keys(bucket) == []
+
+
+def test_real_download_of_an_unknown_revision_exits_4(server, env, bucket, fake_hub):
+    proc = run_cli(hub_env(env, fake_hub), *common(server, bucket, repo="acme/tiny-t5", revision=COMMIT_2))
+
+    assert proc.returncode == 4
+    assert (
+        proc.stderr.strip().splitlines()[-1].startswith(f"stage_model: error: listing acme/tiny-t5@{COMMIT_2} failed: ")
+    )
+    assert "Traceback" not in proc.stderr

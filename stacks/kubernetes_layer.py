@@ -30,6 +30,11 @@ class S3Access:
     endpoint: pulumi.Input[str]
     bucket: pulumi.Input[str]
     staging_service_account: pulumi.Input[str] | None = None
+    staging_service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """When set, the layer creates ``staging_service_account`` with these annotations (IRSA's
+    ``eks.amazonaws.com/role-arn``) in the experiment's namespace."""
+    region: str | None = None
+    """The bucket's AWS region, for the staging Jobs' S3 client."""
     dataset_access_key_id: pulumi.Input[str] | None = None
     dataset_secret_access_key: pulumi.Input[str] | None = None
 
@@ -106,6 +111,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
         dataset_key, dataset_secret = store.reader_access_key, store.reader_secret_key
         staging_secret: pulumi.Input[str] = store.writer_secret_name
         staging_sa = None
+        staging_sa_annotations: Mapping[str, pulumi.Input[str]] | None = None
         bucket_ready: list[pulumi.Resource] = [store.bucket_job]
     else:
         if ctx.s3 is None:
@@ -116,6 +122,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
         dataset_secret = ctx.s3.dataset_secret_access_key or ""
         staging_secret = ""
         staging_sa = ctx.s3.staging_service_account
+        staging_sa_annotations = dict(ctx.s3.staging_service_account_annotations) or None
         bucket_ready = []
 
     staging: ModelStaging | None = None
@@ -125,7 +132,9 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
             ModelStagingArgs(
                 namespace=ns.name, stack=stack, image=settings.staging.image, endpoint=endpoint,
                 bucket=settings.storage.bucket, credentials_secret=staging_secret,
-                service_account=staging_sa, timeout_seconds=settings.staging.timeout_seconds,
+                service_account=staging_sa, service_account_annotations=staging_sa_annotations,
+                region=ctx.s3.region if ctx.s3 is not None else None,
+                timeout_seconds=settings.staging.timeout_seconds,
                 models=[StagedModel(role=v.value, repo_id=settings.model(v).id,
                                     revision=settings.model(v).revision,
                                     prefix=settings.model(v).object_prefix) for v in Variant],
@@ -168,7 +177,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
     }
     traffic = TrafficSplit(
         "traffic",
-        TrafficSplitArgs(namespace=ns.name, stack=stack, plan=settings.plan,
+        TrafficSplitArgs(namespace=ns.name, stack=stack, plan=settings.plan, tolerance=settings.split.tolerance,
                          allowed_namespaces=settings.traffic.allowed_namespaces),
         opts=opts,
     )

@@ -17,11 +17,33 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+MOCK_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/MOCK0123456789ABCDEF"
+
+# What AWS computes on create, for the resources the eks platform reads outputs of.
+AWS_COMPUTED: dict[str, dict[str, Any]] = {
+    "aws:eks/cluster:Cluster": {
+        "endpoint": "https://MOCK0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com",
+        "certificateAuthority": {"data": "TU9DSy1DQS1EQVRB"},
+        "identities": [{"oidcs": [{"issuer": MOCK_ISSUER}]}],
+    },
+    "aws:iam/accessKey:AccessKey": {"secret": "mock-secret-access-key"},
+}
+
+# What AWS data sources answer under mocks (RecordingMocks.call); anything else answers {}.
+CALL_RESULTS: dict[str, dict[str, Any]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": {
+        "id": "us-east-1", "names": ["us-east-1a", "us-east-1b", "us-east-1c"],
+        "zoneIds": ["use1-az1", "use1-az2", "use1-az4"],
+    },
+}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource registration; echoes inputs back as outputs (camelCase keys)."""
 
     def __init__(self) -> None:
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
+        self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.options: dict[str, pulumi.ResourceOptions] = {}
         """Resource options by logical name, captured as the SDK registers each resource."""
 
@@ -34,10 +56,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             meta = dict(outputs["metadata"] or {})
             meta.setdefault("name", f"{args.name}-abc123")  # Pulumi's auto-naming
             outputs["metadata"] = meta
+        if args.typ.startswith("aws:"):
+            outputs.setdefault("arn", f"arn:aws:mock::123456789012:{args.name}")
+            outputs.update(AWS_COMPUTED.get(args.typ, {}))
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.calls.append(args)
+        return dict(CALL_RESULTS.get(args.token, {})), []  # this SDK iterates the failures: never None
 
     def of_type(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
         return [r for r in self.resources if r.typ == typ]

@@ -35,7 +35,7 @@ up: venv ## pulumi up of $(STACK) (default dev), then print its outputs
 	scripts/stack up $(STACK)
 
 preview: venv ## pulumi preview of $(STACK) with the policy pack
-	scripts/stack preview $(STACK) -- --diff --policy-pack policy
+	scripts/stack preview $(STACK) -- --diff --policy-pack policy --policy-pack-config policy/config/$(STACK).json
 
 destroy: venv ## pulumi destroy of $(STACK) (protected data is kept)
 	scripts/stack destroy $(STACK)

@@ -289,8 +289,6 @@ class ModelMeshServingArgs:
     """Namespaces besides this one whose pods may call ModelMesh."""
     routemap: bool = False
     """Also create Iter8's routemap ConfigMap ``<app>`` and label the InferenceServices for Iter8."""
-    label_namespace: bool = True
-    """Add ``modelmesh-enabled: "true"`` to the namespace (what a cluster-scope controller serves)."""
     models_ready: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must finish before the InferenceServices exist (the staging Jobs)."""
 
@@ -328,14 +326,6 @@ class ModelMeshServing(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {**common_labels("modelmesh", args.stack), "app.kubernetes.io/name": args.app}
         namespace = pulumi.Output.from_input(args.namespace)
-
-        if args.label_namespace:
-            # Server-side apply of one label onto the namespace another component owns.
-            k8s.core.v1.NamespacePatch(
-                f"{name}-ns-label",
-                metadata={"name": namespace, "labels": dict(NAMESPACE_OPT_IN_LABELS)},
-                opts=child,
-            )
 
         entry = pulumi.Output.all(args.s3_endpoint, args.bucket, args.access_key_id, args.secret_access_key).apply(
             lambda v: storage_config_entry(endpoint=v[0], bucket=v[1], access_key_id=v[2], secret_access_key=v[3]))

@@ -75,6 +75,17 @@ class KubernetesLayer:
 LayerExtension = Callable[[Settings, "KubernetesLayer", pulumi.ResourceOptions], Mapping[str, Any]]
 
 
+def namespace_labels(settings: Settings) -> dict[str, str]:
+    """Opt-in labels of the namespace: Datashim's webhook, and ModelMesh's controller when enabled."""
+    labels = dict(NAMESPACE_OPT_IN_LABELS)
+    modelmesh = settings.extras.get("modelmesh")
+    if modelmesh is not None and getattr(modelmesh, "enabled", False):
+        from components.modelmesh import NAMESPACE_OPT_IN_LABELS as MODELMESH_LABELS
+
+        labels.update(MODELMESH_LABELS)
+    return labels
+
+
 def component_opts(ctx: PlatformContext, *, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(
         providers=[ctx.provider] if ctx.provider is not None else None,
@@ -88,7 +99,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
     opts = component_opts(ctx)
     ns = ExperimentNamespace(
         "experiment",
-        ExperimentNamespaceArgs(name=settings.namespace, stack=stack, labels=NAMESPACE_OPT_IN_LABELS,
+        ExperimentNamespaceArgs(name=settings.namespace, stack=stack, labels=namespace_labels(settings),
                                 retain=settings.storage.protect and settings.storage.kind == "minio"),
         opts=opts,
     )

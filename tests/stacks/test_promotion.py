@@ -173,6 +173,9 @@ def test_modelmesh_track_stages_and_serves_both_models(monkeypatch, mesh_config)
     assert args[args.index("--allow-patterns") + 1] == "sklearn_model.joblib"
     secret = run["modelmesh-storage"][1]
     assert secret["metadata"]["name"] == "storage-config"
+    namespace = run["experiment-ns"][1]
+    assert namespace["metadata"]["labels"]["modelmesh-enabled"] == "true"
+    assert namespace["metadata"]["labels"]["monitor-pods-datasets"] == "enabled"
 
 
 def test_modelmesh_outputs_feed_the_smoke_gate(monkeypatch, run_program, pulumi_mocks, mesh_config, v2_case) -> None:

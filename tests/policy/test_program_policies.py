@@ -1,0 +1,144 @@
+"""The pack on whole programs: dev (and staging once it exists) pass, a broken dev variant does not."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import traffic
+from policy import rules
+from tests.conftest import ROOT, RecordingMocks, dev_config
+from tests.policy.conftest import (
+    POLICY_DIR,
+    Registration,
+    advisory,
+    load_pack_config,
+    mandatory,
+    run_pack,
+    run_stack_program,
+    stack_config,
+    to_policy_resources,
+)
+
+WEIGHTS_UNPROTECTED = ("storage-weights-protected", "weights-data",
+                       "weights volume claim 'weights-data' is not protected; retainOnDelete is invisible to policies "
+                       "(the engine sends only `protect`), so only protect=True satisfies this check")
+
+
+def run_with_pack(monkeypatch: pytest.MonkeyPatch, run_program: Any, mocks: RecordingMocks,
+                  captured: list[Registration], stack: str, config: dict[str, Any]) -> list[Any]:
+    run_stack_program(monkeypatch, run_program, config)
+    return run_pack(to_policy_resources(mocks, captured), load_pack_config(POLICY_DIR / "config" / f"{stack}.json"))
+
+
+def test_dev_program_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", dev_config())
+    assert mandatory(found) == []
+    assert advisory(found) == [WEIGHTS_UNPROTECTED]
+
+
+MODELMESH = {"enabled": True, "models": {"primary": {
+    "repo": "julien-c/wine-quality", "revision": "a" * 40, "file": "sklearn_model.joblib", "format": "sklearn"}}}
+
+
+def test_dev_with_modelmesh_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+    config = {**dev_config(), "llm-ab:modelmesh": MODELMESH, "llm-ab:smoke": {"enabled": False}}
+    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", config)
+    assert "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime" in {r.typ for r in pulumi_mocks.resources}
+    assert mandatory(found) == []
+    assert advisory(found) == [WEIGHTS_UNPROTECTED]
+
+
+def test_dev_weights_claim_is_kept_by_retain_on_delete_which_policies_cannot_see(
+        monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+    """What storage-weights-protected cannot check, checked here: the claim is retained, not protected."""
+    run_stack_program(monkeypatch, run_program, dev_config())
+    (claim,) = pulumi_mocks.of_type(rules.PVC)
+    assert claim.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == rules.WEIGHTS_COMPONENT
+    assert pulumi_mocks.options[claim.name].retain_on_delete is True
+    (policy_claim,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.resource_type == rules.PVC]
+    assert policy_claim.opts.protect is False
+    assert not hasattr(policy_claim.opts, "retain_on_delete")
+
+
+def test_policies_see_dev_secrets_unwrapped(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+    run_stack_program(monkeypatch, run_program, dev_config())
+    recorded = pulumi_mocks.named("weights-root").inputs["stringData"]
+    assert set(recorded) == {"4dabf18193072939515e22adb298388d", "value"}
+    (root,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.name == "weights-root"]
+    assert dict(root.props["stringData"]) == recorded["value"]
+    assert sorted(d.name for d in root.property_dependencies["stringData"]) == [
+        "weights-root-password", "weights-root-user"]
+
+
+def break_dev(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    """Three mistakes a PR could make: an unpinned canary with a bigger share, a public split, default keys."""
+    props = copy.copy(args.props)
+    if args.name == "tgi-canary-deploy":
+        spec = copy.deepcopy(props["spec"])
+        spec["replicas"] = 3
+        spec["template"]["spec"]["containers"][0]["image"] = "ghcr.io/huggingface/text-generation-inference:latest"
+        props["spec"] = spec
+    elif args.name == "traffic-svc":
+        props["spec"] = {**props["spec"], "type": "LoadBalancer"}
+    elif args.name == "weights-root":
+        props["string_data"] = {"MINIO_ROOT_USER": "minioadmin", "MINIO_ROOT_PASSWORD": "minioadmin"}
+    else:
+        return None
+    return pulumi.ResourceTransformationResult(props, args.opts)
+
+
+def test_broken_dev_variant_fails_with_the_expected_rules(monkeypatch, run_program, pulumi_mocks,
+                                                          registrations) -> None:
+    import stacks.kubernetes_layer as layer
+
+    real_opts = layer.component_opts
+
+    def broken_opts(*args: Any, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions.merge(real_opts(*args, **kwargs),
+                                            pulumi.ResourceOptions(transformations=[break_dev]))
+
+    monkeypatch.setattr(layer, "component_opts", broken_opts)
+    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", dev_config())
+    assert mandatory(found) == [
+        ("k8s-pinned-images", "tgi-canary-deploy",
+         "container 'tgi' uses unpinned image 'ghcr.io/huggingface/text-generation-inference:latest'"),
+        ("no-plaintext-credentials", "weights-root",
+         "stringData.MINIO_ROOT_USER contains the well-known default credential 'minioadmin'"),
+        ("no-plaintext-credentials", "weights-root",
+         "stringData.MINIO_ROOT_PASSWORD contains the well-known default credential 'minioadmin'"),
+        ("k8s-no-public-services", "traffic-svc",
+         "Service 'text-generation-inference' is of type LoadBalancer, which exposes it outside the cluster; "
+         "allowed types: ClusterIP, ExternalName"),
+        ("split-canary-share-cap", "<stack>", "the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%"),
+        ("split-within-tolerance", "traffic-svc",
+         "3 of 4 TGI replicas give a 75% canary, 25 points from the declared 50%, more than the tolerance of 5"),
+    ]
+    assert advisory(found) == [
+        ("k8s-secret-data-not-literal", "weights-root",
+         "Secret 'weights-root' sets stringData from literals (or stack config), not from a generating resource; "
+         "generate it (pulumi-random) or list it in allowedSecrets"),
+        WEIGHTS_UNPROTECTED,
+    ]
+
+
+def test_traffic_service_carries_the_declared_split_for_the_policies(monkeypatch, run_program, pulumi_mocks) -> None:
+    run_stack_program(monkeypatch, run_program, {**dev_config(), "llm-ab:split": {
+        "canaryPercent": 10, "replicas": 7, "tolerance": 5}})
+    svc = pulumi_mocks.k8s_named("core/v1:Service", "text-generation-inference")
+    assert svc.inputs["metadata"]["annotations"] == {rules.DECLARED_PERCENT_ANNOTATION: "10",
+                                                     rules.SPLIT_TOLERANCE_ANNOTATION: "5"}
+    assert (rules.DECLARED_PERCENT_ANNOTATION, rules.SPLIT_TOLERANCE_ANNOTATION) == (
+        traffic.DECLARED_PERCENT_ANNOTATION, traffic.SPLIT_TOLERANCE_ANNOTATION)
+
+
+STAGING = ROOT / "Pulumi.staging.yaml"
+
+
+@pytest.mark.skipif(not STAGING.exists(), reason="Pulumi.staging.yaml (the EKS stack) is not in the tree yet")
+def test_staging_program_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "staging", stack_config("staging"))
+    assert mandatory(found) == []

@@ -43,16 +43,16 @@ destroy: venv ## pulumi destroy of $(STACK) (protected data is kept)
 outputs: ## the outputs of $(STACK)
 	scripts/stack outputs $(STACK)
 
-test: venv ## every test: unit, mocks, smoke, staging, policy, then the real engine on the local cluster
-	scripts/toolchain
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: venv ## every test: unit, mocks, smoke, staging, policy, then the program on a real local API server
+	scripts/toolchain cluster
+	LLMAB_INTEGRATION=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## the fast suite only (no engine, no cluster)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: venv ## only the real-engine tests
-	scripts/toolchain
-	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+test-integration: venv ## only the tests against the local cluster's real API server
+	scripts/toolchain cluster
+	LLMAB_INTEGRATION=1 $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 smoke: venv ## run the smoke CLI from outside against $(STACK)'s outputs (through kubectl port-forward)
 	scripts/smoke $(STACK)

@@ -43,6 +43,43 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "{ROOT}/tests/integration/
     return dt
 
 
+RENDER = r"""
+import runpy, sys, yaml, pytest
+sys.path.insert(0, %(root)r)
+from tests.conftest import RecordingMocks, dev_config
+from tests.integration.render import manifests
+import asyncio, json, os, pulumi
+cfg = dev_config()
+os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.items()})
+asyncio.set_event_loop(asyncio.new_event_loop())
+mocks = RecordingMocks()
+pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="dev", preview=False)
+pulumi.export = lambda *a: None
+@pulumi.runtime.test
+def program():
+    runpy.run_path(%(main)r, run_name="__main__")
+program()
+sys.stdout.write(yaml.safe_dump_all(manifests(mocks.resources), sort_keys=False))
+"""
+
+
+def dry_run_seconds(kubeconfig: str, repeat: int = 3) -> tuple[float, int]:
+    """Median wall time of ``kubectl apply --server-side --dry-run=server`` of the rendered dev objects."""
+    rendered = timed([sys.executable, "-c", RENDER % {"root": str(ROOT), "main": str(ROOT / "__main__.py")}])[1].stdout
+    kubectl = subprocess.run([str(SCRIPTS / "toolchain"), "env"], capture_output=True, text=True).stdout
+    path = re.search(r'PATH="?([^:"]+)', kubectl)
+    binary = str(Path(path.group(1)) / "kubectl") if path else "kubectl"
+    times = []
+    for _ in range(repeat):
+        t0 = time.monotonic()
+        proc = subprocess.run([binary, "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts",
+                               "--dry-run=server", "-f", "-"], input=rendered, capture_output=True, text=True)
+        times.append(time.monotonic() - t0)
+        if proc.returncode != 0:
+            sys.exit(f"kubectl apply --dry-run=server failed:\n{proc.stdout}\n{proc.stderr}")
+    return sorted(times)[len(times) // 2], rendered.count("\nkind: ") + rendered.startswith("kind: ")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", action="store_true", help="keep the bench cluster")
@@ -67,12 +104,18 @@ def main() -> None:
     dt = apply_dev_program(kubeconfig)
     rows.append(("dev program under mocks -> apply -> all Deployments/Jobs/PVCs ready (incl. pytest start)", f"{dt:.1f} s"))
 
+    dry, count = dry_run_seconds(kubeconfig)
+    rows.append((f"kubectl apply --dry-run=server of the {count} rendered dev objects (median of 3)", f"{dry:.2f} s"))
+
     eng = subprocess.run([str(SCRIPTS / "toolchain"), "engine"], capture_output=True, text=True)
     if eng.returncode == 0:
         env = dict(os.environ, LLMAB_USE_CURRENT_CONTEXT="1", KUBECONFIG=kubeconfig)
-        for verb in ("preview", "up", "destroy"):
+        for verb in ("up", "preview", "destroy"):
             dt, proc = timed([str(SCRIPTS / "stack"), verb, "bench"], env=env, check=False)
-            rows.append((f"scripts/stack {verb} bench", f"{dt:.1f} s" + ("" if proc.returncode == 0 else " (FAILED)")))
+            ratio = f", {dt / dry:.1f}x the dry-run" if verb != "destroy" else ""
+            label = {"up": "pulumi up from empty", "preview": "pulumi preview, no changes", "destroy": "pulumi destroy"}
+            rows.append((f"{label[verb]} (scripts/stack {verb})",
+                         f"{dt:.1f} s{ratio}" + ("" if proc.returncode == 0 else " (FAILED)")))
     else:
         rows.append(("pulumi preview / up", "not measured: no pulumi v3.272.0 engine (scripts/toolchain engine failed)"))
 

@@ -388,6 +388,11 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
     """Validate raw config (keys without the ``llm-ab:`` prefix) into :class:`Settings`."""
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
     if unknown:
+        head = unknown[0].split(".", 1)[0]
+        if "." in unknown[0] and head in TOP_LEVEL_KEYS:
+            # `pulumi config set split.canaryPercent 10` (without --path) makes a flat key.
+            raise ConfigError(unknown[0], f"is not a known setting: {head} is an object, so set its field with "
+                                          f"`pulumi config set --path {unknown[0]} {show(raw[unknown[0]])}`")
         raise ConfigError(unknown[0], f"is not a known setting (known: {', '.join(TOP_LEVEL_KEYS)})")
     root = Section("", raw)
     namespace = root.dns_label("namespace", "llm-ab")
@@ -445,7 +450,7 @@ def load_settings() -> Settings:
     for full_key in _stack_config_keys():
         name = full_key.split(":", 1)[1]
         if full_key.startswith(f"{PROJECT}:") and name not in TOP_LEVEL_KEYS:
-            raw[name] = "?"
+            raw[name] = cfg.get(name)
     return parse_settings(raw, stack=pulumi.get_stack())
 
 

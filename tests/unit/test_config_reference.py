@@ -34,8 +34,10 @@ def test_every_key_the_loader_reads_is_declared_with_a_description_and_default()
     for name, decl in decls.items():
         assert decl.get("description"), f"{name} has no description"
         assert "default" in decl, f"{name} has no default"
-        if not isinstance(decl["default"], dict | list):
-            assert decl.get("type") in ("string", "integer", "boolean"), f"{name} has no type"
+        expected = "object" if isinstance(decl["default"], dict) else ("array" if isinstance(decl["default"], list)
+                                                                       else None)
+        assert decl.get("type") in ((expected,) if expected else ("string", "integer", "boolean")), (
+            f"{name} is declared with type {decl.get('type')!r}")
 
 
 def test_pulumi_yaml_defaults_are_the_settings_defaults() -> None:

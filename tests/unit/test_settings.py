@@ -124,3 +124,11 @@ def test_smoke_case_files_must_exist_in_the_repository() -> None:
         parse_settings(with_value("smoke.cases", ["smoke/cases/flan-t5-small.yaml", "smoke/cases/nope.yaml"]))
     assert str(err.value) == ("llm-ab:smoke.cases[1] must name a case file inside the repository, "
                               "got 'smoke/cases/nope.yaml' (not found)")
+
+
+def test_flat_dotted_key_explains_how_to_set_an_object_field() -> None:
+    raw = {**minimal(), "split.canaryPercent": "10"}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw)
+    assert str(err.value) == ("llm-ab:split.canaryPercent is not a known setting: split is an object, so set its "
+                              "field with `pulumi config set --path split.canaryPercent '10'`")

@@ -17,6 +17,11 @@ S3_CLIENT_LABEL = "llm-ab/s3-client"
 DATASET_MOUNT_ROOT = "/mnt/datasets"
 """Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""
 
+DECLARED_PERCENT_ANNOTATION = "llm-ab/declared-canary-percent"
+"""TGI Deployment annotation: the canary percent the stack declares (policy/rules.py compares)."""
+SPLIT_TOLERANCE_ANNOTATION = "llm-ab/split-tolerance"
+"""TGI Deployment annotation: how many points the effective split may be from the declared one."""
+
 
 def common_labels(component: str, stack: str) -> dict[str, str]:
     """The standard ``app.kubernetes.io`` labels of everything a stack deploys."""
@@ -41,6 +46,16 @@ def tgi_traffic_selector() -> dict[str, str]:
 def dataset_labels(dataset: str) -> dict[str, str]:
     """Pod labels that make Datashim's webhook mount ``dataset`` at /mnt/datasets/<dataset>."""
     return {"dataset.0.id": dataset, "dataset.0.useas": "mount"}
+
+
+def split_annotations(declared_percent: float, tolerance: float | None) -> dict[str, str]:
+    """The declared split, for both TGI Deployments' ``metadata.annotations`` (not the pod template, so
+    a new split changes only the replica counts and rolls no pods); the policy pack checks it against
+    the replica counts. A None tolerance is left out."""
+    annotations = {DECLARED_PERCENT_ANNOTATION: f"{declared_percent:g}"}
+    if tolerance is not None:
+        annotations[SPLIT_TOLERANCE_ANNOTATION] = f"{tolerance:g}"
+    return annotations
 
 
 def tgi_deployment_name(variant: str) -> str:

@@ -89,6 +89,9 @@ class TgiServerArgs:
     tolerations: Sequence[Mapping[str, str]] = ()
     """Extra tolerations; the GPU taint is tolerated automatically when ``gpus`` > 0."""
     run_as_non_root: bool = False
+    split_annotations: Mapping[str, str] = field(default_factory=dict)
+    """The declared split (:func:`components.naming.split_annotations`) for the Deployment's own
+    ``metadata.annotations``; never on the pod template, so a split change rolls no pods."""
 
     def __post_init__(self) -> None:
         if self.variant not in ("stable", "canary"):
@@ -180,7 +183,8 @@ class TgiServer(pulumi.ComponentResource):
         timeout = rollout_timeout(args.startup_budget_seconds)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
-            metadata={"name": tgi_deployment_name(args.variant), "namespace": args.namespace, "labels": labels},
+            metadata={"name": tgi_deployment_name(args.variant), "namespace": args.namespace, "labels": labels,
+                      **({"annotations": dict(args.split_annotations)} if args.split_annotations else {})},
             spec={
                 "replicas": args.replicas,
                 "selector": {"matchLabels": selector},

@@ -15,11 +15,6 @@ import pulumi_kubernetes as k8s
 from components.naming import TGI_APP, TGI_PORT, common_labels, service_url, tgi_traffic_selector
 from components.split import SplitPlan
 
-DECLARED_PERCENT_ANNOTATION = "llm-ab/declared-canary-percent"
-"""Traffic Service annotation: the canary percent the stack declares (policy/rules.py compares)."""
-SPLIT_TOLERANCE_ANNOTATION = "llm-ab/split-tolerance"
-"""Traffic Service annotation: how many points the effective split may be from the declared one."""
-
 
 def split_summary(plan: SplitPlan) -> dict[str, float | int]:
     """What every PR preview should show about the split."""
@@ -40,16 +35,6 @@ class TrafficSplitArgs:
     plan: SplitPlan
     allowed_namespaces: Sequence[str] = ()
     """Other namespaces whose pods may call TGI; the experiment's own namespace always may."""
-    tolerance: float | None = None
-    """``split.tolerance`` (percentage points), annotated for the policy pack; None leaves it out."""
-
-
-def split_annotations(plan: SplitPlan, tolerance: float | None) -> dict[str, str]:
-    """Declared split on the traffic Service, so policies can check it against the replica counts."""
-    annotations = {DECLARED_PERCENT_ANNOTATION: f"{plan.declared_percent:g}"}
-    if tolerance is not None:
-        annotations[SPLIT_TOLERANCE_ANNOTATION] = f"{tolerance:g}"
-    return annotations
 
 
 class TrafficSplit(pulumi.ComponentResource):
@@ -64,8 +49,9 @@ class TrafficSplit(pulumi.ComponentResource):
         labels = {**common_labels("traffic", args.stack), "app.kubernetes.io/name": TGI_APP}
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata={"name": TGI_APP, "namespace": args.namespace, "labels": labels,
-                      "annotations": split_annotations(args.plan, args.tolerance)},
+            # No declared-split annotations here: they sit on the TGI Deployments (components/naming.py
+            # ``split_annotations``), so a new split changes only the Deployments.
+            metadata={"name": TGI_APP, "namespace": args.namespace, "labels": labels},
             spec={
                 "type": "ClusterIP",
                 "selector": tgi_traffic_selector(),

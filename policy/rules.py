@@ -30,7 +30,7 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
-    PolicyPack,  # re-exported for __main__.py, which stays two statements
+    PolicyPack,  # noqa: F401 -- re-exported for __main__.py, which stays two statements
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -48,7 +48,8 @@ TGI_APP = "text-generation-inference"
 VARIANT_LABEL = "type"
 """Pod label telling stable from canary (components/naming.py ``tgi_selector``)."""
 DECLARED_PERCENT_ANNOTATION = "llm-ab/declared-canary-percent"
-"""Set by components/traffic.py on the traffic Service (a test keeps the two in sync)."""
+"""Set on both TGI Deployments' metadata from ``split.*`` (components/naming.py; a test keeps the two in
+sync, and this module stays importable without the program)."""
 SPLIT_TOLERANCE_ANNOTATION = "llm-ab/split-tolerance"
 WEIGHTS_COMPONENT = "object-store"
 """``app.kubernetes.io/component`` of MinIO's objects, including the weights claim."""
@@ -705,43 +706,72 @@ def split_selects_both_variants(args: StackValidationArgs, report_violation: Rep
 
 
 SPLIT_TOLERANCE_SCHEMA = PolicyConfigSchema(properties={
-    "trafficService": TRAFFIC_SCHEMA.properties["trafficService"],
     "tolerance": {
         "type": "number", "minimum": 0, "default": 5,
-        "description": "Points allowed between effective and declared split when the Service carries "
+        "description": "Points allowed between effective and declared split when the TGI Deployments carry "
                        f"no {SPLIT_TOLERANCE_ANNOTATION} annotation.",
     },
 })
 
 
+def _declared_annotation(variants: Sequence[Variant], annotation: str) -> dict[str, Any]:
+    """``annotation`` from each TGI Deployment's own metadata (None when missing), by Deployment name."""
+    return {v.pod.name: (get(v.resource.props, "metadata", "annotations", default={}) or {}).get(annotation)
+            for v in variants}
+
+
+def _as_float(raw: Any) -> float | None:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _agree(values: Mapping[str, Any]) -> bool:
+    """All the same value; numbers compare as numbers ("10" agrees with "10.0"), anything else only with itself."""
+    return len({raw if _as_float(raw) is None else _as_float(raw) for raw in values.values()}) <= 1
+
+
+def _disagreement(annotation: str, values: Mapping[str, Any]) -> str:
+    shown = ", ".join(f"'{name}' has {raw!r}" for name, raw in values.items())
+    return f"the TGI Deployments disagree on annotation {annotation}: {shown}"
+
+
 def split_within_tolerance(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """The replica split is within tolerance of the canary percent declared on the traffic Service."""
+    """The replica split is within tolerance of the canary percent both TGI Deployments declare."""
     cfg = config_of(args, SPLIT_TOLERANCE_SCHEMA)
-    svc = traffic_service(args.resources, cfg["trafficService"])
-    if svc is None:
-        args.not_applicable(f"no traffic Service '{cfg['trafficService']}'")
+    variants = sorted(tgi_variants(args.resources), key=lambda v: (v.variant != "stable", v.pod.name))
+    if not variants:
+        args.not_applicable("no TGI Deployments")
         return
-    annotations = get(svc.props, "metadata", "annotations", default={})
-    declared_raw = annotations.get(DECLARED_PERCENT_ANNOTATION)
-    try:
-        declared = float(declared_raw)
-    except (TypeError, ValueError):
-        report_violation(f"traffic Service '{cfg['trafficService']}' declares no canary percent "
-                         f"(annotation {DECLARED_PERCENT_ANNOTATION} is {declared_raw!r})", svc.urn)
+    declared_by = _declared_annotation(variants, DECLARED_PERCENT_ANNOTATION)
+    missing = [v for v in variants if _as_float(declared_by[v.pod.name]) is None]
+    for v in missing:
+        report_violation(f"TGI Deployment '{v.pod.name}' declares no canary percent "
+                         f"(annotation {DECLARED_PERCENT_ANNOTATION} is {declared_by[v.pod.name]!r})", v.resource.urn)
+    if missing:
         return
-    try:
-        tolerance = float(annotations.get(SPLIT_TOLERANCE_ANNOTATION, cfg["tolerance"]))
-    except (TypeError, ValueError):
+    if not _agree(declared_by):
+        report_violation(_disagreement(DECLARED_PERCENT_ANNOTATION, declared_by), None)
+        return
+    declared = _as_float(next(iter(declared_by.values())))
+    assert declared is not None
+    tolerance_by = _declared_annotation(variants, SPLIT_TOLERANCE_ANNOTATION)
+    if not _agree(tolerance_by):
+        report_violation(_disagreement(SPLIT_TOLERANCE_ANNOTATION, tolerance_by), None)
+        return
+    tolerance = _as_float(next(iter(tolerance_by.values())))
+    if tolerance is None:  # none of them says, or not as a number
         tolerance = float(cfg["tolerance"])
-    canary, total = _share(tgi_variants(args.resources))
+    canary, total = _share(variants)
     if total == 0:
-        report_violation(f"no TGI replicas to realise the declared {fmt_number(declared)}% canary", svc.urn)
+        report_violation(f"no TGI replicas to realise the declared {fmt_number(declared)}% canary", None)
         return
     effective = 100.0 * canary / total
     if abs(effective - declared) > tolerance + 1e-9:
         report_violation(f"{canary} of {total} TGI replicas give a {fmt_number(effective)}% canary, "
                          f"{fmt_number(abs(effective - declared))} points from the declared "
-                         f"{fmt_number(declared)}%, more than the tolerance of {fmt_number(tolerance)}", svc.urn)
+                         f"{fmt_number(declared)}%, more than the tolerance of {fmt_number(tolerance)}", None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -909,8 +939,8 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     ),
     StackValidationPolicy(
         name="split-within-tolerance",
-        description="The replica split is within tolerance of the canary percent declared on the traffic "
-                    "Service.",
+        description="The replica split is within tolerance of the canary percent declared on both TGI "
+                    "Deployments.",
         validate=split_within_tolerance,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=SPLIT_TOLERANCE_SCHEMA,

@@ -16,7 +16,7 @@ import pulumi
 from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
-from components.naming import model_mount_path
+from components.naming import model_mount_path, split_annotations
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from components.tgi import TgiServer, TgiServerArgs
 from components.traffic import TrafficSplit, TrafficSplitArgs
@@ -169,6 +169,9 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
     ready_for_tgi: list[pulumi.Resource] = [dataset, *([staging] if staging else [])]
     tgi_resources = settings.tgi.resources.to_k8s()
     node_selector = {**settings.tgi.node_selector, **(ctx.gpu_node_selector if settings.tgi.gpus_per_replica else {})}
+    # Both Deployments carry the declared split for the policy pack, so a new split.canaryPercent
+    # changes only them (replicas and this annotation) and the traffic Service not at all.
+    declared_split = split_annotations(settings.split.canary_percent, settings.split.tolerance)
     servers = {
         variant: TgiServer(
             f"tgi-{variant.value}",
@@ -181,6 +184,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
                 max_batch_prefill_tokens=settings.tgi.max_batch_prefill_tokens, resources=tgi_resources,
                 startup_budget_seconds=settings.tgi.startup_budget_seconds, shm_size=settings.tgi.shm_size,
                 node_selector=node_selector, run_as_non_root=settings.tgi.run_as_non_root,
+                split_annotations=declared_split,
             ),
             opts=component_opts(ctx, depends_on=ready_for_tgi),
         )
@@ -188,7 +192,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
     }
     traffic = TrafficSplit(
         "traffic",
-        TrafficSplitArgs(namespace=ns.name, stack=stack, plan=settings.plan, tolerance=settings.split.tolerance,
+        TrafficSplitArgs(namespace=ns.name, stack=stack, plan=settings.plan,
                          allowed_namespaces=settings.traffic.allowed_namespaces),
         opts=opts,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.naming import split_annotations
 from components.tgi import (
     TgiServer,
     TgiServerArgs,
@@ -93,3 +94,17 @@ def test_startup_budget_becomes_probe_threshold_and_pulumi_timeout() -> None:
 def test_args_reject_impossible_values(bad) -> None:
     with pytest.raises(ValueError):
         args(**bad)
+
+
+def test_split_annotations_go_on_the_deployment_not_its_pod_template(run_program, pulumi_mocks) -> None:
+    run_program(lambda: TgiServer("tgi-canary", args(split_annotations=split_annotations(12.5, 5))))
+    deploy, _ = pod_spec(pulumi_mocks)
+    assert deploy.inputs["metadata"]["annotations"] == {"llm-ab/declared-canary-percent": "12.5",
+                                                        "llm-ab/split-tolerance": "5"}
+    assert "annotations" not in deploy.inputs["spec"]["template"]["metadata"]
+
+
+def test_no_split_annotations_by_default(run_program, pulumi_mocks) -> None:
+    run_program(lambda: TgiServer("tgi-canary", args()))
+    deploy, _ = pod_spec(pulumi_mocks)
+    assert "annotations" not in deploy.inputs["metadata"]

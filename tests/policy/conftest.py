@@ -144,22 +144,25 @@ def deployment(name: str = "text-generation-inference-stable", *, labels: Mappin
     }
 
 
-def variant(kind: str, replicas: int, **kwargs: Any) -> PolicyResource:
-    """A TGI Deployment of one variant, as a stack resource."""
+def variant(kind: str, replicas: int, *, declared: str | None = "50", tolerance: str | None = "5",
+            **kwargs: Any) -> PolicyResource:
+    """A TGI Deployment of one variant, as a stack resource, with the declared split on its metadata."""
     name = f"text-generation-inference-{kind}"
-    return resource("kubernetes:apps/v1:Deployment", f"tgi-{kind}-deploy", deployment(
-        name, labels={"run": "text-generation-inference", "type": kind}, replicas=replicas, **kwargs))
-
-
-def traffic_service(*, selector: Mapping[str, str] | None = None, declared: str | None = "50",
-                    tolerance: str | None = "5", name: str = "text-generation-inference") -> PolicyResource:
+    props = deployment(name, labels={"run": "text-generation-inference", "type": kind}, replicas=replicas, **kwargs)
     annotations = {}
     if declared is not None:
         annotations["llm-ab/declared-canary-percent"] = declared
     if tolerance is not None:
         annotations["llm-ab/split-tolerance"] = tolerance
+    if annotations:
+        props["metadata"]["annotations"] = annotations
+    return resource("kubernetes:apps/v1:Deployment", f"tgi-{kind}-deploy", props)
+
+
+def traffic_service(*, selector: Mapping[str, str] | None = None,
+                    name: str = "text-generation-inference") -> PolicyResource:
     return resource("kubernetes:core/v1:Service", "traffic-svc", {
-        "metadata": {"name": name, "namespace": "llm-ab-dev", "annotations": annotations},
+        "metadata": {"name": name, "namespace": "llm-ab-dev"},
         "spec": {"type": "ClusterIP", "selector": dict(selector or {"run": "text-generation-inference"})},
     })
 

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import traffic
+from components import naming
 from policy import rules
 from tests.conftest import ROOT, RecordingMocks, dev_config
 from tests.policy.conftest import (
@@ -114,7 +114,7 @@ def test_broken_dev_variant_fails_with_the_expected_rules(monkeypatch, run_progr
          "Service 'text-generation-inference' is of type LoadBalancer, which exposes it outside the cluster; "
          "allowed types: ClusterIP, ExternalName"),
         ("split-canary-share-cap", "<stack>", "the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%"),
-        ("split-within-tolerance", "traffic-svc",
+        ("split-within-tolerance", "<stack>",
          "3 of 4 TGI replicas give a 75% canary, 25 points from the declared 50%, more than the tolerance of 5"),
     ]
     assert advisory(found) == [
@@ -125,14 +125,19 @@ def test_broken_dev_variant_fails_with_the_expected_rules(monkeypatch, run_progr
     ]
 
 
-def test_traffic_service_carries_the_declared_split_for_the_policies(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_tgi_deployments_carry_the_declared_split_for_the_policies(monkeypatch, run_program, pulumi_mocks) -> None:
     run_stack_program(monkeypatch, run_program, {**dev_config(), "llm-ab:split": {
         "canaryPercent": 10, "replicas": 7, "tolerance": 5}})
+    for variant in ("stable", "canary"):
+        deploy = pulumi_mocks.k8s_named("apps/v1:Deployment", f"text-generation-inference-{variant}")
+        assert deploy.inputs["metadata"]["annotations"] == {rules.DECLARED_PERCENT_ANNOTATION: "10",
+                                                            rules.SPLIT_TOLERANCE_ANNOTATION: "5"}
+        # On the Deployment itself, not its pod template: a new split must roll no pods.
+        assert "annotations" not in deploy.inputs["spec"]["template"]["metadata"]
     svc = pulumi_mocks.k8s_named("core/v1:Service", "text-generation-inference")
-    assert svc.inputs["metadata"]["annotations"] == {rules.DECLARED_PERCENT_ANNOTATION: "10",
-                                                     rules.SPLIT_TOLERANCE_ANNOTATION: "5"}
+    assert "annotations" not in svc.inputs["metadata"]
     assert (rules.DECLARED_PERCENT_ANNOTATION, rules.SPLIT_TOLERANCE_ANNOTATION) == (
-        traffic.DECLARED_PERCENT_ANNOTATION, traffic.SPLIT_TOLERANCE_ANNOTATION)
+        naming.DECLARED_PERCENT_ANNOTATION, naming.SPLIT_TOLERANCE_ANNOTATION)
 
 
 STAGING = ROOT / "Pulumi.staging.yaml"

@@ -540,37 +540,59 @@ def test_traffic_service_without_selector_fails() -> None:
 # split-within-tolerance
 
 
+def split(stable: int, canary: int, *, declared: str | None = "10", tolerance: str | None = "5") -> list[Any]:
+    """Both TGI variants declaring the same split, plus the traffic Service (which carries no split)."""
+    return [variant("stable", stable, declared=declared, tolerance=tolerance),
+            variant("canary", canary, declared=declared, tolerance=tolerance), traffic_service()]
+
+
 def test_effective_split_within_tolerance_passes() -> None:
-    outcome = check_stack("split-within-tolerance", [variant("stable", 6), variant("canary", 1),
-                                                     traffic_service(declared="10", tolerance="5")])
+    outcome = check_stack("split-within-tolerance", split(6, 1))
     assert outcome.violations == [] and outcome.not_applicable is None
 
 
 def test_effective_split_beyond_tolerance_fails_like_the_program_would() -> None:
-    svc = traffic_service(declared="10", tolerance="5")
-    outcome = check_stack("split-within-tolerance", [variant("stable", 1), variant("canary", 1), svc])
+    outcome = check_stack("split-within-tolerance", split(1, 1))
     assert outcome.violations == [
         "1 of 2 TGI replicas give a 50% canary, 40 points from the declared 10%, more than the tolerance of 5"]
-    assert outcome.urns == [svc.urn]
+    assert outcome.urns == [None]
 
 
 def test_tolerance_falls_back_to_policy_config_without_the_annotation() -> None:
-    stack = [variant("stable", 1), variant("canary", 1), traffic_service(declared="40", tolerance=None)]
+    stack = split(1, 1, declared="40", tolerance=None)
     assert check_stack("split-within-tolerance", stack).violations == [
         "1 of 2 TGI replicas give a 50% canary, 10 points from the declared 40%, more than the tolerance of 5"]
     assert check_stack("split-within-tolerance", stack, config={"tolerance": 10}).violations == []
 
 
-def test_traffic_service_without_declared_percent_fails() -> None:
-    stack = [variant("stable", 1), variant("canary", 1), traffic_service(declared=None)]
-    assert check_stack("split-within-tolerance", stack).violations == [
-        "traffic Service 'text-generation-inference' declares no canary percent "
+def test_tgi_deployment_without_declared_percent_fails() -> None:
+    stable, canary = variant("stable", 1, declared="50"), variant("canary", 1, declared=None)
+    outcome = check_stack("split-within-tolerance", [stable, canary, traffic_service()])
+    assert outcome.violations == [
+        "TGI Deployment 'text-generation-inference-canary' declares no canary percent "
         "(annotation llm-ab/declared-canary-percent is None)"]
+    assert outcome.urns == [canary.urn]
 
 
-def test_split_tolerance_does_not_apply_without_traffic_service() -> None:
-    outcome = check_stack("split-within-tolerance", [variant("stable", 1)])
-    assert outcome.violations == [] and outcome.not_applicable == "no traffic Service 'text-generation-inference'"
+def test_tgi_deployments_that_declare_different_splits_fail() -> None:
+    stack = [variant("stable", 1, declared="50"), variant("canary", 1, declared="40"), traffic_service()]
+    assert check_stack("split-within-tolerance", stack).violations == [
+        "the TGI Deployments disagree on annotation llm-ab/declared-canary-percent: "
+        "'text-generation-inference-stable' has '50', 'text-generation-inference-canary' has '40'"]
+    same = [variant("stable", 1, declared="50"), variant("canary", 1, declared="50.0"), traffic_service()]
+    assert check_stack("split-within-tolerance", same).violations == []
+
+
+def test_tgi_deployments_that_declare_different_tolerances_fail() -> None:
+    stack = [variant("stable", 1, tolerance="5"), variant("canary", 1, tolerance=None), traffic_service()]
+    assert check_stack("split-within-tolerance", stack).violations == [
+        "the TGI Deployments disagree on annotation llm-ab/split-tolerance: "
+        "'text-generation-inference-stable' has '5', 'text-generation-inference-canary' has None"]
+
+
+def test_split_tolerance_does_not_apply_without_tgi_deployments() -> None:
+    outcome = check_stack("split-within-tolerance", [traffic_service()])
+    assert outcome.violations == [] and outcome.not_applicable == "no TGI Deployments"
 
 
 # --------------------------------------------------------------------------------------------------

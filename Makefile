@@ -57,10 +57,10 @@ test-integration: venv ## only the tests against the local cluster's real API se
 smoke: venv ## run the smoke CLI from outside against $(STACK)'s outputs (through kubectl port-forward)
 	scripts/smoke $(STACK)
 
-promote: ## make the canary's model the stable one in Pulumi.$(STACK).yaml (review with `make preview`)
+promote: venv ## make the canary's model the stable one in Pulumi.$(STACK).yaml (review with `make preview`)
 	$(PY) -m stacks.promote promote --stack $(STACK)
 
-rollback: ## send 0% to the canary in Pulumi.$(STACK).yaml (review with `make preview`)
+rollback: venv ## send 0% to the canary in Pulumi.$(STACK).yaml (review with `make preview`)
 	$(PY) -m stacks.promote rollback --stack $(STACK)
 
 bench: venv ## measurements printed side by side (bench/)

@@ -53,7 +53,8 @@ cfg = dev_config()
 os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.items()})
 asyncio.set_event_loop(asyncio.new_event_loop())
 mocks = RecordingMocks()
-pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="dev", preview=False)
+# The same stack name as tests/integration, so the dry-run re-applies what that test applied.
+pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="test", preview=False)
 pulumi.export = lambda *a: None
 @pulumi.runtime.test
 def program():
@@ -76,7 +77,7 @@ def dry_run_seconds(kubeconfig: str, repeat: int = 3) -> tuple[float, int]:
                                "--dry-run=server", "-f", "-"], input=rendered, capture_output=True, text=True)
         times.append(time.monotonic() - t0)
         if proc.returncode != 0:
-            sys.exit(f"kubectl apply --dry-run=server failed:\n{proc.stdout}\n{proc.stderr}")
+            sys.exit(f"kubectl apply --dry-run=server failed:\n{proc.stderr[:2000]}")
     return sorted(times)[len(times) // 2], rendered.count("\nkind: ") + rendered.startswith("kind: ")
 
 

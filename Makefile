@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
         smoke promote rollback bench policy-preview clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt smoke/requirements.txt staging/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt smoke/requirements.txt
 
 venv: $(VENV)/.installed ## create ./venv with the program's and the tests' pinned packages
 
-toolchain: ## build (once per machine) pulumi, its plugins and the local cluster from the Go module proxy
+toolchain: ## build (once per machine) the local cluster and, where the proxy serves them, pulumi and its plugins
 	scripts/toolchain
 
 cluster: ## start the embedded local cluster (or use the current context with LLMAB_USE_CURRENT_CONTEXT=1)

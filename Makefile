@@ -63,9 +63,11 @@ promote: venv ## make the canary's model the stable one in Pulumi.$(STACK).yaml 
 rollback: venv ## send 0% to the canary in Pulumi.$(STACK).yaml (review with `make preview`)
 	$(PY) -m stacks.promote rollback --stack $(STACK)
 
-bench: venv ## measurements printed side by side (bench/)
+bench: venv ## measurements printed side by side (bench/): unit suite, split check, cluster and engine
 	$(PY) bench/bench_unit.py
 	$(PY) bench/bench_split.py
+	scripts/toolchain cluster
+	$(PY) bench/bench_engine.py
 
 clean: ## remove the venv (the toolchain cache lives outside the repo: scripts/toolchain status)
 	rm -rf $(VENV)

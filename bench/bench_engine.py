@@ -32,8 +32,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True)
     return dt, proc
 
 
-def apply_dev_program(kubeconfig: str) -> float:
-    """Render the dev program under mocks and apply it; seconds until every workload is ready."""
+def apply_dev_program() -> float:
+    """Render the dev program under mocks and apply it to the bench cluster; seconds until every workload is ready."""
     code = f"""
 import sys, subprocess, time, pytest
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "{ROOT}/tests/integration/test_program_on_local_cluster.py"]))
@@ -102,7 +102,7 @@ def main() -> None:
     dt, _ = timed([*lc, "up"])
     rows.append(("local-cluster up again (idempotent)", f"{dt:.1f} s"))
     kubeconfig = timed([*lc, "kubeconfig"])[1].stdout.strip()
-    dt = apply_dev_program(kubeconfig)
+    dt = apply_dev_program()
     rows.append(("dev program under mocks -> apply -> all Deployments/Jobs/PVCs ready (incl. pytest start)", f"{dt:.1f} s"))
 
     dry, count = dry_run_seconds(kubeconfig)

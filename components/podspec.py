@@ -47,3 +47,16 @@ def gpu_tolerations() -> list[dict[str, str]]:
 
 def tmp_volume(name: str = "tmp", size: str = "1Gi") -> dict[str, Any]:
     return {"name": name, "emptyDir": {"sizeLimit": size}}
+
+
+def pip_then_python(requirements: str, python_args: str, *, name: str, pythonpath: str = "") -> list[str]:
+    """Container command for our tools shipped by ConfigMap onto a stock python image: install the
+    pinned ``requirements`` into /tmp (the root file system is read-only), then run
+    ``python <python_args>`` with the container's ``args`` appended."""
+    path = ":".join(p for p in ("/tmp/deps", pythonpath) if p)
+    return [
+        "/bin/sh", "-c",
+        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps -r {requirements} "
+        f"&& PYTHONPATH={path} exec python {python_args} \"$@\"",
+        name,
+    ]

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import common_labels
-from components.podspec import container_security, pod_security, tmp_volume
+from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 PACKAGE_MOUNT = "/opt/smoke/smoke"
@@ -44,13 +44,8 @@ def case_files(paths: Sequence[str], root: Path = PACKAGE_DIR.parent) -> dict[st
 
 
 def smoke_command() -> list[str]:
-    return [
-        "/bin/sh", "-c",
-        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps "
-        f"-r {PACKAGE_MOUNT}/requirements.txt && cd /opt/smoke && PYTHONPATH=/tmp/deps:/opt/smoke "
-        f"exec python -m smoke \"$@\"",
-        "smoke",
-    ]
+    # `-m smoke` finds the package under /opt/smoke (PACKAGE_MOUNT's parent).
+    return pip_then_python(f"{PACKAGE_MOUNT}/requirements.txt", "-m smoke", name="smoke", pythonpath="/opt/smoke")
 
 
 def checks_digest(args: Sequence[str], files: Mapping[str, str]) -> str:

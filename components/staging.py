@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import S3_CLIENT_LABEL, common_labels
-from components.podspec import container_security, pod_security, tmp_volume
+from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
 TOOL_FILES = ("stage_model.py", "requirements.txt")
@@ -28,13 +28,7 @@ def read_tool_files(directory: Path = TOOL_DIR) -> dict[str, str]:
 
 
 def staging_command() -> list[str]:
-    """Install the tool's pinned requirements into /tmp and run it (the root FS is read-only)."""
-    return [
-        "/bin/sh", "-c",
-        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps "
-        f"-r {MOUNT}/requirements.txt && PYTHONPATH=/tmp/deps exec python {MOUNT}/stage_model.py \"$@\"",
-        "stage-model",
-    ]
+    return pip_then_python(f"{MOUNT}/requirements.txt", f"{MOUNT}/stage_model.py", name="stage-model")
 
 
 def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str) -> list[str]:

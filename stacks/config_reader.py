@@ -25,6 +25,11 @@ class ConfigError(ValueError):
         super().__init__(f"{PROJECT}:{key} {message}")
 
 
+def is_dns_label(value: str) -> bool:
+    """A Kubernetes DNS label: lower-case letters, digits and '-', at most 63 characters."""
+    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
 def show(value: Any) -> str:
     """Render a config value the way a user wrote it (strings quoted, bools lower-case)."""
     if isinstance(value, bool):
@@ -139,7 +144,7 @@ class Section:
 
     def dns_label(self, name: str, default: str) -> str:
         value = self.string(name, default)
-        if len(value) > 63 or not _DNS_LABEL.match(value):
+        if not is_dns_label(value):
             raise ConfigError(
                 self.key(name),
                 f"must be a DNS label (lower-case letters, digits and '-', at most 63 characters), got {show(value)}",

@@ -15,11 +15,13 @@ import pulumi
 
 from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
 from components.minio import MinioStore, MinioStoreArgs
+from components.modelmesh import NAMESPACE_OPT_IN_LABELS as MODELMESH_OPT_IN_LABELS
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import model_mount_path, split_annotations
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from components.tgi import TgiServer, TgiServerArgs
 from components.traffic import TrafficSplit, TrafficSplitArgs
+from stacks.modelmesh_settings import enabled_modelmesh
 from stacks.settings import Settings, Variant
 
 
@@ -78,11 +80,8 @@ LayerExtension = Callable[[Settings, "KubernetesLayer", pulumi.ResourceOptions],
 def namespace_labels(settings: Settings) -> dict[str, str]:
     """Opt-in labels of the namespace: Datashim's webhook, and ModelMesh's controller when enabled."""
     labels = dict(NAMESPACE_OPT_IN_LABELS)
-    modelmesh = settings.extras.get("modelmesh")
-    if modelmesh is not None and getattr(modelmesh, "enabled", False):
-        from components.modelmesh import NAMESPACE_OPT_IN_LABELS as MODELMESH_LABELS
-
-        labels.update(MODELMESH_LABELS)
+    if enabled_modelmesh(settings) is not None:
+        labels.update(MODELMESH_OPT_IN_LABELS)
     return labels
 
 

@@ -11,7 +11,9 @@ from typing import Any
 import pulumi
 
 from stacks.kubernetes_layer import KubernetesLayer, LayerExtension, PlatformContext, build_kubernetes_layer
+from stacks.modelmesh_layer import modelmesh_extension
 from stacks.settings import Platform, Settings, Variant
+from stacks.smoke_layer import smoke_extension
 
 # Stack output names (shared with tests, the smoke CLI wrapper and the README).
 OUT_NAMESPACE = "namespace"
@@ -58,19 +60,9 @@ def layer_outputs(settings: Settings, layer: KubernetesLayer) -> dict[str, Any]:
 
 
 def extensions() -> list[LayerExtension]:
-    """Optional features wired onto the Kubernetes layer, each deciding from settings if it runs."""
-    found: list[LayerExtension] = []
-    try:
-        from stacks.modelmesh_layer import modelmesh_extension
-        found.append(modelmesh_extension)
-    except ImportError:
-        pass
-    try:
-        from stacks.smoke_layer import smoke_extension
-        found.append(smoke_extension)
-    except ImportError:
-        pass
-    return found
+    """Optional features wired onto the Kubernetes layer, in order (the smoke gate waits for ModelMesh);
+    each decides from the settings whether it creates anything."""
+    return [modelmesh_extension, smoke_extension]
 
 
 def build(settings: Settings) -> Mapping[str, Any]:

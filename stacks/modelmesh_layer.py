@@ -14,7 +14,7 @@ import pulumi
 from components.modelmesh import ModelMeshServing, ModelMeshServingArgs, Predictor, infer_url, rest_base_url
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from stacks.kubernetes_layer import KubernetesLayer
-from stacks.modelmesh_settings import KEY, MeshModel, ModelMeshSettings
+from stacks.modelmesh_settings import MeshModel, ModelMeshSettings, enabled_modelmesh
 from stacks.settings import Settings
 
 OUT_MODELMESH = "modelmesh"
@@ -52,7 +52,7 @@ def model_summary(name: str, model: MeshModel) -> dict[str, str]:
 
 
 def modelmesh_outputs(settings: Settings, mm: ModelMeshSettings) -> dict[str, Any]:
-    """The ``modelmesh`` stack output; URLs are plain strings (the smoke layer passes them on)."""
+    """The ``modelmesh`` stack output (also read by `make smoke`)."""
     assert mm.primary is not None
     ns = settings.namespace
     return {
@@ -69,8 +69,8 @@ def modelmesh_outputs(settings: Settings, mm: ModelMeshSettings) -> dict[str, An
 
 
 def modelmesh_extension(settings: Settings, layer: KubernetesLayer, opts: pulumi.ResourceOptions) -> Mapping[str, Any]:
-    mm: ModelMeshSettings | None = settings.extras.get(KEY)
-    if mm is None or not mm.enabled:
+    mm = enabled_modelmesh(settings)
+    if mm is None:
         return {}
     if layer.store is None or mm.primary is None:  # the parser rejects both; kept for direct callers
         raise ValueError("the ModelMesh track needs the stack's MinIO and a primary model")

@@ -309,3 +309,9 @@ def parse_modelmesh(raw: Mapping[str, Any], settings: Settings) -> ModelMeshSett
     _check_prefixes(models, mm, settings)
     _check_smoke_cases(s, mm, settings)
     return mm
+
+
+def enabled_modelmesh(settings: Settings) -> ModelMeshSettings | None:
+    """The stack's ModelMesh settings when the track is on, else None."""
+    mm: ModelMeshSettings | None = settings.extras.get(KEY)
+    return mm if mm is not None and mm.enabled else None

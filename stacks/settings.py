@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from components.split import SplitError, SplitPlan, plan_split
-from stacks.config_reader import PROJECT, ConfigError, Section, show
+from stacks.config_reader import PROJECT, ConfigError, Section, is_dns_label, show
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -338,7 +338,7 @@ def _parse_staging(s: Section) -> StagingSettings:
 def _parse_traffic(s: Section) -> TrafficSettings:
     names = s.string_list("allowedNamespaces")
     for name in names:
-        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
+        if not is_dns_label(name):
             raise ConfigError(s.key("allowedNamespaces"), f"must list namespace names, got {show(name)}")
     s.done()
     return TrafficSettings(allowed_namespaces=names)
@@ -366,22 +366,14 @@ def _parse_smoke(s: Section) -> SmokeSettings:
     return sm
 
 
-# Optional features register a parser here: key -> (raw config, core settings) -> parsed value,
-# stored in ``Settings.extras[key]``. They are imported lazily so the core loader has no dependency
-# on them; each raises ConfigError naming the key, like the core parsers.
+# Optional features parse their own keys: key -> (raw config, core settings) -> parsed value, stored
+# in ``Settings.extras[key]``; each raises ConfigError naming the key, like the core parsers. The
+# import is inside the function only because those modules import this one.
 def _feature_parsers() -> dict[str, Any]:
-    parsers: dict[str, Any] = {}
-    try:
-        from stacks.modelmesh_settings import parse_modelmesh
-        parsers["modelmesh"] = parse_modelmesh
-    except ImportError:
-        pass
-    try:
-        from stacks.eks_settings import parse_eks
-        parsers["eks"] = parse_eks
-    except ImportError:
-        pass
-    return parsers
+    from stacks.eks_settings import parse_eks
+    from stacks.modelmesh_settings import parse_modelmesh
+
+    return {"modelmesh": parse_modelmesh, "eks": parse_eks}
 
 
 def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
@@ -425,14 +417,7 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
         traffic=_parse_traffic(root.section("traffic")),
         smoke=_parse_smoke(root.section("smoke")),
     )
-    extras: dict[str, Any] = {}
-    for key, parser in _feature_parsers().items():
-        extras[key] = parser(raw, settings)
-    return _with_extras(settings, extras)
-
-
-def _with_extras(settings: Settings, extras: dict[str, Any]) -> Settings:
-    from dataclasses import replace
+    extras = {key: parser(raw, settings) for key, parser in _feature_parsers().items()}
     return replace(settings, extras=extras)
 
 

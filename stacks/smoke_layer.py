@@ -7,9 +7,11 @@ from typing import Any
 
 import pulumi
 
+from components.modelmesh import rest_base_url
 from components.naming import TGI_APP, TGI_PORT, service_url, tgi_deployment_name
 from components.smoke_test import SmokeTestJob, SmokeTestJobArgs
 from stacks.kubernetes_layer import KubernetesLayer
+from stacks.modelmesh_settings import enabled_modelmesh
 from stacks.settings import Settings, Variant
 
 OUT_SMOKE = "smoke"
@@ -17,12 +19,13 @@ READINESS_MARGIN_SECONDS = 60
 """Part of the Job's deadline kept for the split check and the report after readiness."""
 
 
-def smoke_cli_args(settings: Settings, modelmesh: Mapping[str, Any] | None = None) -> list[str]:
+def smoke_cli_args(settings: Settings) -> list[str]:
     """Arguments of ``python -m smoke`` for this stack: in-cluster names, models, the split.
 
     The split check compares with the *effective* share (canary replicas / total): that is what
     the Service can deliver, and the preview already holds it within ``split.tolerance`` of the
-    declared share. A variant with no replicas is not probed directly.
+    declared share. A variant with no replicas is not probed directly. With the ModelMesh track on,
+    its primary InferenceService is checked through the V2 REST proxy.
     """
     ns = settings.namespace
     args = ["--tgi-url", service_url(TGI_APP, ns, TGI_PORT),
@@ -32,10 +35,9 @@ def smoke_cli_args(settings: Settings, modelmesh: Mapping[str, Any] | None = Non
             continue
         args += [f"--{variant.value}-url", service_url(tgi_deployment_name(variant.value), ns, TGI_PORT),
                  f"--{variant.value}-model", settings.model(variant).id]
-    if modelmesh and modelmesh.get("v2Url"):
-        args += ["--v2-url", str(modelmesh["v2Url"])]
-        if modelmesh.get("v2Model"):
-            args += ["--v2-model", str(modelmesh["v2Model"])]
+    mm = enabled_modelmesh(settings)
+    if mm is not None:
+        args += ["--v2-url", rest_base_url(ns), "--v2-model", mm.primary_name]
     args += ["--samples", str(settings.smoke.samples),
              "--timeout", str(max(30, settings.smoke.timeout_seconds - READINESS_MARGIN_SECONDS))]
     return args
@@ -44,16 +46,14 @@ def smoke_cli_args(settings: Settings, modelmesh: Mapping[str, Any] | None = Non
 def smoke_extension(settings: Settings, layer: KubernetesLayer, opts: pulumi.ResourceOptions) -> Mapping[str, Any]:
     if not settings.smoke.enabled:
         return {}
-    modelmesh = layer.outputs.get("modelmesh") if isinstance(layer.outputs.get("modelmesh"), Mapping) else None
-    cases = list(settings.smoke.cases)
-    if modelmesh and modelmesh.get("v2Cases"):
-        cases += [c for c in modelmesh["v2Cases"] if c not in cases]
+    mm = enabled_modelmesh(settings)
+    cases = [*settings.smoke.cases, *[c for c in (mm.smoke_cases if mm else ()) if c not in settings.smoke.cases]]
     wait_for: list[pulumi.Resource] = [*layer.tgi.values(), layer.traffic, *layer.extra_resources]
     job = SmokeTestJob(
         "smoke",
         SmokeTestJobArgs(
             namespace=layer.namespace.name, stack=settings.stack, image=settings.smoke.image,
-            cli_args=smoke_cli_args(settings, modelmesh), cases=cases,
+            cli_args=smoke_cli_args(settings), cases=cases,
             timeout_seconds=settings.smoke.timeout_seconds, wait_for=wait_for,
         ),
         opts=opts,

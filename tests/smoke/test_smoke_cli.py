@@ -15,6 +15,8 @@ from pathlib import Path
 from tests.smoke.servers import BASE_ID, REPO_ROOT, SMALL_ID, RunningServer, SplitProxy
 
 RunCli = Callable[..., tuple[int, str, str]]
+MODELS = ("--stable-model", "google/flan-t5-small", "--canary-model", "google/flan-t5-base")
+"""The tutorial's pair, as the variants must report it."""
 
 
 def _variant_args(stable: RunningServer, canary: RunningServer, cases: Path) -> list[str]:
@@ -23,10 +25,7 @@ def _variant_args(stable: RunningServer, canary: RunningServer, cases: Path) -> 
         stable.url,
         "--canary-url",
         canary.url,
-        "--stable-model",
-        "google/flan-t5-small",
-        "--canary-model",
-        "google/flan-t5-base",
+        *MODELS,
         "--cases",
         str(cases / "flan-t5-small.yaml"),
         "--cases",
@@ -107,10 +106,7 @@ def test_split_declared_10_but_real_50_exits_1_with_the_observed_share(
         proxy.url,
         "--canary-percent",
         "10",
-        "--stable-model",
-        "google/flan-t5-small",
-        "--canary-model",
-        "google/flan-t5-base",
+        *MODELS,
         "--json",
     )
 
@@ -284,10 +280,7 @@ def test_canary_0_percent_fails_on_the_first_canary_sample(
         proxy.url,
         "--canary-percent",
         "0",
-        "--stable-model",
-        "google/flan-t5-small",
-        "--canary-model",
-        "google/flan-t5-base",
+        *MODELS,
         "--json",
     )
 

@@ -111,6 +111,7 @@ def build_kubernetes_layer(settings: Settings, ctx: PlatformContext,
                 namespace=ns.name, stack=stack, image=settings.storage.minio_image,
                 bucket=settings.storage.bucket, size=settings.storage.size,
                 storage_class=settings.storage.storage_class, protect=settings.storage.protect,
+                credential_generator=settings.credentials.generator,
                 # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
                 extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
                     "kubernetes.io/metadata.name": settings.datashim.operator_namespace}}}],

@@ -29,6 +29,8 @@ OUT_BUCKET = "bucket"
 OUT_S3_ENDPOINT = "s3Endpoint"
 OUT_MINIO_ROOT_USER = "minioRootUser"
 OUT_MINIO_ROOT_PASSWORD = "minioRootPassword"
+OUT_CREDENTIAL_GENERATOR = "credentialGenerator"
+"""What generated the deployed credentials; the deploy driver compares it with the config (deploy/credentials.py)."""
 
 
 def gpus_per_variant(settings: Settings) -> dict[str, int]:
@@ -55,6 +57,7 @@ def layer_outputs(settings: Settings, layer: KubernetesLayer) -> dict[str, Any]:
     if layer.store is not None:
         outputs[OUT_MINIO_ROOT_USER] = pulumi.Output.secret(layer.store.root_user)
         outputs[OUT_MINIO_ROOT_PASSWORD] = pulumi.Output.secret(layer.store.root_password)
+        outputs[OUT_CREDENTIAL_GENERATOR] = settings.credentials.generator.value
     outputs.update(layer.outputs)
     return outputs
 

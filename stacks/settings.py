@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from components.credentials import CredentialGenerator
 from components.split import SplitError, SplitPlan, plan_split
 from stacks.config_reader import PROJECT, ConfigError, Section, is_dns_label, show
 
@@ -22,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Top-level config keys, in the order the README documents them.
 TOP_LEVEL_KEYS = (
     "namespace", "platform", "split", "models", "tgi", "storage", "datashim", "staging",
-    "traffic", "smoke", "modelmesh", "gpu", "eks", "aws",
+    "traffic", "smoke", "credentials", "modelmesh", "gpu", "eks", "aws",
 )
 
 _PINNED_IMAGE = re.compile(
@@ -194,6 +195,13 @@ class SmokeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CredentialSettings:
+    """What generates the stack's credentials (components/credentials.py)."""
+
+    generator: CredentialGenerator = CredentialGenerator.RANDOM
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a stack declares, validated."""
 
@@ -210,6 +218,7 @@ class Settings:
     staging: StagingSettings = field(default_factory=StagingSettings)
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
+    credentials: CredentialSettings = field(default_factory=CredentialSettings)
     extras: Mapping[str, Any] = field(default_factory=dict)
     """Parsed settings of optional features (modelmesh, eks), keyed by top-level config key."""
 
@@ -366,6 +375,13 @@ def _parse_smoke(s: Section) -> SmokeSettings:
     return sm
 
 
+def _parse_credentials(s: Section) -> CredentialSettings:
+    d = CredentialSettings()
+    generator = CredentialGenerator(s.choice("generator", d.generator.value, [g.value for g in CredentialGenerator]))
+    s.done()
+    return CredentialSettings(generator=generator)
+
+
 # Optional features parse their own keys: key -> (raw config, core settings) -> parsed value, stored
 # in ``Settings.extras[key]``; each raises ConfigError naming the key, like the core parsers. The
 # import is inside the function only because those modules import this one.
@@ -416,6 +432,7 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
         staging=_parse_staging(root.section("staging")),
         traffic=_parse_traffic(root.section("traffic")),
         smoke=_parse_smoke(root.section("smoke")),
+        credentials=_parse_credentials(root.section("credentials")),
     )
     extras = {key: parser(raw, settings) for key, parser in _feature_parsers().items()}
     return replace(settings, extras=extras)

@@ -1,0 +1,75 @@
+"""Credentials: pulumi-random where its plugin is, the built-in dynamic resource elsewhere."""
+
+from __future__ import annotations
+
+import runpy
+import string
+
+import pytest
+
+from components.credentials import ALPHANUMERIC, GeneratedSecretProvider, generate
+from tests.conftest import DYNAMIC_RESOURCE, ROOT, RecordingMocks, dev_config, set_stack_config, unsecret
+
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+def render_dev(monkeypatch, run_program, generator: str | None) -> dict:
+    config = dev_config()
+    if generator is not None:
+        config["llm-ab:credentials"] = {"generator": generator}
+    set_stack_config(monkeypatch, config)
+    exported: dict = {}
+    monkeypatch.setattr("pulumi.export", lambda name, value: exported.__setitem__(name, value))
+    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+    return exported
+
+
+def test_generated_values_are_alphanumeric_of_the_length_asked_and_differ() -> None:
+    values = {generate(40) for _ in range(50)}
+    assert len(values) == 50
+    assert all(len(v) == 40 and set(v) <= set(string.ascii_letters + string.digits) for v in values)
+
+
+def test_a_length_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        generate(0)
+
+
+def test_the_builtin_provider_creates_once_and_keeps_the_value_unless_length_changes() -> None:
+    provider = GeneratedSecretProvider()
+    created = provider.create({"length": 20, "alphabet": ALPHANUMERIC})
+    assert len(created.outs["result"]) == 20 and created.id
+    same = provider.diff(created.id, created.outs, {"length": 20, "alphabet": ALPHANUMERIC, "result": None})
+    assert same.changes is False and same.replaces == []
+    longer = provider.diff(created.id, created.outs, {"length": 40, "alphabet": ALPHANUMERIC, "result": None})
+    assert longer.changes is True and longer.replaces == ["length"]
+
+
+def test_dev_defaults_to_pulumi_random_for_all_six_credentials(
+        monkeypatch, run_program, pulumi_mocks: RecordingMocks) -> None:
+    exported = render_dev(monkeypatch, run_program, None)
+    assert len(pulumi_mocks.of_type(RANDOM_PASSWORD)) == 6
+    assert pulumi_mocks.of_type(DYNAMIC_RESOURCE) == []
+    assert exported["credentialGenerator"] == "random"
+
+
+def test_builtin_generator_makes_six_secret_dynamic_resources_and_no_random_password(
+        monkeypatch, run_program, pulumi_mocks: RecordingMocks, is_secret) -> None:
+    exported = render_dev(monkeypatch, run_program, "builtin")
+    generated = pulumi_mocks.of_type(DYNAMIC_RESOURCE)
+    assert sorted(r.name for r in generated) == sorted(
+        f"weights-{role}" for role in ("root-user", "root-password", "reader-key", "reader-secret",
+                                       "writer-key", "writer-secret"))
+    assert {r.name: int(r.inputs["length"]) for r in generated}["weights-root-password"] == 40
+    assert pulumi_mocks.of_type(RANDOM_PASSWORD) == []
+    assert pulumi_mocks.options["weights-root-password"].additional_secret_outputs == ["result"]
+    root = pulumi_mocks.named("weights-root")
+    assert unsecret(root.inputs["stringData"])["MINIO_ROOT_PASSWORD"].startswith("generated-weights-root-password")
+    assert is_secret(exported["minioRootPassword"])
+    assert exported["credentialGenerator"] == "builtin"
+
+
+def test_an_unknown_generator_fails_naming_the_key(monkeypatch, run_program, pulumi_mocks: RecordingMocks) -> None:
+    with pytest.raises(Exception, match=r"credentials\.generator must be one of random, builtin, got 'vault'"):
+        render_dev(monkeypatch, run_program, "vault")
+    assert pulumi_mocks.resources == []

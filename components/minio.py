@@ -14,6 +14,8 @@ from components.credentials import CredentialGenerator, credential
 from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, service_url
 from components.podspec import container_security, http_probe, pod_security, tmp_volume
 
+DATA_CLAIM = f"{MINIO_SERVICE}-data"
+"""Fixed name of the weights claim."""
 READ_POLICY = "llm-ab-read"
 WRITE_POLICY = "llm-ab-write"
 
@@ -142,13 +144,15 @@ class MinioStore(pulumi.ComponentResource):
         }
         if args.storage_class:
             claim_spec["storageClassName"] = args.storage_class
-        # Weights are data: by default `pulumi destroy` leaves the claim (and so the volume) in the
-        # cluster and only forgets it; the namespace holding it is retained for the same reason.
+        # Weights are data. protect: no update may replace the claim and `make destroy` (which
+        # destroys with --exclude-protected) keeps it, with its namespace; retain_on_delete: a plain
+        # `pulumi destroy` that got past protection still leaves the volume in the cluster. The fixed
+        # name lets a later stack adopt a retained claim.
         data = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
-            metadata={"namespace": args.namespace, "labels": labels},
+            metadata={"name": DATA_CLAIM, "namespace": args.namespace, "labels": labels},
             spec=claim_spec,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect, protect=args.protect),
         )
 
         endpoint = pulumi.Output.from_input(args.namespace).apply(

@@ -121,24 +121,51 @@ def run(args: argparse.Namespace) -> int:
     if args.verb in ("up", "preview"):
         settle_credentials(stack, allow_rotation=args.allow_credential_rotation)
     policies = policy_args(args.stack, not args.no_policy)
-    if args.verb == "preview":
-        result = stack.preview(diff=True, color=color, on_output=out, **policies)
-        log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
-        return 0
-    if args.verb == "up":
-        result = stack.up(diff=args.diff, color=color, on_output=out, **policies)
-        log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in {time.monotonic() - t0:.1f}s")
-        print(format_outputs(stack.outputs(), show_secrets=args.show_secrets))
-        return 0
-    if args.verb == "destroy":
-        stack.destroy(color=color, on_output=out, exclude_protected=not args.include_protected)
-        kept = [r for r in stack.export_stack().deployment.get("resources", [])
-                if r.get("type", "").startswith("kubernetes:")]
-        log(f"destroy of {args.stack} in {time.monotonic() - t0:.1f}s; kept (protected): "
-            + (", ".join(r["urn"].rsplit("::", 1)[1] for r in kept) or "nothing"))
-        return 0
+    steps = StepRecorder()
+    try:
+        if args.verb == "preview":
+            result = stack.preview(diff=True, color=color, on_output=out, on_event=steps, **policies)
+            log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
+            return 0
+        if args.verb == "up":
+            result = stack.up(diff=args.diff, color=color, on_output=out, on_event=steps, **policies)
+            log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
+                f"{time.monotonic() - t0:.1f}s")
+            print(format_outputs(stack.outputs(), show_secrets=args.show_secrets))
+            return 0
+        if args.verb == "destroy":
+            # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
+            stack.destroy(color=color, on_output=out, on_event=steps, exclude_protected=True)
+            kept = [r for r in stack.export_stack().deployment.get("resources", [])
+                    if r.get("protect") and r.get("type", "").startswith("kubernetes:")]
+            log(f"destroy of {args.stack} in {time.monotonic() - t0:.1f}s; kept (protected): "
+                + (", ".join(f"{r['type'].rsplit(':', 1)[1]} {r['urn'].rsplit('::', 1)[1]}" for r in kept)
+                   or "nothing"))
+            return 0
+    finally:
+        steps.write(args.steps)
     print(format_outputs(stack.outputs(), show_secrets=args.show_secrets, as_json=args.json))
     return 0
+
+
+class StepRecorder:
+    """Every resource step the engine announces (op, URN, type, changed keys), for ``--steps``."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is None:
+            return
+        meta = pre.metadata
+        op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+        self.steps.append({"op": op, "urn": meta.urn, "type": meta.type,
+                           "name": meta.urn.rsplit("::", 1)[-1], "diffs": list(meta.diffs or [])})
+
+    def write(self, path: str | None) -> None:
+        if path:
+            Path(path).write_text(json.dumps(self.steps, indent=2))
 
 
 def summary(changes: Mapping[str, int]) -> str:
@@ -158,8 +185,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="outputs: as JSON")
     p.add_argument("--allow-credential-rotation", action="store_true",
                    help=f"accept a change of {credentials.PATH_KEY} on a deployed stack (replaces every credential)")
-    p.add_argument("--include-protected", action="store_true",
-                   help="destroy: also delete protected resources (the weights volume): data is lost")
+    p.add_argument("--steps", metavar="PATH",
+                   help="preview, up, destroy: write every resource step (op, URN, type, changed keys) as JSON")
     return p
 
 

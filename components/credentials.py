@@ -29,31 +29,38 @@ class CredentialGenerator(str, enum.Enum):
     """llm-ab's dynamic resource (Python's ``secrets`` module, run by the engine's Python host)."""
 
 
-def generate(length: int, alphabet: str = ALPHANUMERIC) -> str:
-    """A uniformly random string from a CSPRNG (``secrets``)."""
-    import secrets  # imported here: the provider is serialised into the state and runs elsewhere
+def _provider_class() -> type[pulumi.dynamic.ResourceProvider]:
+    """The built-in generator's provider, defined inside a function so that dill stores the class
+    *by value* in the state: the engine's Python host then runs it without this repository on its
+    path, and moving this module can't break a deployed stack. Its methods use only the standard
+    library and the Pulumi SDK."""
 
-    if length < 1:
-        raise ValueError(f"a credential needs a length of at least 1, got {length}")
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    class GeneratedSecretProvider(pulumi.dynamic.ResourceProvider):
+        """Creates a random value once (CSPRNG: ``secrets``); a change of length or alphabet
+        replaces it, nothing else does."""
+
+        def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+            import secrets
+            import uuid
+
+            length, alphabet = int(props["length"]), str(props["alphabet"])
+            if length < 1 or not alphabet:
+                raise ValueError(f"a credential needs a length of at least 1 and an alphabet, got {length}")
+            value = "".join(secrets.choice(alphabet) for _ in range(length))
+            return pulumi.dynamic.CreateResult(uuid.uuid4().hex,
+                                               {"length": props["length"], "alphabet": alphabet, "result": value})
+
+        def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+            replaces = [key for key in ("length", "alphabet") if olds.get(key) != news.get(key)]
+            return pulumi.dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+        def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+            return pulumi.dynamic.ReadResult(id_, props)
+
+    return GeneratedSecretProvider
 
 
-class GeneratedSecretProvider(pulumi.dynamic.ResourceProvider):
-    """Creates a random value once; a change of length or alphabet replaces it, nothing else does."""
-
-    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        import uuid
-
-        value = generate(int(props["length"]), props["alphabet"])
-        return pulumi.dynamic.CreateResult(
-            id_=uuid.uuid4().hex, outs={"length": props["length"], "alphabet": props["alphabet"], "result": value})
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        replaces = [key for key in ("length", "alphabet") if olds.get(key) != news.get(key)]
-        return pulumi.dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
-
-    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
-        return pulumi.dynamic.ReadResult(id_=id_, outs=props)
+GeneratedSecretProvider = _provider_class()
 
 
 class GeneratedSecret(pulumi.dynamic.Resource):

@@ -85,9 +85,19 @@ def open_stack(stack_name: str, engine: Engine, work_dir: Path, out: Callable[[s
     return stack
 
 
-def settle_credentials(stack, *, allow_rotation: bool) -> None:
+def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
+    """``config`` of ``Pulumi.<stack>.yaml`` as written (the SDK's StackSettings drops object values)."""
+    import yaml
+
+    path = work_dir / f"Pulumi.{stack_name}.yaml"
+    if not path.is_file():
+        return {}
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
     """Decide (once) and check the credential generator before anything is previewed."""
-    configured = credentials.configured_generator({k: v.value for k, v in stack.get_all_config().items()})
+    configured = credentials.configured_generator(stack_file_config(work_dir, stack.name))
     try:
         deployed_out = stack.outputs().get(credentials.OUTPUT)
     except Exception:  # noqa: BLE001 - a stack never deployed has no outputs to read
@@ -119,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     color = "always" if sys.stdout.isatty() else "never"
     t0 = time.monotonic()
     if args.verb in ("up", "preview"):
-        settle_credentials(stack, allow_rotation=args.allow_credential_rotation)
+        settle_credentials(stack, work_dir, allow_rotation=args.allow_credential_rotation)
     policies = policy_args(args.stack, not args.no_policy)
     steps = StepRecorder()
     try:

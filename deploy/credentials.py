@@ -28,16 +28,16 @@ class Choice:
     reason: str
 
 
-def configured_generator(config: Mapping[str, str]) -> str | None:
-    """``credentials.generator`` from the stack config (values as the Automation API gives them)."""
-    raw = config.get(CONFIG_KEY)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value.get("generator") if isinstance(value, dict) else None
+def configured_generator(stack_config: Mapping[str, object]) -> str | None:
+    """``credentials.generator`` as set in ``Pulumi.<stack>.yaml`` (not Pulumi.yaml's default, which
+    the engine would merge in): its ``config`` mapping, objects as mappings or JSON strings."""
+    value = stack_config.get(CONFIG_KEY)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value.get("generator") if isinstance(value, Mapping) else None
 
 
 def choose(configured: str | None, deployed: str | None, random_plugin: bool, *,

@@ -7,7 +7,12 @@ import string
 
 import pytest
 
-from components.credentials import ALPHANUMERIC, GeneratedSecretProvider, generate
+import subprocess
+import sys
+
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.credentials import ALPHANUMERIC, GeneratedSecretProvider
 from tests.conftest import DYNAMIC_RESOURCE, ROOT, RecordingMocks, dev_config, set_stack_config, unsecret
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -25,14 +30,25 @@ def render_dev(monkeypatch, run_program, generator: str | None) -> dict:
 
 
 def test_generated_values_are_alphanumeric_of_the_length_asked_and_differ() -> None:
-    values = {generate(40) for _ in range(50)}
+    provider = GeneratedSecretProvider()
+    values = {provider.create({"length": 40, "alphabet": ALPHANUMERIC}).outs["result"] for _ in range(50)}
     assert len(values) == 50
     assert all(len(v) == 40 and set(v) <= set(string.ascii_letters + string.digits) for v in values)
 
 
 def test_a_length_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least 1, got 0"):
-        generate(0)
+    with pytest.raises(ValueError, match="at least 1 and an alphabet, got 0"):
+        GeneratedSecretProvider().create({"length": 0, "alphabet": ALPHANUMERIC})
+
+
+def test_the_provider_is_stored_by_value_and_runs_without_this_repository(tmp_path) -> None:
+    """The engine's Python host unpickles the provider from the state, with its own cwd and path."""
+    blob = serialize_provider(GeneratedSecretProvider())
+    code = ("import base64, dill, sys; p = dill.loads(base64.b64decode(sys.argv[1])); "
+            "print(p.create({'length': 12, 'alphabet': 'ab'}).outs['result'])")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, blob], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip()) == 12 and set(proc.stdout.strip()) <= {"a", "b"}
 
 
 def test_the_builtin_provider_creates_once_and_keeps_the_value_unless_length_changes() -> None:

@@ -63,8 +63,9 @@ def test_an_unknown_configured_generator_names_the_allowed_values() -> None:
         credentials.choose("vault", None, random_plugin=True)
 
 
-def test_the_configured_generator_is_read_from_the_config_object() -> None:
-    assert credentials.configured_generator({"llm-ab:credentials": '{"generator": "builtin"}'}) == "builtin"
+def test_the_configured_generator_is_read_from_the_stack_files_config_object() -> None:
+    assert credentials.configured_generator({"llm-ab:credentials": {"generator": "builtin"}}) == "builtin"
+    assert credentials.configured_generator({"llm-ab:credentials": '{"generator": "random"}'}) == "random"
     assert credentials.configured_generator({"llm-ab:namespace": "x"}) is None
 
 
@@ -148,3 +149,14 @@ def test_the_policy_pack_runs_as_an_executable_with_the_stacks_config() -> None:
     assert args["policy_pack_configs"][0].endswith("policy/config/dev.json")
     assert "policy_pack_configs" not in policy_args("no-such-stack", True)
     assert policy_args("dev", False) == {}
+
+
+def test_the_stack_files_objects_are_read_as_written(tmp_path) -> None:
+    from deploy.__main__ import stack_file_config
+
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  llm-ab:credentials:\n    generator: builtin\n"
+                                              "  llm-ab:namespace: ns\nencryptionsalt: v1:abc\n")
+    config = stack_file_config(tmp_path, "dev")
+    assert config == {"llm-ab:credentials": {"generator": "builtin"}, "llm-ab:namespace": "ns"}
+    assert credentials.configured_generator(config) == "builtin"
+    assert stack_file_config(tmp_path, "prod") == {}

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import common_labels
+from components.podspec import gpu_tolerations
 
 NAMESPACE_OPT_IN_LABELS = {"monitor-pods-datasets": "enabled"}
 """Namespace labels that make Datashim's webhook mount Datasets into pods."""
@@ -144,8 +145,7 @@ class DatashimDataset(pulumi.ComponentResource):
                 # Datashim's DaemonSets carry no tolerations, so volumes would not mount on tainted
                 # GPU nodes where TGI runs (components-api.md §2.6).
                 tmpl = props.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-                tmpl["tolerations"] = [*tmpl.get("tolerations", []),
-                                       {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+                tmpl["tolerations"] = [*tmpl.get("tolerations", []), *gpu_tolerations()]
             if kind in ("MutatingWebhookConfiguration", "Secret"):
                 # The generate-keys init container rewrites the webhook CA bundle and the TLS Secret;
                 # re-applying the manifest's stubs would break the webhook (components-api.md §2.6).

@@ -28,6 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.modelmesh_catalogue import MM_GRPC_PORT, SERVER_TYPES, isvc_name
 from components.naming import S3_PORT, common_labels, service_url
 from components.podspec import container_security
 
@@ -41,62 +42,14 @@ S3_REGION = "us-east-1"
 """The puller requires a region; MinIO accepts any (§4.3)."""
 MODELMESH_SERVICE = "modelmesh-serving"
 MODELMESH_REST_PORT = 8008
-MODELMESH_GRPC_PORT = 8033
 MODELMESH_POD_LABELS = {"modelmesh-service": MODELMESH_SERVICE}
 """Labels of every ModelMesh runtime pod (the selector of the controller's Service)."""
 NAMESPACE_OPT_IN_LABELS = {"modelmesh-enabled": "true"}
 """Namespace label a cluster-scope ModelMesh controller serves (§4.6)."""
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 SECRET_KEY_ANNOTATION = "serving.kserve.io/secretKey"
-MM_GRPC_PORT = 8085
-"""The model-mesh SPI endpoint of every built-in runtime (``grpcEndpoint: port:8085``)."""
 MEM_BUFFER_BYTES = 134217728
 MODEL_LOADING_TIMEOUT_MILLIS = 90000
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServerType:
-    """A built-in ModelMesh server type and its upstream runtime's facts (modelmesh-serving 0.12)."""
-
-    name: str
-    image: str
-    """The image modelmesh-serving v0.12.0 pins for it."""
-    formats: tuple[str, ...]
-    """Model formats its built-in adapter serves."""
-    default_formats: tuple[str, ...]
-    """What the upstream runtime declares (autoSelect)."""
-    data_port: int
-    """Default ``grpcDataEndpoint`` port."""
-    management_port: int | None
-    """Default ``runtimeManagementPort``; None: the data port (one gRPC server does both)."""
-    fixed_ports: bool = False
-    """The adapter writes the server's ports itself; they cannot be changed here."""
-
-
-SERVER_TYPES: dict[str, ServerType] = {
-    "mlserver": ServerType(
-        name="mlserver", image="seldonio/mlserver:1.3.2",
-        formats=("sklearn", "xgboost", "lightgbm"), default_formats=("sklearn", "xgboost", "lightgbm"),
-        data_port=8001, management_port=None),
-    "triton": ServerType(
-        name="triton", image="nvcr.io/nvidia/tritonserver:23.04-py3",
-        formats=("keras", "onnx", "pytorch", "tensorflow", "tensorrt", "sklearn", "xgboost", "lightgbm"),
-        default_formats=("keras", "onnx", "pytorch", "tensorflow", "tensorrt"),
-        data_port=8001, management_port=None),
-    "ovms": ServerType(
-        name="ovms", image="openvino/model_server:2022.2",
-        formats=("openvino_ir", "onnx"), default_formats=("openvino_ir", "onnx"),
-        data_port=8001, management_port=8888),
-    "torchserve": ServerType(
-        name="torchserve", image="pytorch/torchserve:0.7.1-cpu",
-        formats=("pytorch-mar",), default_formats=("pytorch-mar",),
-        data_port=7070, management_port=7071, fixed_ports=True),
-}
-
-
-def isvc_name(app: str, index: int) -> str:
-    """Iter8's convention: ``<app>-0`` is the primary, ``<app>-1`` the candidate."""
-    return f"{app}-{index}"
 
 
 def rest_base_url(namespace: str) -> str:

@@ -18,6 +18,7 @@ import json
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ CALL_RESULTS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass
+class Registration:
+    """What the SDK sent the monitor for one resource (what the engine and its analyzers see):
+    urn, parent, ``protect``, dependencies and property dependencies."""
+
+    urn: str
+    request: Any
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource registration; echoes inputs back as outputs (camelCase keys)."""
 
@@ -58,10 +68,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.options: dict[str, pulumi.ResourceOptions] = {}
         """Resource options by logical name, as the program passed them."""
+        self.registrations: list[Registration] = []
+        """The monitor's view of each registration (:class:`RecordingMonitor`)."""
+        self.names: dict[int, str] = {}
+        """Logical name of each resource object, for naming the resources options refer to."""
 
     def record_options(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Stack transformation: remember the options, change nothing."""
         self.options[args.name] = args.opts or pulumi.ResourceOptions()
+        self.names[id(args.resource)] = args.name
+
+    def name_of(self, resource: Any) -> str:
+        """The logical name of a resource object the program created."""
+        return self.names.get(id(resource), f"<{type(resource).__name__}>")
+
+    def depends_on(self, name: str) -> set[str]:
+        """Names of what resource ``name`` was told to depend on (its ``depends_on`` option)."""
+        deps = self.options[name].depends_on or []
+        return {self.name_of(d) for d in (deps if isinstance(deps, list | tuple) else [deps])}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(args)
@@ -97,6 +121,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return found[0]
 
 
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """The SDK's mock monitor (passed to ``set_mocks(monitor=...)``), also keeping each request."""
+
+    mocks: RecordingMocks
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)
+        self.mocks.registrations.append(Registration(response.urn, request))
+        return response
+
+
 @contextmanager
 def mocked_runtime(*, stack: str = "test") -> Iterator[RecordingMocks]:
     """A fresh Pulumi runtime with recording mocks, torn down afterwards.
@@ -110,7 +145,7 @@ def mocked_runtime(*, stack: str = "test") -> Iterator[RecordingMocks]:
     old_settings = pulumi.runtime.settings.SETTINGS
     root_token = pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.register_stack_transformation(mocks.record_options)
     try:
         yield mocks

@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from components.modelmesh import (
-    SERVER_TYPES,
     ModelMeshServing,
     ModelMeshServingArgs,
     Predictor,
@@ -17,13 +16,13 @@ from components.modelmesh import (
     serving_runtime_spec,
     storage_config_entry,
 )
+from components.modelmesh_catalogue import SERVER_TYPES
 from components.staging import staging_args
-from stacks.modelmesh_layer import staged_models
-from stacks.modelmesh_settings import ModelMeshSettings, parse_modelmesh
+from stacks.modelmesh_settings import ModelMeshSettings
+from stacks.modelmesh_track import staged_models
 from stacks.settings import parse_settings
-from tests.conftest import is_secret_value, unsecret
-from tests.unit.test_modelmesh_settings import CANDIDATE, PRIMARY, REV_A, REV_B
-from tests.unit.test_settings import minimal
+from tests.harness import is_secret_value, unsecret
+from tests.samples import CANDIDATE, PRIMARY, REV_A, REV_B, minimal
 
 RUNTIME = "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"
 ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
@@ -202,8 +201,7 @@ def test_no_routemap_without_the_flag(run_program, pulumi_mocks) -> None:
 
 
 def mesh(models: dict) -> ModelMeshSettings:
-    raw = {**minimal(), "modelmesh": {"models": models}}
-    return parse_modelmesh(raw, parse_settings(minimal()))
+    return parse_settings({**minimal(), "modelmesh": {"models": models}}).modelmesh
 
 
 def test_each_distinct_model_is_staged_once_with_only_its_file() -> None:

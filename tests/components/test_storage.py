@@ -13,7 +13,7 @@ from components.datashim import (
 )
 from components.minio import MinioStore, MinioStoreArgs, bucket_init_script, bucket_policy
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel, read_tool_files
-from tests.conftest import is_secret_value
+from tests.harness import is_secret_value
 
 IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 

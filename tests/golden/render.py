@@ -124,14 +124,8 @@ def render(name: str) -> dict[str, Any]:
     """Run ``__main__.py`` for render ``name`` under fresh mocks; the snapshot as plain JSON."""
     stack, config = RENDERS[name]
     with mocked_runtime(stack=stack) as mocks:
-        names: dict[int, str] = {}
-
-        def remember(args: pulumi.ResourceTransformationArgs) -> None:
-            names[id(args.resource)] = args.name
-
-        pulumi.runtime.register_stack_transformation(remember)
         exported = run_main(config())
-        return snapshot(mocks, exported, names)
+        return snapshot(mocks, exported, mocks.names)
 
 
 def dump(data: Any) -> str:

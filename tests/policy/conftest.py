@@ -8,7 +8,6 @@ unwrapped) and ``unknown_checking_proxy`` (unknown values raise when read).
 from __future__ import annotations
 
 import json
-import runpy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from policy.rules import PACK_ENFORCEMENT, POLICIES
-from tests.conftest import ROOT, RecordingMocks, set_stack_config
+from tests.harness import ROOT, RecordingMocks, Registration, run_main
 
 POLICY_DIR = ROOT / "policy"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -221,27 +220,11 @@ def advisory(violations: Sequence[Violation]) -> list[tuple[str, str, str]]:
     return [(v.policy, v.resource, v.message) for v in violations if v.level == EnforcementLevel.ADVISORY]
 
 
-@dataclass
-class Registration:
-    """What the SDK sent the (mock) monitor for one resource: what the engine would analyse."""
-
-    urn: str
-    request: Any
-
-
 @pytest.fixture
-def registrations(monkeypatch: pytest.MonkeyPatch) -> list[Registration]:
-    """Captures each RegisterResource request (options and property dependencies are not in RecordingMocks)."""
-    captured: list[Registration] = []
-    real = pulumi.runtime.mocks.MockMonitor.RegisterResource
-
-    def register(self: Any, request: Any) -> Any:
-        response = real(self, request)
-        captured.append(Registration(response.urn, request))
-        return response
-
-    monkeypatch.setattr(pulumi.runtime.mocks.MockMonitor, "RegisterResource", register)
-    return captured
+def registrations(pulumi_mocks: RecordingMocks) -> list[Registration]:
+    """What the monitor received for each resource (options and property dependencies are not in
+    ``RecordingMocks.resources``)."""
+    return pulumi_mocks.registrations
 
 
 def to_policy_resources(mocks: RecordingMocks, captured: Sequence[Registration]) -> list[PolicyResource]:
@@ -271,15 +254,7 @@ def to_policy_resources(mocks: RecordingMocks, captured: Sequence[Registration])
     return out
 
 
-def run_stack_program(monkeypatch: pytest.MonkeyPatch, run_program: Any, config: Mapping[str, Any]) -> None:
-    """Run __main__.py with ``config`` under the mocks (as tests/stacks/test_program.py does)."""
-    set_stack_config(monkeypatch, dict(config))
-    monkeypatch.setattr("pulumi.export", lambda name, value: None)
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-
-
-def stack_config(stack: str) -> dict[str, Any]:
-    import yaml
-
-    return dict(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
+def run_stack_program(config: Mapping[str, Any]) -> None:
+    """Run __main__.py with ``config`` under the current mocks."""
+    run_main(config)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.harness import ROOT
 from tests.policy.conftest import POLICY_DIR
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pulumi.yml"

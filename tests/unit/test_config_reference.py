@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from stacks.settings import TOP_LEVEL_KEYS, parse_settings
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -69,6 +70,9 @@ def _plain(value: Any, names: Mapping[int, str]) -> Any:
         return {str(k): _plain(v, names) for k, v in sorted(value.items())}
     if isinstance(value, list | tuple):
         return [_plain(v, names) for v in value]
+    if isinstance(value, pulumi.ResourceHookBinding):
+        hooks = {k: len(v) for k, v in vars(value).items() if v}
+        return hooks or None  # an empty binding (what ResourceOptions.merge leaves) binds nothing
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return f"<{type(value).__name__}>"
@@ -79,13 +83,21 @@ def _options(opts: pulumi.ResourceOptions, names: Mapping[int, str]) -> dict[str
     for key, value in sorted(vars(opts).items()):
         if value is None or value == [] or value == {} or key in ("id", "urn"):
             continue
-        out[key] = _plain(value, names)
+        plain = _plain(value, names)
+        if plain is not None:
+            out[key] = plain
     if isinstance(out.get("depends_on"), list):
         out["depends_on"] = sorted(out["depends_on"], key=str)
     return out
 
 
+LONG_TEXT = 400
+"""Strings longer than this (shipped source files, scripts) are snapshotted as their size and digest."""
+
+
 def _inputs(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > LONG_TEXT:
+        return f"<{len(value)} characters, sha256 {hashlib.sha256(value.encode()).hexdigest()[:16]}>"
     if isinstance(value, Mapping):
         if SECRET_SIG in value:
             return {"<secret>": _inputs(value.get("value"))}

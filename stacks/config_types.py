@@ -232,7 +232,7 @@ class Section(BaseModel):
     """One config object: camelCase keys, unknown keys rejected, immutable once validated."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-                              protected_namespaces=())
+                              protected_namespaces=(), use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -316,7 +316,9 @@ class Amounts(Section):
     """CPU and memory of a container's requests or limits."""
 
     cpu: Quantity
+    """CPU, a Kubernetes quantity such as 500m or 2"""
     memory: Quantity
+    """Memory, a Kubernetes quantity such as 1Gi"""
 
 
 class Resources(Section):

@@ -133,10 +133,15 @@ class SystemNodeGroupSettings(NodeGroupSizes):
     """The small untainted node group for everything but GPU work (``eks.systemNodeGroup``)."""
 
     instance_types: StringList = ("m6i.large",)
+    """Untainted node group for add-ons, Datashim, MinIO, the Jobs (and TGI at `gpusPerReplica: 0`)"""
     min_size: Size = 1
+    """Minimum nodes of the system group"""
     desired_size: Size = 2
+    """Nodes of the system group"""
     max_size: WholeNumber(1, 1000) = 3
+    """Maximum nodes of the system group"""
     disk_size_gib: WholeNumber(20, 16384) = Field(50, alias="diskSizeGiB")
+    """Root volume of system nodes"""
 
     @model_validator(mode="before")
     @classmethod
@@ -157,10 +162,11 @@ class VpcSettings(Section):
     """A new VPC (``cidr``, two AZs) or existing subnets (``subnetIds``)."""
 
     cidr: Text() = "10.0.0.0/16"
+    """Block of the new VPC (private, /16-/20): two public and two private subnets, one NAT gateway"""
     availability_zones: StringList = ()
-    """Empty: the first two available zones of the region."""
+    """The two zones of the new VPC; empty: the first two available in the region"""
     subnet_ids: StringList = ()
-    """Existing private subnets (with egress) for the control plane and nodes; no VPC is created."""
+    """Existing private subnets (with egress, two zones) instead of a new VPC"""
 
     @model_validator(mode="after")
     def _one_network(self) -> VpcSettings:
@@ -195,10 +201,13 @@ class EksSettings(Section):
     """The EKS cluster and its network (``eks``)."""
 
     region: Text(REGION, "an AWS region of the aws partition such as us-east-1 or eu-west-1") = "us-east-1"
+    """AWS region of the cluster (eks only; `eks` and `gpu` are validated but ignored on local)"""
     cluster_name: OptionalText = None
-    """Empty: ``llm-ab-<stack>`` (:meth:`cluster_name_of`)."""
+    """EKS cluster name; empty: `llm-ab-<stack>`"""
     kubernetes_version: Annotated[str, BeforeValidator(_kubernetes_version)] = "1.35"
+    """EKS Kubernetes minor version (a string, 1.30 or later; older ones cost extended support)"""
     endpoint_public_access_cidrs: StringList = ("0.0.0.0/0",)
+    """CIDRs that may reach the public API endpoint (authentication is still required)"""
     vpc: VpcSettings = VpcSettings()
     system_node_group: SystemNodeGroupSettings = SystemNodeGroupSettings()
 
@@ -288,6 +297,7 @@ class GpuPoolSettings(NodeGroupSizes):
 
 class DevicePluginSettings(Section):
     image: PinnedImage = DEVICE_PLUGIN_IMAGE
+    """NVIDIA device plugin DaemonSet for AL2023 pools (Bottlerocket has it built in)"""
 
 
 def _pool_list(value: Any) -> Any:
@@ -302,8 +312,10 @@ class GpuSettings(Section):
     """The GPU node pools (``gpu``)."""
 
     node_pools: Annotated[tuple[GpuPoolSettings, ...], BeforeValidator(_pool_list)] = ()
+    """GPU managed node groups: `{name, instanceTypes, amiType, capacityType, minSize, desiredSize, maxSize,
+    diskSizeGiB, labels}` (see EKS platform)"""
     tgi_pool_name: OptionalText = Field(None, alias="tgiPool")
-    """The pool TGI runs on; None: the first pool."""
+    """The pool TGI runs on (its pods select `llm-ab/gpu-pool: <pool>`); empty: the first pool"""
     device_plugin: DevicePluginSettings = DevicePluginSettings()
 
     @model_validator(mode="after")

@@ -46,11 +46,11 @@ class RuntimePorts(Section):
     """The runtime's ports (``modelmesh.runtime.ports``)."""
 
     grpc: Port = MM_GRPC_PORT
-    """The model-mesh SPI endpoint (``grpcEndpoint``)."""
+    """Model-mesh SPI endpoint (`grpcEndpoint`)"""
     grpc_data: Port = MLSERVER.data_port
-    """The server's inference port (``grpcDataEndpoint``)."""
+    """The server's inference port (`grpcDataEndpoint`; torchserve: 7070, fixed)"""
     runtime_management: Port = MLSERVER.data_port
-    """``builtInAdapter.runtimeManagementPort``."""
+    """`builtInAdapter.runtimeManagementPort` (mlserver, triton: = grpcData; ovms 8888; torchserve 7071)"""
 
 
 RuntimeResources, RUNTIME_RESOURCES = resources(requests=("500m", "1Gi"), limits=("5", "1Gi"))
@@ -61,13 +61,18 @@ class RuntimeSettings(Section):
     type's upstream defaults."""
 
     name: DnsLabel = "llm-ab-mlserver"
+    """Name of the ServingRuntime the InferenceServices name"""
     server_type: OneOf(tuple(SERVER_TYPES)) = "mlserver"
+    """Built-in server: `mlserver`, `triton`, `ovms` or `torchserve` (the container is named like it)"""
     image: PinnedImage = MLSERVER.image
+    """Server image, pinned (default: what ModelMesh 0.12 pins for the server type)"""
     supported_model_formats: StringList = MLSERVER.default_formats
+    """Formats the runtime declares; must be ones the server type serves"""
     ports: RuntimePorts = RuntimePorts()
     replicas: WholeNumber(1, 100) = 1
-    """Runtime pods (overrides ModelMesh's podsPerRuntime, 2 by default)."""
+    """Runtime pods (ModelMesh's own default is 2)"""
     resources: RuntimeResources = RUNTIME_RESOURCES
+    """`{requests, limits}` × `{cpu, memory}` of the server container"""
 
     @model_validator(mode="before")
     @classmethod
@@ -198,17 +203,20 @@ class ModelMeshSettings(Section):
     """Everything ``modelmesh`` declares, validated."""
 
     enabled: Bool = False
+    """Deploy the ModelMesh track (needs ModelMesh Serving on the cluster and `storage.kind: minio`)"""
     install: Bool = False
-    """Always false: ModelMesh Serving is a platform prerequisite (see README, ModelMesh track)."""
+    """Must stay `false`: ModelMesh Serving is installed by the platform team (see ModelMesh track)"""
     app: Text(APP, "a DNS-1035 label such as backend (lower-case letters, digits, '-', starting with a letter)") \
         = "backend"
-    """Base name: InferenceServices ``<app>-0`` (primary) and ``<app>-1`` (candidate)."""
+    """Base name: InferenceServices `<app>-0` (primary) and `<app>-1` (candidate)"""
     routemap: Bool = False
-    """Also create Iter8's routemap ConfigMap ``<app>``."""
+    """Also create Iter8's routemap ConfigMap `<app>` and label the InferenceServices for Iter8"""
     runtime: RuntimeSettings = RuntimeSettings()
     models: MeshModels = MeshModels()
+    """`primary` (required when enabled) and optional `candidate`, each `{repo, revision, file, format, path,
+    version}` (see ModelMesh track)"""
     smoke_cases: StringList = Field(default=())
-    """V2 smoke case files (``kind: v2``, ``model: <app>-0``) the smoke gate runs against the primary."""
+    """V2 smoke case files (`kind: v2`, `model: <app>-0`); required while `smoke.enabled`"""
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMeshSettings:

@@ -72,11 +72,11 @@ class SplitSettings(Section):
     """Declared traffic split between the two TGI variants."""
 
     canary_percent: Percent = 50.0
-    """Share of requests for the canary, 0-100."""
+    """Canary share of requests, 0-100"""
     replicas: WholeNumber(1, 1000) = 2
-    """Total TGI replicas over both variants."""
+    """Total TGI replicas over both variants"""
     tolerance: Percent = 5.0
-    """Maximum percentage points between the declared and the effective split."""
+    """Max percentage points between declared and effective split"""
 
     def plan(self) -> SplitPlan:
         """Replica counts for each variant (the validator has checked that they fit)."""
@@ -95,12 +95,12 @@ class ModelSettings(Section):
     """One model revision, staged into the bucket under ``path/revision``."""
 
     id: Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")
-    """Hugging Face repo id, e.g. google/flan-t5-small."""
+    """Hugging Face repo id of the model, e.g. `google/flan-t5-small`"""
     revision: Text(COMMIT_SHA, PINNED_COMMIT)
-    """Pinned commit (40 hex characters)."""
+    """Pinned commit (40 hex characters)"""
     path: Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small "
                "(letters, digits, '.', '_', '-', '/')")
-    """Prefix in the bucket; weights land under ``<path>/<revision>/``. Default: the repo's name."""
+    """Prefix in the bucket; weights land under `<path>/<revision>/`"""
 
     @model_validator(mode="before")
     @classmethod
@@ -143,17 +143,25 @@ class TgiSettings(Section):
     """Text Generation Inference server settings shared by both variants."""
 
     image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
+    """TGI image, pinned by exact tag or digest"""
     gpus_per_replica: WholeNumber(0, 16) = 0
+    """`nvidia.com/gpu` per replica; > 0 adds the GPU toleration and node placement"""
     max_input_tokens: WholeNumber(1) = 512
+    """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
     max_total_tokens: WholeNumber(2) = 1024
+    """Max input + generated tokens; must exceed `maxInputTokens`"""
     max_batch_prefill_tokens: WholeNumber(1) = 1024
+    """Prefill budget; small values keep CPU warmup short"""
     resources: TgiResources = TGI_RESOURCES
+    """`{requests, limits}` × `{cpu, memory}` of each TGI container"""
     startup_budget_seconds: WholeNumber(60, 86400) = 1800
-    """How long a replica may take to download, load and warm up before it is declared failed."""
+    """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
     shm_size: Quantity = "1Gi"
+    """Size of the memory-backed `/dev/shm`"""
     node_selector: StringMap = Field(default_factory=dict)
+    """Extra node selector for TGI pods"""
     run_as_non_root: Bool = False
-    """The upstream image runs as root (its entrypoint runs ldconfig); enable for images that don't."""
+    """The upstream image runs as root; enable for images that don't"""
 
     @model_validator(mode="after")
     def _token_budgets(self) -> TgiSettings:
@@ -174,32 +182,43 @@ class StorageSettings(Section):
     """Where the weights live: in-cluster MinIO (default) or S3 on eks."""
 
     kind: OneOf(("minio", "s3")) = "minio"
+    """`minio` (in-cluster) or, on eks, `s3`"""
     bucket: Text(BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')") = DEFAULT_BUCKET
+    """Bucket of the weights"""
     size: Quantity = "20Gi"
+    """MinIO data volume size"""
     minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    """MinIO image (pinned; it also ships `mc`)"""
     storage_class: OptionalText = None
+    """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
-    """Keep the weights (volume, bucket) when the stack is destroyed."""
+    """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
 
 
 class DatashimSettings(Section):
     """The Datashim Dataset that mounts the bucket into TGI pods."""
 
     install: Bool = False
-    """Install the Datashim operator from its pinned release (usually the platform team's job)."""
+    """Install the Datashim operator from its pinned release (usually the platform team's job)"""
     version: Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1") = "0.4.1"
+    """Datashim release to install"""
     dataset_name: DnsLabel = "model-weights"
+    """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
     operator_namespace: DnsLabel = "dlf"
+    """Namespace of the Datashim operator (allowed to reach MinIO)"""
     await_provision: Bool = True
-    """Wait for the Dataset's volume to be provisioned (needs the operator running)."""
+    """Wait for the Dataset's volume (needs the operator)"""
 
 
 class StagingSettings(Section):
     """The Jobs that copy pinned model revisions from the Hub into the bucket."""
 
     enabled: Bool = True
+    """Run the staging Jobs"""
     image: PinnedImage = "python:3.11.11-slim-bookworm"
+    """Pinned python image the staging tool runs on"""
     timeout_seconds: WholeNumber(60, 86400) = 3600
+    """Deadline of one staging Job"""
 
 
 def _namespace_names(value: Any) -> Any:
@@ -214,7 +233,7 @@ class TrafficSettings(Section):
     """Who may reach TGI (NetworkPolicy)."""
 
     allowed_namespaces: Annotated[StringList, BeforeValidator(_namespace_names)] = ()
-    """Namespaces besides the experiment's own whose pods may call TGI."""
+    """Namespaces (besides the experiment's) whose pods may call TGI"""
 
 
 DEFAULT_SMOKE_CASES = ("smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml")
@@ -225,10 +244,15 @@ class SmokeSettings(Section):
     """The post-deploy smoke-test Job that gates ``pulumi up``."""
 
     enabled: Bool = True
+    """Run the smoke-test Job after every `pulumi up`"""
     image: PinnedImage = "python:3.11.11-slim-bookworm"
+    """Pinned python image of the smoke Job"""
     cases: StringList = DEFAULT_SMOKE_CASES
+    """Case files (YAML, in the repo) the smoke Job runs"""
     samples: WholeNumber(10, 100000) = 400
+    """Upper bound of requests for the split check"""
     timeout_seconds: WholeNumber(120, 86400) = 900
+    """Deadline of the smoke Job"""
 
     @model_validator(mode="after")
     def _case_files_in_the_repository(self) -> SmokeSettings:
@@ -248,20 +272,53 @@ class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
     namespace: DnsLabel = "llm-ab"
+    """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
     platform: Choice(Platform) = Platform.LOCAL
+    """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
+    with GPU node pools)."""
     split: SplitSettings = SplitSettings()
+    """Traffic split. canaryPercent: canary share 0-100; replicas: total TGI replicas over both variants;
+    tolerance: max percentage points between declared and effective split."""
     models: ModelsSettings
+    """The two models. stable and canary, each {id: Hugging Face repo id, revision: pinned 40-hex commit, path:
+    prefix in the bucket}. Required; no default pair."""
     tgi: TgiSettings = TgiSettings()
+    """TGI settings for both variants: image (pinned tag or digest), gpusPerReplica, maxInputTokens,
+    maxTotalTokens, maxBatchPrefillTokens, resources {requests, limits} {cpu, memory}, startupBudgetSeconds,
+    shmSize, nodeSelector, runAsNonRoot."""
     storage: StorageSettings = StorageSettings()
+    """Weights storage: kind (minio, or s3 on eks), bucket, size of the MinIO volume, minioImage (pinned),
+    storageClass (empty = cluster default), protect (keep volume and bucket on destroy)."""
     datashim: DatashimSettings = DatashimSettings()
+    """Datashim: install (the operator from its pinned release; usually the platform team's), version,
+    datasetName, operatorNamespace, awaitProvision (wait for the Dataset's volume; needs the operator)."""
     staging: StagingSettings = StagingSettings()
+    """Model staging Jobs: enabled, image (pinned python), timeoutSeconds."""
     traffic: TrafficSettings = TrafficSettings()
+    """Traffic: allowedNamespaces whose pods may call TGI besides the experiment's own namespace."""
     smoke: SmokeSettings = SmokeSettings()
+    """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
+    bound for the split check), timeoutSeconds."""
     modelmesh: ModelMeshSettings = ModelMeshSettings()
+    """KServe ModelMesh track, off by default; ModelMesh Serving must already run on the cluster (cluster
+    scope). enabled; install (must stay false: ModelMesh Serving is a platform prerequisite); app
+    (InferenceServices <app>-0 primary, <app>-1 candidate); routemap (Iter8 routemap ConfigMap <app>); runtime
+    {name, serverType (mlserver, triton, ovms, torchserve), image (pinned), supportedModelFormats, ports {grpc,
+    grpcData, runtimeManagement}, replicas, resources {requests, limits} {cpu, memory}}; models {primary,
+    candidate: each {repo, revision, file, format, path, version}}; smokeCases (V2 case files for <app>-0)."""
     eks: EksSettings = EksSettings()
-    """Validated on every platform (a typo fails everywhere); used on ``platform: eks`` only."""
+    """Platform eks only (validated, but ignored, on local): region, clusterName (empty = llm-ab-<stack>),
+    kubernetesVersion (a string, 1.30 or later), endpointPublicAccessCidrs (who may reach the API endpoint), vpc
+    {cidr (new VPC, two zones, one NAT), availabilityZones (two; empty = the first two available), subnetIds
+    (existing private subnets instead of a new VPC)}, systemNodeGroup {instanceTypes, minSize, desiredSize,
+    maxSize, diskSizeGiB} for everything but GPU work."""
     gpu: GpuSettings = GpuSettings()
-    """Validated on every platform; used on ``platform: eks`` only."""
+    """Platform eks only (validated, but ignored, on local): nodePools, a list of GPU managed node groups, each
+    {name, instanceTypes (g4dn, g5, g6, g6e, p4d, p5 sizes of stacks/gpu_prices.yaml), amiType
+    (AL2023_x86_64_NVIDIA default, or BOTTLEROCKET_x86_64_NVIDIA), capacityType (ON_DEMAND default, or SPOT),
+    minSize (0), desiredSize (1), maxSize (desiredSize), diskSizeGiB (100, also the minimum), labels}, tainted
+    nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; tgiPool (the pool TGI runs on; empty =
+    the first); devicePlugin.image (pinned NVIDIA device plugin for AL2023 pools)."""
     stack: str = Field("dev", exclude=True)
     """The stack's name (not a config key: from the engine)."""
 

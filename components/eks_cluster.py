@@ -27,7 +27,7 @@ from components.gpu_pool_spec import sizes_problem
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/{}"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
-"""The three policies every managed node group's role needs (components-api.md §7.1)."""
+"""The three policies every managed node group's role needs."""
 EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"

@@ -1,20 +1,20 @@
 """KServe ModelMesh serving: a ServingRuntime, the storage-config Secret and primary/candidate
 InferenceServices over the weights bucket, Iter8-style (``<app>-0`` primary, ``<app>-1`` candidate).
 
-Facts this relies on (components-api.md §4):
+Facts this relies on:
 
 - ``serverType`` must be a built-in type (mlserver, triton, ovms, torchserve) and the runtime
-  container must be named exactly like it (§4.1); ``multiModel: true``, ``grpcEndpoint`` is the
+  container must be named exactly like it; ``multiModel: true``, ``grpcEndpoint`` is the
   model-mesh SPI port (8085), ``grpcDataEndpoint`` the server's inference port.
-- InferenceServices need the annotation ``serving.kserve.io/deploymentMode: ModelMesh`` (§4.2).
+- InferenceServices need the annotation ``serving.kserve.io/deploymentMode: ModelMesh``.
 - The ``storage-config`` Secret holds one JSON string per storage key; the S3 puller requires
   ``access_key_id``, ``secret_access_key``, ``endpoint_url`` and ``region``; the bucket key is
-  ``bucket`` (§4.3).
+  ``bucket``.
 - The controller creates the ``modelmesh-serving`` Service (REST 8008, gRPC 8033), selecting the
-  runtime pods by ``modelmesh-service: modelmesh-serving`` (§4.4); the REST proxy only answers
-  ``POST /v2/models/<isvc>/infer`` (§4.5).
+  runtime pods by ``modelmesh-service: modelmesh-serving``; the REST proxy only answers
+  ``POST /v2/models/<isvc>/infer``.
 - ModelMesh Serving itself (controller, CRDs, etcd) is a platform prerequisite: its install is an
-  imperative script (§4.6), so this component never installs it. In cluster scope the
+  imperative script, so this component never installs it. In cluster scope the
   controller serves namespaces labelled ``modelmesh-enabled: "true"``.
 """
 
@@ -39,13 +39,13 @@ STORAGE_SECRET = "storage-config"
 STORAGE_KEY = "llm-ab-minio"
 """Our entry in ``storage-config``: the weights bucket on the stack's MinIO."""
 S3_REGION = "us-east-1"
-"""The puller requires a region; MinIO accepts any (§4.3)."""
+"""The puller requires a region; MinIO accepts any."""
 MODELMESH_SERVICE = "modelmesh-serving"
 MODELMESH_REST_PORT = 8008
 MODELMESH_POD_LABELS = {"modelmesh-service": MODELMESH_SERVICE}
 """Labels of every ModelMesh runtime pod (the selector of the controller's Service)."""
 NAMESPACE_OPT_IN_LABELS = {"modelmesh-enabled": "true"}
-"""Namespace label a cluster-scope ModelMesh controller serves (§4.6)."""
+"""Namespace label a cluster-scope ModelMesh controller serves."""
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 SECRET_KEY_ANNOTATION = "serving.kserve.io/secretKey"
 MEM_BUFFER_BYTES = 134217728
@@ -58,13 +58,13 @@ def rest_base_url(namespace: str) -> str:
 
 
 def infer_url(namespace: str, model: str) -> str:
-    """The only REST route the proxy answers for a model (§4.5)."""
+    """The only REST route the proxy answers for a model."""
     return f"{rest_base_url(namespace)}/v2/models/{model}/infer"
 
 
 def storage_config_entry(*, endpoint: str, bucket: str, access_key_id: str, secret_access_key: str,
                          region: str = S3_REGION) -> str:
-    """One ``storage-config`` value: a JSON string the ModelMesh S3 puller reads (§4.3)."""
+    """One ``storage-config`` value: a JSON string the ModelMesh S3 puller reads."""
     return json.dumps({
         "type": "s3",
         "access_key_id": access_key_id,

@@ -1,6 +1,6 @@
 """Traffic-split check: does the canary share seen through the traffic Service match the expected one?
 
-Sampling (components-api §3.7): kube-proxy balances per TCP connection, so every sample is a
+Sampling: kube-proxy balances per TCP connection, so every sample is a
 ``GET /info`` on a brand-new connection (an httpx client without keep-alive, ``Connection: close``), and the
 answering variant is told by the ``model_id`` it reports.
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-
 from components.modelmesh import (
     NAMESPACE_OPT_IN_LABELS,
     ModelMeshServing,

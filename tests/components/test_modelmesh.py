@@ -214,18 +214,20 @@ def test_each_distinct_model_is_staged_once_with_only_its_file() -> None:
 
 
 def test_the_staging_tool_accepts_the_flags_the_track_passes() -> None:
-    """Contract with staging/stage_model.py: a sklearn model has no safetensors; --weights says what counts."""
-    from staging import stage_model
+    """Contract with the staging tool: a sklearn model has no safetensors; --weights says what counts."""
+    from staging.cli import parse_options
+    from staging.common import StageError
+    from staging.files import check_weights
 
     (model,) = staged_models(mesh({"primary": PRIMARY}))
     argv = [a.replace("$(S3_ENDPOINT)", "http://minio:9000")
             for a in staging_args(repo_id=model.repo_id, revision=model.revision, bucket="b", prefix=model.prefix)]
-    opts = stage_model.parse_options([*argv, *model.extra_args])
+    opts = parse_options([*argv, *model.extra_args])
     assert opts.allow_patterns == ["sklearn_model.joblib"] and opts.weights == ["sklearn_model.joblib"]
-    stage_model.check_weights(["sklearn_model.joblib"], opts, opts.allow_patterns)
-    with pytest.raises(stage_model.StageError, match="no file matching --weights"):
-        stage_model.check_weights(["README.md"], opts, ["*"])
+    check_weights(["sklearn_model.joblib"], opts, opts.allow_patterns)
+    with pytest.raises(StageError, match="no file matching --weights"):
+        check_weights(["README.md"], opts, ["*"])
     (directory,) = staged_models(mesh({"primary": {k: v for k, v in PRIMARY.items() if k != "file"}}))
-    opts = stage_model.parse_options([*argv, *directory.extra_args])
+    opts = parse_options([*argv, *directory.extra_args])
     assert opts.allow_patterns == ["*"] and "*.joblib" in opts.weights
-    stage_model.check_weights(["model.joblib", "README.md"], opts, opts.allow_patterns)
+    check_weights(["model.joblib", "README.md"], opts, opts.allow_patterns)

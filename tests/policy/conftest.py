@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 from google.protobuf import json_format, struct_pb2
 from pulumi_policy import (

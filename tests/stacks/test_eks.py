@@ -9,7 +9,6 @@ from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from components.eks_cluster import irsa_trust_policy, render_kubeconfig
 from components.eks_network import split_vpc_cidr

@@ -177,7 +177,7 @@ def test_runtime_pods_reach_minio_and_this_namespace_reaches_them(run_program, p
     assert to_mesh["podSelector"] == {"matchLabels": {"modelmesh-service": "modelmesh-serving"}}
     assert to_mesh["ingress"] == [{"from": [
         {"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}]}]
-    # The namespace's opt-in label is set on the Namespace itself (stacks.kubernetes_layer), not patched.
+    # The namespace's opt-in label is set on the Namespace itself (stacks.experiment, with stacks.modelmesh_track's labels), not patched.
     assert not pulumi_mocks.of_type("kubernetes:core/v1:NamespacePatch")
 
 

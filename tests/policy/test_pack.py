@@ -22,7 +22,7 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
 from policy.rules import POLICIES
 from tests.harness import ROOT
-from tests.policy.conftest import POLICY_DIR, SECRET_SIG, SECRET_VALUE_SIG
+from tests.policy.pack_runner import POLICY_DIR, SECRET_SIG, SECRET_VALUE_SIG
 
 AREAS = ("k8s", "gpu", "inference", "no", "datashim", "storage", "split", "eks")
 LEVELS = ["advisory", "mandatory", "remediate", "disabled"]

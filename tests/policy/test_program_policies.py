@@ -12,7 +12,7 @@ from components import naming
 from policy import contract
 from policy.props import PVC
 from tests.harness import ROOT, RecordingMocks, Registration, stack_config
-from tests.policy.conftest import (
+from tests.policy.pack_runner import (
     POLICY_DIR,
     advisory,
     load_pack_config,

@@ -132,13 +132,19 @@ def _text(value: Any) -> str:
     return value
 
 
-def Text(pattern: re.Pattern[str] | None = None, allowed: str = "") -> Any:  # noqa: N802 - a type factory
-    """A non-empty string, matching ``pattern`` when given (``allowed`` says what it is)."""
+def _text_that(ok: Callable[[str], Any], must_be: str) -> Callable[[Any], str]:
+    """A before-validator: a non-empty string for which ``ok`` holds, else "must be <must_be>"."""
     def check(value: Any) -> str:
         text = _text(value)
-        if pattern is not None and not pattern.match(text):
-            raise problem(f"must be {allowed}, got {show(value)}")
+        if not ok(text):
+            raise problem(f"must be {must_be}, got {show(value)}")
         return text
+    return check
+
+
+def Text(pattern: re.Pattern[str] | None = None, allowed: str = "") -> Any:  # noqa: N802 - a type factory
+    """A non-empty string, matching ``pattern`` when given (``allowed`` says what it is)."""
+    check = _text_that(pattern.match, allowed) if pattern is not None else _text
     return Annotated[str, BeforeValidator(check)]
 
 
@@ -184,26 +190,12 @@ Quantity = Annotated[str, BeforeValidator(_quantity)]
 """A Kubernetes resource quantity such as ``500m``, ``4``, ``16Gi``."""
 
 
-def _dns_label(value: Any) -> str:
-    text = _text(value)
-    if not is_dns_label(text):
-        raise problem(f"must be a DNS label (lower-case letters, digits and '-', at most 63 characters), "
-                      f"got {show(value)}")
-    return text
+DnsLabel = Annotated[str, BeforeValidator(_text_that(
+    is_dns_label, "a DNS label (lower-case letters, digits and '-', at most 63 characters)"))]
 
-
-DnsLabel = Annotated[str, BeforeValidator(_dns_label)]
-
-
-def _pinned_image(value: Any) -> str:
-    text = _text(value)
-    if not image_is_pinned(text):
-        raise problem(f"must be an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or "
-                      f"repo@sha256:...), never latest or untagged, got {show(value)}")
-    return text
-
-
-PinnedImage = Annotated[str, BeforeValidator(_pinned_image)]
+PinnedImage = Annotated[str, BeforeValidator(_text_that(
+    image_is_pinned, "an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or repo@sha256:...), "
+    "never latest or untagged"))]
 """An image reference pinned by an exact version tag or a digest (``policy.contract``'s rule)."""
 
 
@@ -299,8 +291,6 @@ def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
         return ConfigError(config_key(loc), f"is not a known setting (known here: {known})")
     if kind == "missing":
         return ConfigError(config_key(loc), "is required")
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return ConfigError(config_key(loc), f"must be an object, got {show(first.get('input'))}")
     return ConfigError(config_key(loc), f"is invalid: {first['msg']}, got {show(first.get('input'))}")
 
 

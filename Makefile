@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt smoke/requirements.txt
 
 venv: $(VENV)/.installed ## create ./venv with the program's and the tests' pinned packages
 
-toolchain: ## build (once per machine) the local cluster and, where the proxy serves them, pulumi and its plugins
+toolchain: ## build (once per machine, ~35 min cold) pulumi, its kubernetes provider and the local cluster
 	scripts/toolchain
 
 cluster: ## start the embedded local cluster (or use the current context with LLMAB_USE_CURRENT_CONTEXT=1)
@@ -31,27 +31,27 @@ cluster: ## start the embedded local cluster (or use the current context with LL
 cluster-down: ## stop the embedded local cluster
 	scripts/local-cluster down
 
-up: venv ## pulumi up of $(STACK) (default dev), then print its outputs
+up: venv ## pulumi up of $(STACK) (default dev) with the policy pack, then print its outputs
 	scripts/stack up $(STACK)
 
-preview: venv ## pulumi preview of $(STACK) with the policy pack
-	scripts/stack preview $(STACK) -- --diff --policy-pack policy --policy-pack-config policy/config/$(STACK).json
+preview: venv ## pulumi preview --diff of $(STACK) with the policy pack and policy/config/$(STACK).json
+	scripts/stack preview $(STACK)
 
-destroy: venv ## pulumi destroy of $(STACK) (protected data is kept)
+destroy: venv ## pulumi destroy of $(STACK) (the protected weights volume and its namespace are kept)
 	scripts/stack destroy $(STACK)
 
-outputs: ## the outputs of $(STACK)
+outputs: venv ## the outputs of $(STACK), as `pulumi stack output` prints them
 	scripts/stack outputs $(STACK)
 
-test: venv ## every test: unit, mocks, smoke, staging, policy, then the program on a real local API server
-	scripts/toolchain cluster
+test: venv ## every test: unit, mocks, smoke, staging, policy, then the engine and the program on a real local API server
+	scripts/toolchain
 	LLMAB_INTEGRATION=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## the fast suite only (no engine, no cluster)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: venv ## only the tests against the local cluster's real API server
-	scripts/toolchain cluster
+test-integration: venv ## only the tests against the local cluster's real API server (and the engine)
+	scripts/toolchain
 	LLMAB_INTEGRATION=1 $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 smoke: venv ## run the smoke CLI from outside against $(STACK)'s outputs (through kubectl port-forward)
@@ -66,7 +66,7 @@ rollback: venv ## send 0% to the canary in Pulumi.$(STACK).yaml (review with `ma
 bench: venv ## measurements printed side by side (bench/): unit suite, split check, cluster and engine
 	$(PY) bench/bench_unit.py
 	$(PY) bench/bench_split.py
-	scripts/toolchain cluster
+	scripts/toolchain
 	$(PY) bench/bench_engine.py
 
 clean: ## remove the venv (the toolchain cache lives outside the repo: scripts/toolchain status)

@@ -1,60 +1,50 @@
 #!/usr/bin/env python3
-"""Wall times of the offline engine path: toolchain (cold build figures from the cache markers,
-warm check now), local cluster start/idempotent re-run/teardown under a bench-only cluster name,
-and the dev program's objects applied until ready (rendered under Pulumi mocks, as in
-tests/integration). If a pulumi v3.272.0 engine is usable (scripts/toolchain engine succeeds),
-`pulumi preview` and `pulumi up` of the dev program are timed too, on a throwaway stack.
+"""The real engine beside the API server on its own, measured side by side in one run.
 
-Usage: venv/bin/python bench/bench_engine.py [--keep]   (prints a markdown table)
+On a bench-only local cluster (``llm-ab-bench``) and a throwaway state directory:
+- `pulumi up` from empty (``python -m deploy up``, the path `make up` takes) of the dev program on a
+  new stack each time, paired with ``kubectl apply --server-side`` of the same objects (rendered
+  under Pulumi mocks) into a new namespace each time;
+- `pulumi preview` with no changes, paired with ``kubectl apply --server-side --dry-run=server`` of
+  the same objects: the issue's goal is a ratio within 3x.
+Pairs run in turn (A B A B ...) and the ratio is taken pair by pair, so drift of the machine's speed
+doesn't move it; the medians are printed, with min and max. Also: the toolchain's cold build times
+(from its markers) and a warm `scripts/toolchain` check.
+
+Usage: venv/bin/python bench/bench_engine.py [--runs N] [--keep]   (prints a markdown table)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 NAME = "llm-ab-bench"
 
-
-def timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    dt = time.monotonic() - t0
-    if check and proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return dt, proc
-
-
-def apply_dev_program() -> float:
-    """Render the dev program under mocks and apply it to the bench cluster; seconds until every workload is ready."""
-    code = f"""
-import sys, subprocess, time, pytest
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "{ROOT}/tests/integration/test_program_on_local_cluster.py"]))
-"""
-    env = dict(os.environ, LLMAB_IT_CLUSTER_NAME=NAME, LLMAB_KEEP_CLUSTER="1")
-    dt, _ = timed([sys.executable, "-c", code], env=env)
-    return dt
-
-
 RENDER = r"""
-import runpy, sys, yaml, pytest
+import asyncio, json, os, runpy, sys
+import pulumi, yaml
 sys.path.insert(0, %(root)r)
-from tests.conftest import RecordingMocks, dev_config
+from tests.conftest import RecordingMocks
 from tests.integration.render import manifests
-import asyncio, json, os, pulumi
-cfg = dev_config()
+cfg = json.loads(sys.argv[1])
 os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.items()})
 asyncio.set_event_loop(asyncio.new_event_loop())
 mocks = RecordingMocks()
-# The same stack name as tests/integration, so the dry-run re-applies what that test applied.
-pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="test", preview=False)
+pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="bench", preview=False)
 pulumi.export = lambda *a: None
 @pulumi.runtime.test
 def program():
@@ -64,67 +54,105 @@ sys.stdout.write(yaml.safe_dump_all(manifests(mocks.resources), sort_keys=False)
 """
 
 
-def dry_run_seconds(kubeconfig: str, repeat: int = 3) -> tuple[float, int]:
-    """Median wall time of ``kubectl apply --server-side --dry-run=server`` of the rendered dev objects."""
-    rendered = timed([sys.executable, "-c", RENDER % {"root": str(ROOT), "main": str(ROOT / "__main__.py")}])[1].stdout
-    kubectl = subprocess.run([str(SCRIPTS / "toolchain"), "env"], capture_output=True, text=True).stdout
-    path = re.search(r'PATH="?([^:"]+)', kubectl)
-    binary = str(Path(path.group(1)) / "kubectl") if path else "kubectl"
-    times = []
-    for _ in range(repeat):
-        t0 = time.monotonic()
-        proc = subprocess.run([binary, "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts",
-                               "--dry-run=server", "-f", "-"], input=rendered, capture_output=True, text=True)
-        times.append(time.monotonic() - t0)
-        if proc.returncode != 0:
-            sys.exit(f"kubectl apply --dry-run=server failed:\n{proc.stderr[:2000]}")
-    return sorted(times)[len(times) // 2], rendered.count("\nkind: ") + rendered.startswith("kind: ")
+def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True, **kw) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, **kw)
+    dt = time.monotonic() - t0
+    if check and proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:6])} ... failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return dt, proc
+
+
+def toolchain_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for line in run([str(SCRIPTS / "toolchain"), "env"])[1].stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
+    return env
+
+
+def dev_config(namespace: str) -> dict:
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config["llm-ab:namespace"] = namespace
+    config["llm-ab:credentials"] = {"generator": "builtin"}
+    return config
+
+
+def rendered(namespace: str) -> str:
+    code = RENDER % {"root": str(ROOT), "main": str(ROOT / "__main__.py")}
+    return run([sys.executable, "-c", code, json.dumps(dev_config(namespace))])[1].stdout
+
+
+def spread(values: list[float], unit: str = "s") -> str:
+    return f"{statistics.median(values):.2f} {unit} (min {min(values):.2f}, max {max(values):.2f})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3, help="pairs per comparison (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the bench cluster")
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
 
-    status = subprocess.run([str(SCRIPTS / "toolchain"), "status"], capture_output=True, text=True).stdout
+    status = run([str(SCRIPTS / "toolchain"), "status"])[1].stdout
     for line in status.splitlines():
-        m = re.match(r"\s+(\S+)\s+built \(built in (\d+)s", line)
+        m = re.match(r"\s+(\S+ \S+)\s+built \(built in (\S+)", line)
         if m:
-            rows.append((f"cold build: {m.group(1)} (from the cache marker)", f"{m.group(2)} s"))
-    dt, _ = timed([str(SCRIPTS / "toolchain"), "cluster"])
-    rows.append(("scripts/toolchain cluster, warm (all built)", f"{dt:.2f} s"))
+            rows.append((f"cold build of {m.group(1)} (toolchain marker)", m.group(2)))
+    dt, _ = run([str(SCRIPTS / "toolchain")])
+    rows.append(("`scripts/toolchain`, warm (everything built)", f"{dt:.2f} s"))
 
     lc = [str(SCRIPTS / "local-cluster"), "--name", NAME]
-    timed([*lc, "down"], check=False)
-    dt, _ = timed([*lc, "up"])
-    rows.append(("local-cluster up, new cluster (etcd+apiserver+KCM+scheduler+kwok, nodes, CRDs)", f"{dt:.1f} s"))
-    dt, _ = timed([*lc, "up"])
-    rows.append(("local-cluster up again (idempotent)", f"{dt:.1f} s"))
-    kubeconfig = timed([*lc, "kubeconfig"])[1].stdout.strip()
-    dt = apply_dev_program()
-    rows.append(("dev program under mocks -> apply -> all Deployments/Jobs/PVCs ready (incl. pytest start)", f"{dt:.1f} s"))
+    run([*lc, "down"], check=False)
+    dt, _ = run([*lc, "up"])
+    rows.append(("`local-cluster up`, new cluster", f"{dt:.1f} s"))
+    kubeconfig = run([*lc, "kubeconfig"])[1].stdout.strip()
+    env = toolchain_env()
+    kubectl = str(Path(env["LLMAB_TOOLCHAIN_BIN"]) / "kubectl")
+    work = Path(tempfile.mkdtemp(prefix="llm-ab-bench-"))
+    shutil.copy(ROOT / "Pulumi.yaml", work / "Pulumi.yaml")
+    env.update(KUBECONFIG=kubeconfig, LLMAB_STATE_DIR=str(work / "state"), PULUMI_CONFIG_PASSPHRASE="bench-only")
+    env.pop("PULUMI_BACKEND_URL", None)
 
-    dry, count = dry_run_seconds(kubeconfig)
-    rows.append((f"kubectl apply --dry-run=server of the {count} rendered dev objects (median of 3)", f"{dry:.2f} s"))
+    def deploy(verb: str, stack: str) -> float:
+        return run([sys.executable, "-m", "deploy", verb, "--stack", stack, "--work-dir", str(work)], env=env)[0]
 
-    eng = subprocess.run([str(SCRIPTS / "toolchain"), "engine"], capture_output=True, text=True)
-    if eng.returncode == 0:
-        env = dict(os.environ, LLMAB_USE_CURRENT_CONTEXT="1", KUBECONFIG=kubeconfig)
-        for verb in ("up", "preview", "destroy"):
-            dt, proc = timed([str(SCRIPTS / "stack"), verb, "bench"], env=env, check=False)
-            ratio = f", {dt / dry:.1f}x the dry-run" if verb != "destroy" else ""
-            label = {"up": "pulumi up from empty", "preview": "pulumi preview, no changes", "destroy": "pulumi destroy"}
-            rows.append((f"{label[verb]} (scripts/stack {verb})",
-                         f"{dt:.1f} s{ratio}" + ("" if proc.returncode == 0 else " (FAILED)")))
-    else:
-        rows.append(("pulumi preview / up", "not measured: no pulumi v3.272.0 engine (scripts/toolchain engine failed)"))
+    def kubectl_apply(text: str, *extra: str) -> float:
+        return run([kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts", *extra,
+                    "-f", "-"], input=text)[0]
 
+    ups, applies, up_ratios = [], [], []
+    count = 0
+    for i in range(args.runs):
+        stack = f"bench-{i}"
+        (work / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": dev_config(f"llm-ab-bench-{i}")}))
+        objects = rendered(f"llm-ab-kubectl-{i}")
+        count = objects.count("\nkind: ") + objects.startswith("kind: ")
+        namespaces = [o for o in yaml.safe_load_all(objects) if o and o["kind"] == "Namespace"]
+        a = deploy("up", stack)
+        b = kubectl_apply(yaml.safe_dump_all(namespaces)) + kubectl_apply(objects)
+        ups.append(a), applies.append(b), up_ratios.append(a / b)
+
+    previews, dry_runs, preview_ratios = [], [], []
+    objects = rendered("llm-ab-bench-0")
+    for _ in range(args.runs):
+        a = deploy("preview", "bench-0")
+        b = kubectl_apply(objects, "--dry-run=server")
+        previews.append(a), dry_runs.append(b), preview_ratios.append(a / b)
+
+    rows += [
+        (f"`pulumi up` from empty, dev program (python -m deploy up, policy pack on), {args.runs} new stacks", spread(ups)),
+        (f"`kubectl apply --server-side` of the same {count} objects, new namespaces", spread(applies)),
+        ("**ratio up / apply**, pair by pair", spread(up_ratios, "x")),
+        ("`pulumi preview`, no changes (python -m deploy preview, policy pack on)", spread(previews)),
+        (f"`kubectl apply --server-side --dry-run=server` of the {count} objects", spread(dry_runs)),
+        ("**ratio preview / dry-run**, pair by pair (goal: within 3x)", spread(preview_ratios, "x")),
+    ]
     if not args.keep:
-        dt, _ = timed([*lc, "down"])
-        rows.append(("local-cluster down", f"{dt:.1f} s"))
+        run([*lc, "down"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
-    print("| step | wall time |\n|---|---|")
+    print("| what | figure |\n|---|---|")
     for step, value in rows:
         print(f"| {step} | {value} |")
 

@@ -113,7 +113,8 @@ class DatashimDataset(pulumi.ComponentResource):
                 "name": args.dataset_name,
                 "namespace": args.namespace,
                 "labels": labels,
-                "annotations": annotations,
+                # No empty map: the API server drops it, and the engine would report a diff on every preview.
+                **({"annotations": annotations} if annotations else {}),
             },
             spec={"local": local},
             opts=pulumi.ResourceOptions(parent=self, depends_on=operator),

@@ -9,12 +9,14 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
+from components.credentials import CredentialGenerator, credential
 from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, minio_selector, service_url
 from components.podspec import container_security, http_probe, pod_security, tmp_volume
 from policy.contract import WEIGHTS_COMPONENT
 
+DATA_CLAIM = f"{MINIO_SERVICE}-data"
+"""Fixed name of the weights claim."""
 READ_POLICY = "llm-ab-read"
 WRITE_POLICY = "llm-ab-write"
 
@@ -76,6 +78,8 @@ class MinioStoreArgs:
     storage_class: str | None = None
     protect: bool = True
     """Keep the data volume when the stack is destroyed."""
+    credential_generator: CredentialGenerator = CredentialGenerator.RANDOM
+    """What generates the root and user credentials (components/credentials.py)."""
     extra_ingress_from: Sequence[dict[str, Any]] = field(default_factory=tuple)
     """NetworkPolicy peers besides our labelled S3 clients (e.g. Datashim's csi-s3 namespace)."""
 
@@ -106,33 +110,32 @@ class MinioStore(pulumi.ComponentResource):
         labels = {**common_labels(WEIGHTS_COMPONENT, args.stack), "app.kubernetes.io/name": "minio"}
         selector = minio_selector(args.stack)
 
-        def credential(role: str, length: int) -> random.RandomPassword:
-            # Alphanumeric only: the values end up in URLs and shell variables.
-            return random.RandomPassword(f"{name}-{role}", length=length, special=False, opts=child)
+        def generated(role: str, length: int) -> pulumi.Output[str]:
+            return credential(f"{name}-{role}", length, args.credential_generator, opts=child)
 
-        root_user, root_password = credential("root-user", 20), credential("root-password", 40)
-        reader_key, reader_secret = credential("reader-key", 20), credential("reader-secret", 40)
-        writer_key, writer_secret = credential("writer-key", 20), credential("writer-secret", 40)
+        root_user, root_password = generated("root-user", 20), generated("root-password", 40)
+        reader_key, reader_secret = generated("reader-key", 20), generated("reader-secret", 40)
+        writer_key, writer_secret = generated("writer-key", 20), generated("writer-secret", 40)
 
         root_secret = k8s.core.v1.Secret(
             f"{name}-root",
             metadata={"namespace": args.namespace, "labels": labels},
-            string_data={"MINIO_ROOT_USER": root_user.result, "MINIO_ROOT_PASSWORD": root_password.result},
+            string_data={"MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password},
             opts=child,
         )
         users_secret = k8s.core.v1.Secret(
             f"{name}-users",
             metadata={"namespace": args.namespace, "labels": labels},
             string_data={
-                "READER_ACCESS_KEY": reader_key.result, "READER_SECRET_KEY": reader_secret.result,
-                "WRITER_ACCESS_KEY": writer_key.result, "WRITER_SECRET_KEY": writer_secret.result,
+                "READER_ACCESS_KEY": reader_key, "READER_SECRET_KEY": reader_secret,
+                "WRITER_ACCESS_KEY": writer_key, "WRITER_SECRET_KEY": writer_secret,
             },
             opts=child,
         )
         writer_env = k8s.core.v1.Secret(
             f"{name}-writer",
             metadata={"namespace": args.namespace, "labels": labels},
-            string_data={"AWS_ACCESS_KEY_ID": writer_key.result, "AWS_SECRET_ACCESS_KEY": writer_secret.result},
+            string_data={"AWS_ACCESS_KEY_ID": writer_key, "AWS_SECRET_ACCESS_KEY": writer_secret},
             opts=child,
         )
 
@@ -142,13 +145,15 @@ class MinioStore(pulumi.ComponentResource):
         }
         if args.storage_class:
             claim_spec["storageClassName"] = args.storage_class
-        # Weights are data: by default `pulumi destroy` leaves the claim (and so the volume) in the
-        # cluster and only forgets it; the namespace holding it is retained for the same reason.
+        # Weights are data. protect: no update may replace the claim and `make destroy` (which
+        # destroys with --exclude-protected) keeps it, with its namespace; retain_on_delete: a plain
+        # `pulumi destroy` that got past protection still leaves the volume in the cluster. The fixed
+        # name lets a later stack adopt a retained claim.
         data = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
-            metadata={"namespace": args.namespace, "labels": labels},
+            metadata={"name": DATA_CLAIM, "namespace": args.namespace, "labels": labels},
             spec=claim_spec,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect, protect=args.protect),
         )
 
         endpoint = pulumi.Output.from_input(args.namespace).apply(
@@ -261,12 +266,12 @@ class MinioStore(pulumi.ComponentResource):
 
         self.endpoint = endpoint
         self.bucket = pulumi.Output.from_input(args.bucket)
-        self.root_user = pulumi.Output.secret(root_user.result)
-        self.root_password = pulumi.Output.secret(root_password.result)
-        self.reader_access_key = pulumi.Output.secret(reader_key.result)
-        self.reader_secret_key = pulumi.Output.secret(reader_secret.result)
-        self.writer_access_key = pulumi.Output.secret(writer_key.result)
-        self.writer_secret_key = pulumi.Output.secret(writer_secret.result)
+        self.root_user = pulumi.Output.secret(root_user)
+        self.root_password = pulumi.Output.secret(root_password)
+        self.reader_access_key = pulumi.Output.secret(reader_key)
+        self.reader_secret_key = pulumi.Output.secret(reader_secret)
+        self.writer_access_key = pulumi.Output.secret(writer_key)
+        self.writer_secret_key = pulumi.Output.secret(writer_secret)
         self.writer_secret_name = writer_env.metadata.name
         self.data_claim_name = data.metadata.name
         self.register_outputs({

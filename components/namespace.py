@@ -35,7 +35,9 @@ class ExperimentNamespace(pulumi.ComponentResource):
             f"{name}-ns",
             metadata={"name": args.name, "labels": {**common_labels("namespace", args.stack), **args.labels}},
             # Deleting a namespace deletes every claim in it, so it shares the data's protection.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain),
+            # Protected too: `make destroy` (--exclude-protected) keeps it and the weights claim in the state,
+            # so the next `make up` finds both as they were.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, protect=args.retain),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",

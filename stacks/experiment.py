@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 
+from components.credentials import CredentialGenerator
 from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
@@ -36,6 +37,8 @@ OUT_BUCKET = "bucket"
 OUT_S3_ENDPOINT = "s3Endpoint"
 OUT_MINIO_ROOT_USER = "minioRootUser"
 OUT_MINIO_ROOT_PASSWORD = "minioRootPassword"
+OUT_CREDENTIAL_GENERATOR = "credentialGenerator"
+"""What generated the deployed credentials; the deploy driver compares it with the config (deploy/credentials.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +78,7 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
             namespace=namespace.name, stack=settings.stack, image=settings.storage.minio_image,
             bucket=settings.storage.bucket, size=settings.storage.size,
             storage_class=settings.storage.storage_class, protect=settings.storage.protect,
+            credential_generator=CredentialGenerator(settings.credentials.generator),
             # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
             extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": settings.datashim.operator_namespace}}}],
@@ -87,7 +91,8 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
         writer_secret=store.writer_secret_name, ready=[store.bucket_job],
         server_selector=minio_selector(settings.stack),
         outputs={OUT_MINIO_ROOT_USER: pulumi.Output.secret(store.root_user),
-                 OUT_MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password)},
+                 OUT_MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
+                 OUT_CREDENTIAL_GENERATOR: settings.credentials.generator},
     )
 
 

@@ -268,6 +268,19 @@ class SmokeSettings(Section):
         return self
 
 
+CREDENTIAL_GENERATORS = ("random", "builtin")
+"""The values of :class:`components.credentials.CredentialGenerator` (that module creates resources, so the
+schema names them here; a test keeps the two equal)."""
+
+
+class CredentialSettings(Section):
+    """What generates the stack's credentials (components/credentials.py)."""
+
+    generator: OneOf(CREDENTIAL_GENERATORS) = "random"
+    """`random` (pulumi-random, needs its plugin) or `builtin` (llm-ab's dynamic resource); changing it on a
+    deployed stack rotates every credential"""
+
+
 class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
@@ -299,6 +312,10 @@ class Settings(Section):
     smoke: SmokeSettings = SmokeSettings()
     """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
     bound for the split check), timeoutSeconds."""
+    credentials: CredentialSettings = CredentialSettings()
+    """generator of the MinIO credentials: random (pulumi-random, needs its plugin) or builtin (llm-ab's dynamic
+    resource). The deploy driver records builtin for a new stack where pulumi-random's plugin is not installed;
+    changing it on a deployed stack rotates every credential."""
     modelmesh: ModelMeshSettings = ModelMeshSettings()
     """KServe ModelMesh track, off by default; ModelMesh Serving must already run on the cluster (cluster
     scope). enabled; install (must stay false: ModelMesh Serving is a platform prerequisite); app

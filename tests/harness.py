@@ -60,6 +60,10 @@ class Registration:
     request: Any
 
 
+DYNAMIC_RESOURCE = "pulumi-python:dynamic:Resource"
+"""Type token of every Python dynamic resource (components/credentials.py's built-in generator)."""
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource registration; echoes inputs back as outputs (camelCase keys)."""
 
@@ -90,7 +94,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(args)
         outputs = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        if args.typ in ("random:index/randomPassword:RandomPassword", DYNAMIC_RESOURCE):
             outputs["result"] = f"generated-{args.name}-" + "x" * int(args.inputs.get("length", 16))
         if args.typ.startswith("kubernetes:") and "metadata" in outputs:
             meta = dict(outputs["metadata"] or {})

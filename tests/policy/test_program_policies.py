@@ -24,7 +24,7 @@ from tests.policy.pack_runner import (
 from tests.samples import dev_config
 
 WEIGHTS_UNPROTECTED = ("storage-weights-protected", "weights-data",
-                       "weights volume claim 'weights-data' is not protected; retainOnDelete is invisible to policies "
+                       "weights volume claim 'minio-data' is not protected; retainOnDelete is invisible to policies "
                        "(the engine sends only `protect`), so only protect=True satisfies this check")
 
 
@@ -36,6 +36,13 @@ def run_with_pack(mocks: RecordingMocks, captured: list[Registration], stack: st
 
 def test_dev_program_has_no_mandatory_violation(pulumi_mocks, registrations) -> None:
     found = run_with_pack(pulumi_mocks, registrations, "dev", dev_config())
+    assert mandatory(found) == []
+    assert advisory(found) == []
+
+
+def test_dev_with_unprotected_storage_gets_the_advisory(pulumi_mocks, registrations) -> None:
+    config = {**dev_config(), "llm-ab:storage": {**dev_config()["llm-ab:storage"], "protect": False}}
+    found = run_with_pack(pulumi_mocks, registrations, "dev", config)
     assert mandatory(found) == []
     assert advisory(found) == [WEIGHTS_UNPROTECTED]
 
@@ -49,18 +56,18 @@ def test_dev_with_modelmesh_has_no_mandatory_violation(pulumi_mocks, registratio
     found = run_with_pack(pulumi_mocks, registrations, "dev", config)
     assert "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime" in {r.typ for r in pulumi_mocks.resources}
     assert mandatory(found) == []
-    assert advisory(found) == [WEIGHTS_UNPROTECTED]
+    assert advisory(found) == []
 
 
-def test_dev_weights_claim_is_kept_by_retain_on_delete_which_policies_cannot_see(
+def test_dev_weights_claim_is_protected_which_policies_see_and_retained_which_they_cannot(
         pulumi_mocks, registrations) -> None:
-    """What storage-weights-protected cannot check, checked here: the claim is retained, not protected."""
+    """storage-weights-protected sees `protect`; retainOnDelete, which policies can't see, is checked here."""
     run_stack_program(dev_config())
     (claim,) = pulumi_mocks.of_type(PVC)
     assert claim.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == contract.WEIGHTS_COMPONENT
     assert pulumi_mocks.options[claim.name].retain_on_delete is True
     (policy_claim,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.resource_type == PVC]
-    assert policy_claim.opts.protect is False
+    assert policy_claim.opts.protect is True
     assert not hasattr(policy_claim.opts, "retain_on_delete")
 
 
@@ -113,7 +120,6 @@ def test_broken_dev_variant_fails_with_the_expected_rules(pulumi_mocks,
         ("k8s-secret-data-not-literal", "weights-root",
          "Secret 'weights-root' sets stringData from literals (or stack config), not from a generating resource; "
          "generate it (pulumi-random) or list it in allowedSecrets"),
-        WEIGHTS_UNPROTECTED,
     ]
 
 

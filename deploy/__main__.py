@@ -1,0 +1,218 @@
+"""``python -m deploy VERB [--stack STACK]``: preview, up, destroy or show the outputs of a stack.
+
+Run it through ``scripts/stack`` (or ``make up`` & co.), which first builds or finds the toolchain,
+starts the local cluster when no cluster is configured and exports where everything is.
+Exit codes: 0 done, 1 the engine or a policy failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import sys
+import time
+from collections.abc import Callable, Mapping
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
+
+from deploy import credentials
+from deploy.workspace import PROJECT, REPO_ROOT, DriverError, Engine, resolve_engine
+
+POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
+POLICY_CONFIG_DIR = REPO_ROOT / "policy" / "config"
+
+
+def log(message: str) -> None:
+    print(f"[deploy] {message}", file=sys.stderr, flush=True)
+
+
+def program() -> None:
+    """The project's own entry point, run inline (no language host)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    runpy.run_path(str(REPO_ROOT / "__main__.py"), run_name="__main__")
+
+
+def policy_args(stack: str, enabled: bool) -> dict[str, list[str]]:
+    """The policy pack (an executable: no language host needed) and the stack's pack config."""
+    if not enabled:
+        return {}
+    args = {"policy_packs": [str(POLICY_PACK)]}
+    config = POLICY_CONFIG_DIR / f"{stack}.json"
+    if config.is_file():
+        args["policy_pack_configs"] = [str(config)]
+    return args
+
+
+def format_outputs(outputs: Mapping[str, Any], *, show_secrets: bool = False, as_json: bool = False) -> str:
+    """Outputs as ``pulumi stack output`` prints them (``[secret]`` unless shown)."""
+    def shown(item: Any) -> Any:
+        return item.value if (show_secrets or not item.secret) else "[secret]"
+
+    if as_json:
+        return json.dumps({k: shown(v) for k, v in sorted(outputs.items())}, indent=2)
+    if not outputs:
+        return "No output values currently in this stack"
+    width = max(len("OUTPUT"), *(len(k) for k in outputs))
+    lines = [f"Current stack outputs ({len(outputs)}):", f"    {'OUTPUT':<{width}}  VALUE"]
+    for key in sorted(outputs):
+        value = shown(outputs[key])
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        lines.append(f"    {key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def engine_error(err: Exception) -> str:
+    """The CLI's stderr part of an Automation API error (stdout was streamed already)."""
+    text = str(err)
+    stderr = text.split("\n stderr: ", 1)[1] if "\n stderr: " in text else text
+    if "incorrect passphrase" in stderr or "passphrase must be set" in stderr:
+        stderr += ("\nThe stack's secrets were encrypted with another passphrase: set PULUMI_CONFIG_PASSPHRASE(_FILE) "
+                   "to that one (README: 'State, secrets and the passphrase').")
+    return stderr.strip() or text.strip()
+
+
+def open_stack(stack_name: str, engine: Engine, work_dir: Path, out: Callable[[str], None]):
+    from pulumi import automation as auto
+
+    command = auto.PulumiCommand(root=engine.pulumi_root) if engine.pulumi_root else auto.PulumiCommand()
+    opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_home=engine.pulumi_home,
+                                      env_vars=dict(engine.env), pulumi_command=command)
+    stack = auto.create_or_select_stack(stack_name=stack_name, project_name=PROJECT, program=program, opts=opts)
+    return stack
+
+
+def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
+    """``config`` of ``Pulumi.<stack>.yaml`` as written (the SDK's StackSettings drops object values)."""
+    import yaml
+
+    path = work_dir / f"Pulumi.{stack_name}.yaml"
+    if not path.is_file():
+        return {}
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
+    """Decide (once) and check the credential generator before anything is previewed."""
+    configured = credentials.configured_generator(stack_file_config(work_dir, stack.name))
+    try:
+        deployed_out = stack.outputs().get(credentials.OUTPUT)
+    except Exception:  # noqa: BLE001 - a stack never deployed has no outputs to read
+        deployed_out = None
+    deployed = deployed_out.value if deployed_out is not None else None
+    plugins = [(p.name, p.kind, p.version) for p in stack.workspace.list_plugins()]
+    choice = credentials.choose(configured, deployed, credentials.has_random_plugin(plugins, dist_version("pulumi-random")),
+                                allow_rotation=allow_rotation)
+    if choice.record:
+        from pulumi import automation as auto
+
+        stack.set_config(credentials.PATH_KEY, auto.ConfigValue(choice.generator.value), path=True)
+        log(f"credentials: {choice.generator.value} ({choice.reason}); recorded as {credentials.PATH_KEY} in "
+            f"Pulumi.{stack.name}.yaml so later runs keep the same credentials")
+    else:
+        log(f"credentials: {choice.generator.value} ({choice.reason})")
+
+
+def run(args: argparse.Namespace) -> int:
+    engine = resolve_engine(os.environ, args.stack)
+    work_dir = Path(args.work_dir).resolve()
+    if not (work_dir / "Pulumi.yaml").is_file():
+        raise DriverError(f"--work-dir {work_dir} has no Pulumi.yaml")
+    log(f"stack {args.stack}: backend {engine.backend_url}, {engine.passphrase_note}")
+    log(f"engine: {engine.pulumi_root or 'pulumi on PATH'}, PULUMI_HOME {engine.pulumi_home}, "
+        f"KUBECONFIG {os.environ.get('KUBECONFIG', '(default)')}")
+    out = (lambda line: print(line, flush=True))
+    stack = open_stack(args.stack, engine, work_dir, out)
+    color = "always" if sys.stdout.isatty() else "never"
+    t0 = time.monotonic()
+    if args.verb in ("up", "preview"):
+        settle_credentials(stack, work_dir, allow_rotation=args.allow_credential_rotation)
+    policies = policy_args(args.stack, not args.no_policy)
+    steps = StepRecorder()
+    try:
+        if args.verb == "preview":
+            result = stack.preview(diff=True, color=color, on_output=out, on_event=steps, **policies)
+            log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
+            return 0
+        if args.verb == "up":
+            result = stack.up(diff=args.diff, color=color, on_output=out, on_event=steps, **policies)
+            log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
+                f"{time.monotonic() - t0:.1f}s")
+            print(format_outputs(stack.outputs(), show_secrets=args.show_secrets))
+            return 0
+        if args.verb == "destroy":
+            # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
+            stack.destroy(color=color, on_output=out, on_event=steps, exclude_protected=True)
+            kept = [r for r in stack.export_stack().deployment.get("resources", [])
+                    if r.get("protect") and r.get("type", "").startswith("kubernetes:")]
+            log(f"destroy of {args.stack} in {time.monotonic() - t0:.1f}s; kept (protected): "
+                + (", ".join(f"{r['type'].rsplit(':', 1)[1]} {r['urn'].rsplit('::', 1)[1]}" for r in kept)
+                   or "nothing"))
+            return 0
+    finally:
+        steps.write(args.steps)
+    print(format_outputs(stack.outputs(), show_secrets=args.show_secrets, as_json=args.json))
+    return 0
+
+
+class StepRecorder:
+    """Every resource step the engine announces (op, URN, type, changed keys), for ``--steps``."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is None:
+            return
+        meta = pre.metadata
+        op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+        self.steps.append({"op": op, "urn": meta.urn, "type": meta.type,
+                           "name": meta.urn.rsplit("::", 1)[-1], "diffs": list(meta.diffs or [])})
+
+    def write(self, path: str | None) -> None:
+        if path:
+            Path(path).write_text(json.dumps(self.steps, indent=2))
+
+
+def summary(changes: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {op}" for op, n in sorted(changes.items())) or "no changes"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deploy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("verb", choices=["preview", "up", "destroy", "outputs"])
+    p.add_argument("--stack", default=os.environ.get("LLMAB_STACK", "dev"))
+    p.add_argument("--work-dir", default=str(REPO_ROOT),
+                   help="where Pulumi.yaml and Pulumi.<stack>.yaml are (default: the repository)")
+    p.add_argument("--no-policy", action="store_true", help="skip the policy pack (preview, up)")
+    p.add_argument("--diff", action="store_true", help="up: print the full diff")
+    p.add_argument("--show-secrets", action="store_true", help="print secret outputs in plain text")
+    p.add_argument("--json", action="store_true", help="outputs: as JSON")
+    p.add_argument("--allow-credential-rotation", action="store_true",
+                   help=f"accept a change of {credentials.PATH_KEY} on a deployed stack (replaces every credential)")
+    p.add_argument("--steps", metavar="PATH",
+                   help="preview, up, destroy: write every resource step (op, URN, type, changed keys) as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except DriverError as err:
+        log(f"ERROR: {err}")
+        return 2
+    except Exception as err:  # noqa: BLE001 - the Automation API raises CommandError subclasses
+        if type(err).__module__.startswith("pulumi.automation"):
+            log(f"ERROR: pulumi {args.verb} of stack {args.stack} failed:\n{engine_error(err)}")
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

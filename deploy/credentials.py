@@ -1,0 +1,75 @@
+"""Which credential generator a stack uses, decided once and then kept (components/credentials.py).
+
+Pure functions: the driver feeds them the stack's config, its last outputs and the installed plugins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from components.credentials import CredentialGenerator
+from deploy.workspace import PROJECT, DriverError
+from stacks.llm_ab import OUT_CREDENTIAL_GENERATOR
+
+CONFIG_KEY = f"{PROJECT}:credentials"
+"""The stack config object holding ``generator``."""
+PATH_KEY = "credentials.generator"
+OUTPUT = OUT_CREDENTIAL_GENERATOR
+"""Stack output naming the generator of the deployed credentials (exported by the program)."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    generator: CredentialGenerator
+    record: bool
+    """True when the driver must write it into the stack's config (a stack that never chose)."""
+    reason: str
+
+
+def configured_generator(stack_config: Mapping[str, object]) -> str | None:
+    """``credentials.generator`` as set in ``Pulumi.<stack>.yaml`` (not Pulumi.yaml's default, which
+    the engine would merge in): its ``config`` mapping, objects as mappings or JSON strings."""
+    value = stack_config.get(CONFIG_KEY)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value.get("generator") if isinstance(value, Mapping) else None
+
+
+def choose(configured: str | None, deployed: str | None, random_plugin: bool, *,
+           allow_rotation: bool = False) -> Choice:
+    """Keep what the stack has; a stack that never chose takes what was deployed, else pulumi-random
+    when its plugin is installed, else the built-in generator. A configured generator that differs
+    from the deployed credentials' is refused unless rotation is allowed."""
+    if configured is None:
+        if deployed is not None:
+            return Choice(CredentialGenerator(deployed), True, f"the deployed credentials came from {deployed}")
+        if random_plugin:
+            return Choice(CredentialGenerator.RANDOM, False, "pulumi-random's plugin is installed")
+        return Choice(CredentialGenerator.BUILTIN, True,
+                      "pulumi-random's plugin is not installed, so llm-ab's built-in generator is used")
+    allowed = [g.value for g in CredentialGenerator]
+    if configured not in allowed:
+        raise DriverError(f"{PATH_KEY}: must be one of {', '.join(allowed)}, got {configured!r}")
+    if deployed is not None and deployed != configured and not allow_rotation:
+        raise DriverError(
+            f"{PATH_KEY} is {configured!r} but the deployed credentials came from {deployed!r}: the change would "
+            f"replace every MinIO credential (root and users), and the bucket users would be created anew. "
+            f"Set it back (pulumi config set --path {PATH_KEY} {deployed}), or rotate on purpose with "
+            f"--allow-credential-rotation.")
+    if configured == CredentialGenerator.RANDOM.value and not random_plugin and deployed != configured:
+        raise DriverError(
+            f"{PATH_KEY} is 'random' but pulumi-random's provider plugin is not installed in PULUMI_HOME; install it "
+            f"(pulumi plugin install resource random <version>) or use the built-in generator "
+            f"(pulumi config set --path {PATH_KEY} builtin) on a stack that has no credentials yet.")
+    return Choice(CredentialGenerator(configured), False, f"{PATH_KEY} is {configured!r} in the stack's config")
+
+
+def has_random_plugin(plugins: Iterable[tuple[str, str, str | None]], sdk_version: str) -> bool:
+    """True when a resource plugin ``random`` of the Python SDK's version is installed."""
+    return any(name == "random" and kind == "resource" and (version or "").lstrip("v") == sdk_version
+               for name, kind, version in plugins)

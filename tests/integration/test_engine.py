@@ -1,0 +1,199 @@
+"""The program through the real Pulumi engine (pulumi CLI + pulumi-resource-kubernetes, built by
+scripts/toolchain) against the local cluster's real API server, driven the way `make up` drives it:
+``python -m deploy`` in a subprocess, with the dev stack's config under test stack names.
+
+The tests run in file order and share one stack (``it``), as a user's session would: up from empty,
+a preview with no changes, a split change, destroy, and up again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+STACK = "it"
+NAMESPACE = "llm-ab-it"
+DATA_HOLDERS = ("kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:Namespace")
+
+
+class Driver:
+    """``python -m deploy`` on a work dir of its own (Pulumi.yaml + the test stacks' files)."""
+
+    def __init__(self, work_dir: Path, env: dict[str, str]) -> None:
+        self.work_dir = work_dir
+        self.env = env
+
+    def write_stack(self, stack: str, config: dict[str, Any]) -> None:
+        (self.work_dir / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+
+    def stack_file(self, stack: str) -> dict[str, Any]:
+        return yaml.safe_load((self.work_dir / f"Pulumi.{stack}.yaml").read_text())
+
+    def run(self, verb: str, stack: str = STACK, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+        steps_file = self.work_dir / f"steps-{stack}-{verb}.json"
+        steps_file.unlink(missing_ok=True)
+        extra = ["--steps", str(steps_file)] if verb != "outputs" else []
+        proc = subprocess.run([sys.executable, "-m", "deploy", verb, "--stack", stack, "--work-dir",
+                               str(self.work_dir), *extra, *args],
+                              cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=800)
+        steps = json.loads(steps_file.read_text()) if steps_file.is_file() else []
+        return proc, steps
+
+    def outputs(self, stack: str = STACK) -> dict[str, Any]:
+        proc, _ = self.run("outputs", stack, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+
+REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
+
+
+def changed(steps: list[dict]) -> dict[str, set[str]]:
+    """name -> ops of every step that changes something."""
+    out: dict[str, set[str]] = {}
+    for s in steps:
+        if s["op"] not in ("same", "read"):
+            out.setdefault(s["name"], set()).add(s["op"])
+    return out
+
+
+def dev_config(**overrides: Any) -> dict[str, Any]:
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config["llm-ab:namespace"] = NAMESPACE
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def driver(local_cluster, tmp_path_factory) -> Driver:
+    toolchain = subprocess.run([str(ROOT / "scripts" / "toolchain"), "env"], capture_output=True, text=True,
+                               check=True).stdout
+    env = dict(os.environ)
+    for line in toolchain.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
+    if not Path(env["LLMAB_PULUMI"]).is_file():
+        if os.environ.get("LLMAB_INTEGRATION") == "1":
+            pytest.fail(f"the engine is not built ({env['LLMAB_PULUMI']} missing): run scripts/toolchain engine")
+        pytest.skip("the engine is not built: run scripts/toolchain engine (or make test)")
+    work = tmp_path_factory.mktemp("engine")
+    shutil.copy(ROOT / "Pulumi.yaml", work / "Pulumi.yaml")
+    env.update({
+        "KUBECONFIG": local_cluster.kubeconfig,
+        "LLMAB_STATE_DIR": str(work / "state"),
+        "PULUMI_CONFIG_PASSPHRASE": "integration-tests-only",
+    })
+    env.pop("PULUMI_BACKEND_URL", None)
+    d = Driver(work, env)
+    d.write_stack(STACK, dev_config())
+    return d
+
+
+def test_a_bad_config_value_fails_the_preview_naming_the_key_and_creates_nothing(driver, local_cluster) -> None:
+    driver.write_stack("it-bad", dev_config(**{"llm-ab:namespace": "llm-ab-it-bad",
+                                              "llm-ab:split": {"canaryPercent": 150, "replicas": 2}}))
+    proc, steps = driver.run("preview", "it-bad")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "split.canaryPercent" in proc.stderr and "150" in proc.stderr, proc.stderr
+    assert [s for s in steps if s["type"].startswith("kubernetes:")] == []
+    gone = local_cluster.kubectl("get", "namespace", "llm-ab-it-bad", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_the_policy_pack_fails_a_broken_stack_with_the_mandatory_rules_message(driver) -> None:
+    # 3 of 4 replicas on the canary: a valid split, above the pack's default canary cap of 50 %.
+    driver.write_stack("it-broken", dev_config(**{"llm-ab:namespace": "llm-ab-it-broken",
+                                                 "llm-ab:split": {"canaryPercent": 75, "replicas": 4}}))
+    proc, _ = driver.run("preview", "it-broken")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    assert "[mandatory]" in text and "split-canary-share-cap" in text, text[-3000:]
+    assert "the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%" in text
+
+
+def test_up_from_empty_creates_every_resource_with_the_builtin_credentials(driver, local_cluster) -> None:
+    proc, steps = driver.run("up")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    created = [s for s in steps if s["op"] == "create"]
+    assert len(created) >= 30, changed(steps)
+    # pulumi-random's plugin is not served here: the driver recorded the built-in generator.
+    assert driver.stack_file(STACK)["config"]["llm-ab:credentials"] == {"generator": "builtin"}
+    assert "credentials: builtin" in proc.stderr
+    outputs = driver.outputs()
+    assert outputs["namespace"] == NAMESPACE and outputs["credentialGenerator"] == "builtin"
+    assert outputs["minioRootPassword"] == "[secret]"
+    for name in ("text-generation-inference-stable", "text-generation-inference-canary"):
+        deploy = local_cluster.get_json("deployment", name, "-n", NAMESPACE)
+        assert deploy["status"].get("readyReplicas") == 1, name
+    claim = local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)
+    assert claim["status"]["phase"] == "Bound"
+
+
+def test_generated_credentials_are_real_and_never_in_the_state_in_plain_text(driver, local_cluster) -> None:
+    import base64
+
+    secret = local_cluster.get_json("secret", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=minio")
+    roots = [s for s in secret["items"] if "MINIO_ROOT_PASSWORD" in s.get("data", {})]
+    assert len(roots) == 1
+    password = base64.b64decode(roots[0]["data"]["MINIO_ROOT_PASSWORD"]).decode()
+    assert len(password) == 40 and password.isalnum()
+    state = "".join(p.read_text() for p in (driver.work_dir / "state").rglob("*.json"))
+    assert state and password not in state
+
+
+def test_a_second_preview_reports_no_changes(driver) -> None:
+    proc, steps = driver.run("preview")
+    assert proc.returncode == 0, proc.stderr
+    assert steps and changed(steps) == {}, changed(steps)
+    summary_line = proc.stderr.split(f"preview of {STACK}: ", 1)[1].splitlines()[0]
+    assert summary_line.endswith("s") and summary_line.split(" in ")[0].endswith("same"), summary_line
+
+
+def test_a_split_change_updates_only_the_deployments_and_reruns_the_gate(driver) -> None:
+    config = driver.stack_file(STACK)["config"]
+    config["llm-ab:split"] = {**config["llm-ab:split"], "canaryPercent": 10, "replicas": 10}
+    driver.write_stack(STACK, config)
+    proc, steps = driver.run("preview")
+    assert proc.returncode == 0, proc.stderr
+    ops = changed(steps)
+    deployments = [s["name"] for s in steps if s["type"] == "kubernetes:apps/v1:Deployment" and s["op"] == "update"]
+    assert len(deployments) == 2, ops
+    # The smoke gate Job is replaced (it re-runs); nothing else changes, least of all what holds data.
+    assert {n: o for n, o in ops.items() if n not in deployments} == {"smoke-job": REPLACE_OPS & ops["smoke-job"]}
+    assert ops["smoke-job"] & REPLACE_OPS, ops
+    assert all(s["op"] == "same" for s in steps if s["type"] in DATA_HOLDERS)
+
+
+def test_destroy_keeps_only_the_protected_claim_and_namespace_and_up_finds_them_again(driver, local_cluster) -> None:
+    config = driver.stack_file(STACK)["config"]
+    config["llm-ab:split"] = {**config["llm-ab:split"], "canaryPercent": 50, "replicas": 2}
+    driver.write_stack(STACK, config)
+    uid = local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"]
+    proc, steps = driver.run("destroy")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    deleted = {s["type"] for s in steps if s["op"] == "delete"}
+    assert "kubernetes:apps/v1:Deployment" in deleted and not deleted & set(DATA_HOLDERS)
+    assert "kept (protected): Namespace" in proc.stderr and "PersistentVolumeClaim" in proc.stderr
+    left = local_cluster.kubectl("get", "deployments,statefulsets,jobs,services", "-n", NAMESPACE,
+                                 "-o", "name").stdout.split()
+    assert left == [], left
+    assert local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"] == uid
+
+    proc, steps = driver.run("up")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert all(s["op"] == "same" for s in steps if s["type"] in DATA_HOLDERS), changed(steps)
+    assert local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"] == uid
+    ready = local_cluster.get_json("deployment", "text-generation-inference-stable", "-n", NAMESPACE)
+    assert ready["status"].get("readyReplicas") == 1

@@ -118,3 +118,17 @@ def test_flat_dotted_key_explains_how_to_set_an_object_field() -> None:
         parse_settings(raw)
     assert str(err.value) == ("llm-ab:split.canaryPercent is not a known setting: split is an object, so set its "
                               "field with `pulumi config set --path split.canaryPercent '10'`")
+
+
+def test_the_settings_schema_imports_no_pulumi_and_no_resource_module() -> None:
+    """Settings are pure: a bad value fails before anything that could register a resource is loaded."""
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    code = ("import sys, stacks.settings; "
+            "print(sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

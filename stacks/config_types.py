@@ -69,7 +69,7 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _to_number(value: Any) -> float | None:
+def to_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -86,7 +86,7 @@ def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
     allowed = f"a number from {_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"a number >= {_fmt(lo)}"
 
     def check(value: Any) -> float:
-        parsed = _to_number(value)
+        parsed = to_number(value)
         if parsed is None or not math.isfinite(parsed) or parsed < lo or (hi is not None and parsed > hi):
             raise problem(f"must be {allowed}, got {show(value)}")
         return parsed
@@ -97,7 +97,7 @@ def _whole(lo: int, hi: int | None) -> Callable[[Any], int]:
     allowed = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
 
     def check(value: Any) -> int:
-        parsed = _to_number(value)
+        parsed = to_number(value)
         if parsed is None or parsed != int(parsed) or parsed < lo or (hi is not None and parsed > hi):
             raise problem(f"must be {allowed}, got {show(value)}")
         return int(parsed)

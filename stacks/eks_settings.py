@@ -26,7 +26,7 @@ from stacks.config_types import (
     StringMap,
     Text,
     WholeNumber,
-    _to_number,
+    to_number,
     given,
     problem,
     show,
@@ -99,11 +99,11 @@ def _with_size_defaults(data: Any, *, desired: int, maximum: int | None) -> Any:
     if not isinstance(data, Mapping):
         return data
     out = dict(data)
-    lo = _to_number(out.get("minSize", 0))
+    lo = to_number(out.get("minSize", 0))
     if not given(out, "desiredSize") and lo is not None:
         out["desiredSize"] = max(desired, int(lo))
     if not given(out, "maxSize"):
-        wanted = _to_number(out["desiredSize"]) if given(out, "desiredSize") else desired
+        wanted = to_number(out["desiredSize"]) if given(out, "desiredSize") else desired
         if maximum is not None:
             out["maxSize"] = maximum
         elif wanted is not None:
@@ -260,7 +260,7 @@ def _gpu_instance_types(value: Any) -> Any:
 
 
 def _disk(value: Any) -> Any:
-    parsed = _to_number(value)
+    parsed = to_number(value)
     if parsed is not None and parsed == int(parsed) and 1 <= parsed < MIN_DISK_GIB:
         raise problem(f"must be at least {MIN_DISK_GIB} GiB: GPU nodes hold the TGI image and its caches "
                       f"(EKS's 20 GiB default is too small), got {int(parsed)}")

@@ -143,8 +143,7 @@ def test_primary_and_candidate_load_from_the_bucket_through_the_runtime(run_prog
         assert isvcs[name].inputs["spec"] == {"predictor": {"model": {
             "modelFormat": {"name": "sklearn"}, "runtime": "llm-ab-mlserver",
             "storage": {"key": "llm-ab-minio", "path": f"wine-quality/{revision}/sklearn_model.joblib"}}}}
-    deps = {d._name for d in pulumi_mocks.options["mm-primary"].depends_on}
-    assert deps == {"mm-storage", "mm-runtime"}
+    assert pulumi_mocks.depends_on("mm-primary") == {"mm-storage", "mm-runtime"}
 
 
 def test_storage_config_holds_the_reader_credentials_as_a_secret(run_program, pulumi_mocks) -> None:

@@ -270,7 +270,7 @@ def test_gpu_node_group_from_the_staging_pool(staging) -> None:
     assert i["scalingConfig"] == {"minSize": 0, "desiredSize": 11, "maxSize": 12}
     assert i["nodeRoleArn"] == "arn:aws:mock::123456789012:eks-node-role"
     assert i["version"] == "1.35"  # follows the control plane
-    depends = {r._name for r in mocks.options["gpu-g5-ng"].depends_on}  # noqa: SLF001
+    depends = mocks.depends_on("gpu-g5-ng")
     assert {"eks-node-AmazonEKSWorkerNodePolicy", "eks-node-AmazonEKS_CNI_Policy",
             "eks-node-AmazonEC2ContainerRegistryReadOnly", "eks-vpc-cni"} <= depends
     system = mocks.named("eks-system")

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from stacks.config_reader import ConfigError
+from stacks.config_types import ConfigError
 from stacks.llm_ab import build
 from stacks.settings import load_settings
 

@@ -72,7 +72,7 @@ def fixed_rejection_probability(design: SplitDesign, n: int, true_share: float) 
     """Exact P(reject) of the equal-tailed binomial test with n samples when p = true_share."""
     ks = np.arange(n + 1)
     half = design.alpha / 2
-    reject = (stats.binom.cdf(ks, n, design.declared) <= half) | (stats.binom.sf(ks - 1, n, design.declared) <= half)
+    reject = (stats.binom.cdf(ks, n, design.expected) <= half) | (stats.binom.sf(ks - 1, n, design.expected) <= half)
     return float(stats.binom.pmf(ks[reject], n, true_share).sum())
 
 
@@ -80,7 +80,7 @@ def run(repetitions: int, seed: int) -> list[Row]:
     """All scenarios, each with its own seeded RNG stream."""
     rows = []
     for index, (declared, true_share, note) in enumerate(SCENARIOS):
-        design = SplitDesign(declared=declared)
+        design = SplitDesign(expected=declared)
         sizes, off, capped = simulate(design, true_share, repetitions, random.Random(seed * 1000 + index))
         fixed_n = fixed_sample_size(design)
         rows.append(

@@ -1,6 +1,6 @@
 """Kubernetes add-ons the eks platform deploys into the cluster it creates.
 
-- :class:`NvidiaDevicePlugin`: NVIDIA's static device-plugin DaemonSet (components-api.md §7.2), on
+- :class:`NvidiaDevicePlugin`: NVIDIA's static device-plugin DaemonSet, on
   the AL2023 GPU pools only (Bottlerocket's NVIDIA AMIs run the plugin themselves). Without it no
   node advertises ``nvidia.com/gpu`` and GPU pods stay Pending.
 - :class:`EbsStorageClass`: a default gp3 StorageClass of the EBS CSI driver. EKS (1.30 and later)

@@ -1,6 +1,6 @@
 """Datashim Dataset that mounts the weights bucket read-only into pods (and, optionally, Datashim).
 
-Facts this relies on (components-api.md §2): group ``datashim.io/v1alpha1``; every ``spec.local``
+Facts this relies on: group ``datashim.io/v1alpha1``; every ``spec.local``
 value is a string; the credentials Secret must use the keys ``accessKeyID``/``secretAccessKey`` and
 must NOT be named like the Dataset (the operator's finalizer deletes the Dataset-named Secret);
 the webhook acts only in namespaces labelled ``monitor-pods-datasets=enabled``.
@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import common_labels
+from components.podspec import gpu_tolerations
 
 NAMESPACE_OPT_IN_LABELS = {"monitor-pods-datasets": "enabled"}
 """Namespace labels that make Datashim's webhook mount Datasets into pods."""
@@ -130,7 +131,7 @@ class DatashimDataset(pulumi.ComponentResource):
             f"{name}-operator-ns",
             metadata={
                 "name": args.operator_namespace,
-                # csi-s3 is privileged (FUSE mounts): components-api.md §2.6.
+                # csi-s3 is privileged (FUSE mounts).
                 "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
             },
             opts=pulumi.ResourceOptions(parent=self),
@@ -143,13 +144,12 @@ class DatashimDataset(pulumi.ComponentResource):
             opts = targs.opts
             if kind == "DaemonSet":
                 # Datashim's DaemonSets carry no tolerations, so volumes would not mount on tainted
-                # GPU nodes where TGI runs (components-api.md §2.6).
+                # GPU nodes where TGI runs.
                 tmpl = props.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-                tmpl["tolerations"] = [*tmpl.get("tolerations", []),
-                                       {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+                tmpl["tolerations"] = [*tmpl.get("tolerations", []), *gpu_tolerations()]
             if kind in ("MutatingWebhookConfiguration", "Secret"):
                 # The generate-keys init container rewrites the webhook CA bundle and the TLS Secret;
-                # re-applying the manifest's stubs would break the webhook (components-api.md §2.6).
+                # re-applying the manifest's stubs would break the webhook.
                 opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["*"]))
             return pulumi.ResourceTransformResult(props=props, opts=opts)
 

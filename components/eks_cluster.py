@@ -22,10 +22,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.gpu_pool_spec import sizes_problem
+
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/{}"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
-"""The three policies every managed node group's role needs (components-api.md §7.1)."""
+"""The three policies every managed node group's role needs."""
 EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
@@ -100,9 +102,9 @@ class SystemNodeGroupArgs:
     disk_size_gib: int = 50
 
     def __post_init__(self) -> None:
-        if not self.min_size <= self.desired_size <= self.max_size or self.max_size < 1:
-            raise ValueError(f"need min <= desired <= max and max >= 1, got "
-                             f"{self.min_size}/{self.desired_size}/{self.max_size}")
+        sizes = sizes_problem(self.min_size, self.desired_size, self.max_size)
+        if sizes is not None:
+            raise ValueError(f"{sizes[0]} {sizes[1]}")
 
 
 @dataclass(frozen=True, kw_only=True)

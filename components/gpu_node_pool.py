@@ -1,6 +1,6 @@
 """A GPU managed node group: tainted so only GPU workloads land there, labelled with its pool name.
 
-Facts (components-api.md §7.1): the taint effect is the AWS enum ``NO_SCHEDULE`` (it shows on the
+Facts: the taint effect is the AWS enum ``NO_SCHEDULE`` (it shows on the
 node as ``nvidia.com/gpu=true:NoSchedule``); ``labels`` are Kubernetes node labels; the node group
 should depend on its role's policy attachments; ``disk_size`` conflicts with a launch template and
 EKS's default (20 GiB) is too small for TGI images. Bottlerocket NVIDIA AMIs run the device plugin
@@ -24,6 +24,7 @@ from components.gpu_pool_spec import (
     gpu_taint,
     needs_device_plugin_daemonset,
     pool_labels,
+    sizes_problem,
 )
 
 __all__ = [
@@ -47,7 +48,7 @@ class GpuNodePoolArgs:
     min_size: int = 0
     desired_size: int = 1
     max_size: int = 1
-    disk_size_gib: int = 100
+    disk_size_gib: int = MIN_DISK_GIB
     labels: Mapping[str, str] = field(default_factory=dict)
     kubernetes_version: pulumi.Input[str] | None = None
     """Pass the cluster's version output: a control-plane upgrade then rolls the pool after it."""
@@ -61,9 +62,9 @@ class GpuNodePoolArgs:
             raise ValueError(f"ami_type must be one of {', '.join(NVIDIA_AMI_TYPES)}, got {self.ami_type!r}")
         if self.capacity_type not in CAPACITY_TYPES:
             raise ValueError(f"capacity_type must be one of {', '.join(CAPACITY_TYPES)}, got {self.capacity_type!r}")
-        if not 0 <= self.min_size <= self.desired_size <= self.max_size or self.max_size < 1:
-            raise ValueError(f"need 0 <= min <= desired <= max and max >= 1, got "
-                             f"{self.min_size}/{self.desired_size}/{self.max_size}")
+        sizes = sizes_problem(self.min_size, self.desired_size, self.max_size)
+        if sizes is not None:
+            raise ValueError(f"{sizes[0]} {sizes[1]}")
         if self.disk_size_gib < MIN_DISK_GIB:
             raise ValueError(f"disk_size_gib must be >= {MIN_DISK_GIB}, got {self.disk_size_gib}")
         if not self.instance_types:

@@ -11,8 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.credentials import CredentialGenerator, credential
-from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, service_url
+from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, minio_selector, service_url
 from components.podspec import container_security, http_probe, pod_security, tmp_volume
+from policy.contract import WEIGHTS_COMPONENT
 
 DATA_CLAIM = f"{MINIO_SERVICE}-data"
 """Fixed name of the weights claim."""
@@ -106,8 +107,8 @@ class MinioStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: MinioStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmab:storage:MinioStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = {**common_labels("object-store", args.stack), "app.kubernetes.io/name": "minio"}
-        selector = {"app.kubernetes.io/name": "minio", "app.kubernetes.io/instance": args.stack}
+        labels = {**common_labels(WEIGHTS_COMPONENT, args.stack), "app.kubernetes.io/name": "minio"}
+        selector = minio_selector(args.stack)
 
         def generated(role: str, length: int) -> pulumi.Output[str]:
             return credential(f"{name}-{role}", length, args.credential_generator, opts=child)

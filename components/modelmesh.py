@@ -1,20 +1,20 @@
 """KServe ModelMesh serving: a ServingRuntime, the storage-config Secret and primary/candidate
 InferenceServices over the weights bucket, Iter8-style (``<app>-0`` primary, ``<app>-1`` candidate).
 
-Facts this relies on (components-api.md §4):
+Facts this relies on:
 
 - ``serverType`` must be a built-in type (mlserver, triton, ovms, torchserve) and the runtime
-  container must be named exactly like it (§4.1); ``multiModel: true``, ``grpcEndpoint`` is the
+  container must be named exactly like it; ``multiModel: true``, ``grpcEndpoint`` is the
   model-mesh SPI port (8085), ``grpcDataEndpoint`` the server's inference port.
-- InferenceServices need the annotation ``serving.kserve.io/deploymentMode: ModelMesh`` (§4.2).
+- InferenceServices need the annotation ``serving.kserve.io/deploymentMode: ModelMesh``.
 - The ``storage-config`` Secret holds one JSON string per storage key; the S3 puller requires
   ``access_key_id``, ``secret_access_key``, ``endpoint_url`` and ``region``; the bucket key is
-  ``bucket`` (§4.3).
+  ``bucket``.
 - The controller creates the ``modelmesh-serving`` Service (REST 8008, gRPC 8033), selecting the
-  runtime pods by ``modelmesh-service: modelmesh-serving`` (§4.4); the REST proxy only answers
-  ``POST /v2/models/<isvc>/infer`` (§4.5).
+  runtime pods by ``modelmesh-service: modelmesh-serving``; the REST proxy only answers
+  ``POST /v2/models/<isvc>/infer``.
 - ModelMesh Serving itself (controller, CRDs, etcd) is a platform prerequisite: its install is an
-  imperative script (§4.6), so this component never installs it. In cluster scope the
+  imperative script, so this component never installs it. In cluster scope the
   controller serves namespaces labelled ``modelmesh-enabled: "true"``.
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.modelmesh_catalogue import MM_GRPC_PORT, SERVER_TYPES, isvc_name
 from components.naming import S3_PORT, common_labels, service_url
 from components.podspec import container_security
 
@@ -38,65 +39,17 @@ STORAGE_SECRET = "storage-config"
 STORAGE_KEY = "llm-ab-minio"
 """Our entry in ``storage-config``: the weights bucket on the stack's MinIO."""
 S3_REGION = "us-east-1"
-"""The puller requires a region; MinIO accepts any (§4.3)."""
+"""The puller requires a region; MinIO accepts any."""
 MODELMESH_SERVICE = "modelmesh-serving"
 MODELMESH_REST_PORT = 8008
-MODELMESH_GRPC_PORT = 8033
 MODELMESH_POD_LABELS = {"modelmesh-service": MODELMESH_SERVICE}
 """Labels of every ModelMesh runtime pod (the selector of the controller's Service)."""
 NAMESPACE_OPT_IN_LABELS = {"modelmesh-enabled": "true"}
-"""Namespace label a cluster-scope ModelMesh controller serves (§4.6)."""
+"""Namespace label a cluster-scope ModelMesh controller serves."""
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 SECRET_KEY_ANNOTATION = "serving.kserve.io/secretKey"
-MM_GRPC_PORT = 8085
-"""The model-mesh SPI endpoint of every built-in runtime (``grpcEndpoint: port:8085``)."""
 MEM_BUFFER_BYTES = 134217728
 MODEL_LOADING_TIMEOUT_MILLIS = 90000
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServerType:
-    """A built-in ModelMesh server type and its upstream runtime's facts (modelmesh-serving 0.12)."""
-
-    name: str
-    image: str
-    """The image modelmesh-serving v0.12.0 pins for it."""
-    formats: tuple[str, ...]
-    """Model formats its built-in adapter serves."""
-    default_formats: tuple[str, ...]
-    """What the upstream runtime declares (autoSelect)."""
-    data_port: int
-    """Default ``grpcDataEndpoint`` port."""
-    management_port: int | None
-    """Default ``runtimeManagementPort``; None: the data port (one gRPC server does both)."""
-    fixed_ports: bool = False
-    """The adapter writes the server's ports itself; they cannot be changed here."""
-
-
-SERVER_TYPES: dict[str, ServerType] = {
-    "mlserver": ServerType(
-        name="mlserver", image="seldonio/mlserver:1.3.2",
-        formats=("sklearn", "xgboost", "lightgbm"), default_formats=("sklearn", "xgboost", "lightgbm"),
-        data_port=8001, management_port=None),
-    "triton": ServerType(
-        name="triton", image="nvcr.io/nvidia/tritonserver:23.04-py3",
-        formats=("keras", "onnx", "pytorch", "tensorflow", "tensorrt", "sklearn", "xgboost", "lightgbm"),
-        default_formats=("keras", "onnx", "pytorch", "tensorflow", "tensorrt"),
-        data_port=8001, management_port=None),
-    "ovms": ServerType(
-        name="ovms", image="openvino/model_server:2022.2",
-        formats=("openvino_ir", "onnx"), default_formats=("openvino_ir", "onnx"),
-        data_port=8001, management_port=8888),
-    "torchserve": ServerType(
-        name="torchserve", image="pytorch/torchserve:0.7.1-cpu",
-        formats=("pytorch-mar",), default_formats=("pytorch-mar",),
-        data_port=7070, management_port=7071, fixed_ports=True),
-}
-
-
-def isvc_name(app: str, index: int) -> str:
-    """Iter8's convention: ``<app>-0`` is the primary, ``<app>-1`` the candidate."""
-    return f"{app}-{index}"
 
 
 def rest_base_url(namespace: str) -> str:
@@ -105,13 +58,13 @@ def rest_base_url(namespace: str) -> str:
 
 
 def infer_url(namespace: str, model: str) -> str:
-    """The only REST route the proxy answers for a model (§4.5)."""
+    """The only REST route the proxy answers for a model."""
     return f"{rest_base_url(namespace)}/v2/models/{model}/infer"
 
 
 def storage_config_entry(*, endpoint: str, bucket: str, access_key_id: str, secret_access_key: str,
                          region: str = S3_REGION) -> str:
-    """One ``storage-config`` value: a JSON string the ModelMesh S3 puller reads (§4.3)."""
+    """One ``storage-config`` value: a JSON string the ModelMesh S3 puller reads."""
     return json.dumps({
         "type": "s3",
         "access_key_id": access_key_id,

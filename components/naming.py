@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from policy.contract import (
+    COMPONENT_LABEL,
+    DECLARED_PERCENT_ANNOTATION,
+    RUN_LABEL,
+    SPLIT_TOLERANCE_ANNOTATION,
+    TGI_APP,
+    VARIANT_LABEL,
+)
+
+__all__ = ["DATASET_MOUNT_ROOT", "DECLARED_PERCENT_ANNOTATION", "MINIO_SERVICE", "PART_OF", "S3_CLIENT_LABEL",
+           "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION", "TGI_APP", "TGI_PORT", "common_labels", "dataset_labels",
+           "minio_selector", "model_mount_path", "service_url", "split_annotations", "tgi_deployment_name",
+           "tgi_selector", "tgi_traffic_selector"]
+
 PART_OF = "llm-ab"
 
-TGI_APP = "text-generation-inference"
-"""Value of the tutorial's ``run`` label and the traffic Service's name."""
 TGI_PORT = 8080
 """TGI serving port; the image default (80) would need root."""
 S3_PORT = 9000
@@ -17,17 +29,13 @@ S3_CLIENT_LABEL = "llm-ab/s3-client"
 DATASET_MOUNT_ROOT = "/mnt/datasets"
 """Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""
 
-DECLARED_PERCENT_ANNOTATION = "llm-ab/declared-canary-percent"
-"""TGI Deployment annotation: the canary percent the stack declares (policy/rules.py compares)."""
-SPLIT_TOLERANCE_ANNOTATION = "llm-ab/split-tolerance"
-"""TGI Deployment annotation: how many points the effective split may be from the declared one."""
 
 
 def common_labels(component: str, stack: str) -> dict[str, str]:
     """The standard ``app.kubernetes.io`` labels of everything a stack deploys."""
     return {
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/component": component,
+        COMPONENT_LABEL: component,
         "app.kubernetes.io/instance": stack,
         "app.kubernetes.io/managed-by": "pulumi",
     }
@@ -35,12 +43,17 @@ def common_labels(component: str, stack: str) -> dict[str, str]:
 
 def tgi_selector(variant: str) -> dict[str, str]:
     """Pod labels that select one TGI variant (the tutorial's ``run`` and ``type``)."""
-    return {"run": TGI_APP, "type": variant}
+    return {RUN_LABEL: TGI_APP, VARIANT_LABEL: variant}
 
 
 def tgi_traffic_selector() -> dict[str, str]:
     """The traffic Service selects both variants, so the split follows the replica counts."""
-    return {"run": TGI_APP}
+    return {RUN_LABEL: TGI_APP}
+
+
+def minio_selector(stack: str) -> dict[str, str]:
+    """The labels that select a stack's MinIO pods (its Deployment, Service and NetworkPolicies)."""
+    return {"app.kubernetes.io/name": "minio", "app.kubernetes.io/instance": stack}
 
 
 def dataset_labels(dataset: str) -> dict[str, str]:

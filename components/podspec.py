@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_TAINT_KEY = "nvidia.com/gpu"
+from policy.contract import GPU_RESOURCE, GPU_TAINT_KEY
+
+__all__ = ["GPU_RESOURCE", "GPU_TAINT_KEY", "container_security", "gpu_tolerations", "http_probe", "pip_then_python",
+           "pod_security", "tmp_volume"]
 
 NON_ROOT_UID = 1000
 

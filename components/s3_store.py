@@ -35,10 +35,6 @@ def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
     }]}
 
 
-def s3_endpoint(region: str) -> str:
-    return f"https://s3.{region}.amazonaws.com"
-
-
 @dataclass(frozen=True, kw_only=True)
 class S3WeightsBucketArgs:
     """Inputs for S3WeightsBucket."""

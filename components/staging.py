@@ -1,8 +1,8 @@
 """Jobs that stage pinned model revisions from the Hugging Face Hub into the weights bucket.
 
-The tool is ours (``staging/stage_model.py``: huggingface_hub to download, boto3 to upload,
-idempotent and verified). It is shipped to a pinned python image by ConfigMap, so no custom image
-has to be built or trusted.
+The tool is ours (the ``staging`` package: huggingface_hub to download, boto3 to upload,
+idempotent and verified). It is shipped flat to a pinned python image by ConfigMap and run as
+``python -m staging``, so no custom image has to be built or trusted.
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ from components.naming import S3_CLIENT_LABEL, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
-TOOL_FILES = ("stage_model.py", "requirements.txt")
-MOUNT = "/opt/staging"
+MOUNT = "/opt/staging/staging"
+"""Where the package's files appear in the Job (``python -m staging`` finds it on /opt/staging)."""
 
 
 def read_tool_files(directory: Path = TOOL_DIR) -> dict[str, str]:
-    """ConfigMap data: the staging tool and its pinned requirements."""
-    return {name: (directory / name).read_text() for name in TOOL_FILES}
+    """ConfigMap data: the staging package, flat (one key per file), and its pinned requirements."""
+    files = {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+    files["requirements.txt"] = (directory / "requirements.txt").read_text()
+    return files
 
 
 def staging_command() -> list[str]:
-    return pip_then_python(f"{MOUNT}/requirements.txt", f"{MOUNT}/stage_model.py", name="stage-model")
+    return pip_then_python(f"{MOUNT}/requirements.txt", "-m staging", name="stage-model", pythonpath="/opt/staging")
 
 
 def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Text Generation Inference server: one variant (stable or canary) of the A/B experiment.
 
-Facts (components-api.md §3): ``MODEL_ID`` may be a local directory; ``HF_HUB_OFFLINE`` must be
+Facts: ``MODEL_ID`` may be a local directory; ``HF_HUB_OFFLINE`` must be
 exactly "1"; ``/health`` answers only after load and warmup; ``/dev/shm`` must be a memory
 emptyDir; Kubernetes service links can clobber TGI's ``PORT``-style variables; token-limit flags
 were renamed in 2.1 (``MAX_INPUT_LENGTH`` -> ``MAX_INPUT_TOKENS``).
@@ -148,7 +148,7 @@ def tgi_pod_spec(args: TgiServerArgs) -> dict[str, Any]:
     if args.gpus > 0:
         tolerations += [t for t in gpu_tolerations() if t not in tolerations]
     spec: dict[str, Any] = {
-        # Service links inject <SVC>_PORT variables that TGI's launcher would parse (§3.9).
+        # Service links inject <SVC>_PORT variables that TGI's launcher would parse.
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         "securityContext": pod_security(non_root=args.run_as_non_root),

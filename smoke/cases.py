@@ -32,7 +32,7 @@ GREEDY_DEFAULTS: Mapping[str, Any] = {"do_sample": False, "max_new_tokens": 32}
 """TGI parameters every case starts from: greedy decoding and a bounded output length."""
 
 DEFAULT_MAX_LATENCY_S = 60.0
-"""Latency bound for a case that sets none (components-api §3.8: CPU generation takes seconds)."""
+"""Latency bound for a case that sets none (CPU generation takes seconds)."""
 
 EXPECTATION_KINDS = ("exact", "contains", "regex", "non_empty")
 V2_DATATYPES = (

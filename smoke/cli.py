@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from . import plan
 from .cases import CaseFileError, TgiCaseFile, V2CaseFile, load_case_files
 from .report import ConsoleUi, make_console
 from .runner import RunConfig, Runner, VariantSpec
@@ -24,7 +25,7 @@ model's path components end model_id (optionally followed by a revision: 7-64 he
 or 'main'); an organisation prefix may be left out. E.g. google/flan-t5-small matches
 /mnt/datasets/model-weights/flan-t5-small/<commit-sha>.
 
-split check: two one-sided SPRTs (H0 p = declared vs H1 |p - declared| >= delta) with error
+split check: two one-sided SPRTs (H0 p = expected vs H1 |p - expected| >= delta) with error
 rates alpha (false alarm) and beta (missed deviation); falls back to the exact binomial test at
 the --samples cap. Each sample is GET /info on a new connection through --tgi-url.
 """
@@ -52,7 +53,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (flag names are part of the interface with the smoke Job)."""
+    """The argument parser; the flags the smoke gate passes are :mod:`smoke.plan`'s."""
     parser = argparse.ArgumentParser(
         prog="python -m smoke",
         description="Post-deploy smoke tests: TGI stable/canary, the traffic split, ModelMesh V2.",
@@ -60,26 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tgi = parser.add_argument_group("TGI")
-    tgi.add_argument("--tgi-url", metavar="URL", help="traffic Service in front of stable and canary")
-    tgi.add_argument("--stable-url", metavar="URL", help="stable variant's own Service (optional)")
-    tgi.add_argument("--canary-url", metavar="URL", help="canary variant's own Service (optional)")
-    tgi.add_argument("--stable-model", metavar="ID", help="model the stable variant must serve")
-    tgi.add_argument("--canary-model", metavar="ID", help="model the canary variant must serve")
+    tgi.add_argument(plan.TGI_URL, metavar="URL", help="traffic Service in front of stable and canary")
+    for variant in plan.VARIANTS:
+        tgi.add_argument(plan.variant_url_flag(variant), metavar="URL", help=f"{variant} variant's own Service (optional)")
+    for variant in plan.VARIANTS:
+        tgi.add_argument(plan.variant_model_flag(variant), metavar="ID", help=f"model the {variant} variant must serve")
     tgi.add_argument(
-        "--canary-percent", metavar="P", type=float, help="declared canary share, 0-100; enables the split check"
+        plan.CANARY_PERCENT, metavar="P", type=float,
+        help="expected canary share, 0-100 (the stack passes its effective share: canary replicas / total); "
+        "enables the split check",
     )
     v2 = parser.add_argument_group("ModelMesh (V2 REST)")
-    v2.add_argument("--v2-url", metavar="URL", help="V2 REST base URL, e.g. http://modelmesh-serving.ns:8008")
+    v2.add_argument(plan.V2_URL, metavar="URL", help="V2 REST base URL, e.g. http://modelmesh-serving.ns:8008")
     v2.add_argument(
-        "--v2-model", metavar="NAME", help="model (InferenceService) name; default: each V2 case file's model"
+        plan.V2_MODEL, metavar="NAME", help="model (InferenceService) name; default: each V2 case file's model"
     )
     run = parser.add_argument_group("run")
-    run.add_argument("--cases", metavar="FILE", action="append", default=[], help="case file or directory (repeatable)")
+    run.add_argument(plan.CASES, metavar="FILE", action="append", default=[], help="case file or directory (repeatable)")
     run.add_argument(
-        "--samples", metavar="N", type=_positive_int, default=1000, help="upper bound of split samples (default 1000)"
+        plan.SAMPLES, metavar="N", type=_positive_int, default=1000, help="upper bound of split samples (default 1000)"
     )
     run.add_argument(
-        "--timeout",
+        plan.TIMEOUT,
         metavar="S",
         type=_positive_float,
         default=300.0,
@@ -165,7 +168,7 @@ def build_config(
     split = None
     if args.canary_percent is not None:
         split = SplitDesign(
-            declared=args.canary_percent / 100,
+            expected=args.canary_percent / 100,
             alpha=args.split_alpha,
             beta=args.split_beta,
             delta=args.split_delta / 100,

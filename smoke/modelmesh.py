@@ -1,4 +1,4 @@
-"""V2 inference-protocol call (ModelMesh REST proxy, components-api §4.5/§4.11) and output comparison.
+"""V2 inference-protocol call (ModelMesh REST proxy) and output comparison.
 
 The ModelMesh REST proxy exposes only ``POST /v2/models/{name}/infer`` (no health or metadata
 routes), so the infer call itself is the readiness probe. While a predictor is still being

@@ -49,8 +49,8 @@ class ConsoleUi:
         if plan.split is not None:
             s = plan.split
             self.console.print(
-                f"Split check: declared canary {s['declared_percent']:g} %; {escape(s['test'])}; "
-                f"alpha={s['alpha']:g} (false alarm), beta={s['beta']:g} (miss at |p - declared| >= "
+                f"Split check: expected canary {s['expected_percent']:g} %; {escape(s['test'])}; "
+                f"alpha={s['alpha']:g} (false alarm), beta={s['beta']:g} (miss at |p - expected| >= "
                 f"{s['delta_percent']:g} points); at most {s['max_samples']} samples "
                 f"(a fixed-sample test would need {s['fixed_sample_equivalent']})"
             )
@@ -104,7 +104,7 @@ class ConsoleUi:
             decision += f" ({split.decided_by})"
         seen = "\n".join(f"{count} x {model}" for model, count in sorted(split.model_ids.items()))
         table.add_row(
-            f"{split.declared:.1%}",
+            f"{split.expected:.1%}",
             observed,
             f"[{split.ci_low:.1%}, {split.ci_high:.1%}]",
             f"{split.samples} (cap {split.max_samples})",

@@ -3,9 +3,9 @@
 Order and rules:
 
 * per TGI variant with its own URL (``--stable-url``/``--canary-url``): ``health`` (retried until
-  the deadline while the endpoint starts), ``model`` (``/info`` model_id must match the declared
+  the deadline while the endpoint starts), ``model`` (``/info`` model_id must match the given
   model, see :func:`smoke.tgi.model_matches`), then every applicable case. A variant whose
-  declared share is 0 % (no replicas) is skipped; after a failed health or model check its
+  expected share is 0 % (no replicas) is skipped; after a failed health or model check its
   remaining checks are skipped and say why;
 * traffic Service (``--tgi-url``): ``health``, then ``split`` when ``--canary-percent`` is given;
 * V2 (``--v2-url``): every case of every V2 case file for the model (the first infer doubles as
@@ -40,7 +40,7 @@ class VariantSpec:
     url: str | None
     model: str | None
     share: float | None
-    """Declared share of traffic in [0, 1], or None when no split was declared."""
+    """Expected share of traffic in [0, 1], or None when no split is checked."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def build_plan(config: RunConfig) -> Plan:
 def _plan_variant(spec: VariantSpec, config: RunConfig, used: set[str]) -> PlanTarget:
     model = spec.model or "(not declared)"
     if spec.share == 0.0:
-        return PlanTarget(spec.name, spec.url or "", model, [], "skipped: declared share 0 %, no replicas")
+        return PlanTarget(spec.name, spec.url or "", model, [], "skipped: expected share 0 %, no replicas")
     checks = ["health", "model"]
     if spec.model is None:
         used.update(f.path for f in config.tgi_files)
@@ -204,7 +204,7 @@ def _plan_split(config: RunConfig) -> dict[str, Any] | None:
     if design is None:
         return None
     return {
-        "declared_percent": round(design.declared * 100, 6),
+        "expected_percent": round(design.expected * 100, 6),
         "alpha": design.alpha,
         "beta": design.beta,
         "delta_percent": round(design.delta * 100, 6),
@@ -270,7 +270,7 @@ class Runner:
 
     def _check_variant(self, spec: VariantSpec, url: str) -> None:
         if spec.share == 0.0:
-            self._skip(spec.name, ["health"], "declared share 0 %: no replicas expected")
+            self._skip(spec.name, ["health"], "expected share 0 %: no replicas")
             return
         with httpx.Client() as client:
             tgi = TgiClient(url, client, self.config.request_timeout)
@@ -361,7 +361,7 @@ class Runner:
             if result.error is not None:
                 raise EndpointError(f"{result.error} ({summary})")
             if not result.passed:
-                raise EndpointError(f"canary share differs from the declared one: {summary}")
+                raise EndpointError(f"canary share differs from the expected one: {summary}")
             check.detail = summary
 
     # -- V2 / ModelMesh --------------------------------------------------------------------
@@ -395,7 +395,7 @@ class Runner:
 def _split_summary(result: SplitResult) -> str:
     observed = "n/a" if result.observed is None else f"{result.observed:.1%}"
     return (
-        f"declared {result.declared:.1%}, observed {observed} ({result.canary}/{result.samples} canary), "
+        f"expected {result.expected:.1%}, observed {observed} ({result.canary}/{result.samples} canary), "
         f"{result.confidence:.0%} CI [{result.ci_low:.1%}, {result.ci_high:.1%}], "
         f"decided by {result.decided_by or 'nothing'}"
     )

@@ -1,13 +1,13 @@
-"""Traffic-split check: does the canary share seen through the traffic Service match the declared one?
+"""Traffic-split check: does the canary share seen through the traffic Service match the expected one?
 
-Sampling (components-api §3.7): kube-proxy balances per TCP connection, so every sample is a
+Sampling: kube-proxy balances per TCP connection, so every sample is a
 ``GET /info`` on a brand-new connection (an httpx client without keep-alive, ``Connection: close``), and the
 answering variant is told by the ``model_id`` it reports.
 
 Decision: two one-sided Wald SPRTs on the Bernoulli canary indicator, run side by side
 (Sobel & Wald 1949):
 
-* H0: p = p0 (the declared share) against H1+: p = p0 + delta and H1-: p = p0 - delta
+* H0: p = p0 (the expected share) against H1+: p = p0 + delta and H1-: p = p0 - delta
   (a side whose alternative falls outside [0, 1] is dropped);
 * each side uses Wald's boundaries with type I error alpha/2 and type II error beta:
   reject above ``log((1 - beta) / (alpha / 2))``, accept below ``log(beta / (1 - alpha / 2))``;
@@ -53,15 +53,15 @@ class Verdict(StrEnum):
 class SplitDesign:
     """Hypotheses and error rates of the split test; shares are fractions in [0, 1]."""
 
-    declared: float
+    expected: float
     alpha: float = 0.05
     beta: float = 0.10
     delta: float = 0.10
     max_samples: int = 1000
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.declared <= 1.0:
-            raise ValueError(f"declared share must be in [0, 1], got {self.declared}")
+        if not 0.0 <= self.expected <= 1.0:
+            raise ValueError(f"expected share must be in [0, 1], got {self.expected}")
         if not 0.0 < self.alpha < 1.0 or not 0.0 < self.beta < 1.0:
             raise ValueError(f"alpha and beta must be in (0, 1), got {self.alpha}, {self.beta}")
         if not 0.0 < self.delta <= 0.5:
@@ -73,7 +73,7 @@ class SplitDesign:
         """The alternative shares p0 - delta and p0 + delta that lie in [0, 1]."""
         eps = 1e-12
         found = []
-        for p1 in (self.declared - self.delta, self.declared + self.delta):
+        for p1 in (self.expected - self.delta, self.expected + self.delta):
             if -eps <= p1 <= 1.0 + eps:
                 found.append(min(1.0, max(0.0, p1)))
         return tuple(found)
@@ -117,7 +117,7 @@ class SequentialSplitTest:
 
     def __init__(self, design: SplitDesign) -> None:
         self.design = design
-        self.sides = [OneSidedSprt(design.declared, p1, design.alpha / 2, design.beta) for p1 in design.alternatives()]
+        self.sides = [OneSidedSprt(design.expected, p1, design.alpha / 2, design.beta) for p1 in design.alternatives()]
         self.samples = 0
         self.hits = 0
         self.verdict: Verdict | None = None
@@ -140,7 +140,7 @@ class SequentialSplitTest:
 
     def _at_cap(self) -> Verdict:
         low, high = clopper_pearson(self.hits, self.samples, 1.0 - self.design.alpha)
-        return Verdict.CONSISTENT if low <= self.design.declared <= high else Verdict.OFF
+        return Verdict.CONSISTENT if low <= self.design.expected <= high else Verdict.OFF
 
 
 def clopper_pearson(hits: int, samples: int, confidence: float) -> tuple[float, float]:
@@ -158,8 +158,8 @@ def fixed_sample_size(design: SplitDesign, limit: int = 20000) -> int:
     half_alpha = design.alpha / 2
     for n in range(1, limit + 1):
         ks = np.arange(n + 1)
-        reject = (stats.binom.cdf(ks, n, design.declared) <= half_alpha) | (
-            stats.binom.sf(ks - 1, n, design.declared) <= half_alpha
+        reject = (stats.binom.cdf(ks, n, design.expected) <= half_alpha) | (
+            stats.binom.sf(ks - 1, n, design.expected) <= half_alpha
         )
         if not reject.any():
             continue
@@ -173,7 +173,7 @@ def fixed_sample_size(design: SplitDesign, limit: int = 20000) -> int:
 class SplitResult:
     """What the split check saw and decided."""
 
-    declared: float
+    expected: float
     alpha: float
     beta: float
     delta: float
@@ -195,7 +195,7 @@ class SplitResult:
 
     @property
     def passed(self) -> bool:
-        """True when the test decided the split is consistent with the declared share."""
+        """True when the test decided the split is consistent with the expected share."""
         return self.error is None and self.verdict == Verdict.CONSISTENT.value
 
 
@@ -230,7 +230,7 @@ def run_split_check(
 ) -> SplitResult:
     """Sample until the sequential test decides (or a sample fails) and return the result."""
     test = SequentialSplitTest(design)
-    result = SplitResult(design.declared, design.alpha, design.beta, design.delta, design.max_samples)
+    result = SplitResult(design.expected, design.alpha, design.beta, design.delta, design.max_samples)
     result.confidence = 1.0 - design.alpha
     seen: Counter[str] = Counter()
     with fresh_connection_client() as client:

@@ -1,6 +1,6 @@
 """TGI calls used by the checks (``/health``, ``/info``, ``/generate``, ``POST /``) and model matching.
 
-Facts relied on (components-api §3.4, §3.7): ``GET /health`` answers 200 with an empty body
+Facts relied on: ``GET /health`` answers 200 with an empty body
 (503 while unhealthy); ``GET /info`` carries ``model_id``, the exact ``--model-id`` string, so
 for a local mount it is a path such as ``/mnt/datasets/model-weights/flan-t5-small/<revision>``;
 ``POST /generate`` answers ``{"generated_text": ...}`` and the compat route ``POST /`` with

@@ -2,7 +2,7 @@
 
 The catalog is ``stacks/gpu_prices.yaml``: which instance types a GPU pool may use, how many GPUs
 each has, and an approximate on-demand list price. Settings validation uses it to reject non-GPU
-types and pools too small for the split; ``stacks/eks.py`` uses it for the capacity and cost
+types and pools too small for the split; ``stacks/platform_eks.py`` uses it for the capacity and cost
 outputs every preview shows.
 """
 

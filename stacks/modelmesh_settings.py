@@ -1,63 +1,166 @@
-"""The ``modelmesh`` config object: a ModelMesh runtime with primary and candidate models.
-
-Registered by :func:`stacks.settings._feature_parsers`; the result lands in
-``settings.extras["modelmesh"]``. Defaults live here and are mirrored in ``Pulumi.yaml``. Like the
-core parsers this is a pure function over plain config, and every error names its key, e.g.
-``llm-ab:modelmesh.runtime.serverType must be one of mlserver, triton, ovms, torchserve, got 'tgi'``.
+"""The ``modelmesh`` section of the settings schema: a ModelMesh runtime with primary and candidate
+models. Off by default; every error names its key, e.g. ``llm-ab:modelmesh.runtime.serverType must
+be one of mlserver, triton, ovms, torchserve, got 'tgi'``. Server-type facts come from the pure
+:mod:`components.modelmesh_catalogue`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from components.modelmesh import MM_GRPC_PORT, SERVER_TYPES, isvc_name
-from stacks.config_reader import ConfigError, Section, show
-from stacks.settings import Resources, Settings, pinned_image
+from pydantic import Field, model_validator
 
-KEY = "modelmesh"
+from components.modelmesh_catalogue import FORMAT_WEIGHTS, MM_GRPC_PORT, SERVER_TYPES, isvc_name
+from stacks.config_types import (
+    COMMIT_SHA,
+    HF_REPO_ID,
+    LABEL_VALUE,
+    OBJECT_PREFIX,
+    PINNED_COMMIT,
+    Bool,
+    DnsLabel,
+    OneOf,
+    OptionalText,
+    PinnedImage,
+    Section,
+    StringList,
+    Text,
+    WholeNumber,
+    given,
+    problem,
+    resources,
+    show,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
+APP = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MLSERVER = SERVER_TYPES["mlserver"]
 
-_APP = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-_HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_OBJECT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-
-FORMAT_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "sklearn": ("*.joblib", "*.pkl", "*.pickle"),
-    "xgboost": ("*.json", "*.bst", "*.ubj"),
-    "lightgbm": ("*.bst", "*.txt"),
-    "onnx": ("*.onnx",),
-    "keras": ("*.h5", "*.keras"),
-    "pytorch": ("*.pt", "*.pth"),
-    "tensorflow": ("*.pb",),
-    "tensorrt": ("*.plan",),
-    "openvino_ir": ("*.xml", "*.bin"),
-    "pytorch-mar": ("*.mar",),
-}
-"""Files that hold a model of each format: what the staging Job must find (``--weights``)."""
+Port = WholeNumber(1, 65535)
 
 
-@dataclass(frozen=True, kw_only=True)
-class MeshModel:
+class RuntimePorts(Section):
+    """The runtime's ports (``modelmesh.runtime.ports``)."""
+
+    grpc: Port = MM_GRPC_PORT
+    """Model-mesh SPI endpoint (`grpcEndpoint`)"""
+    grpc_data: Port = MLSERVER.data_port
+    """The server's inference port (`grpcDataEndpoint`; torchserve: 7070, fixed)"""
+    runtime_management: Port = MLSERVER.data_port
+    """`builtInAdapter.runtimeManagementPort` (mlserver, triton: = grpcData; ovms 8888; torchserve 7071)"""
+
+
+RuntimeResources, RUNTIME_RESOURCES = resources(requests=("500m", "1Gi"), limits=("5", "1Gi"))
+
+
+class RuntimeSettings(Section):
+    """The ServingRuntime: one built-in server type and its container. Unset fields take the server
+    type's upstream defaults."""
+
+    name: DnsLabel = "llm-ab-mlserver"
+    """Name of the ServingRuntime the InferenceServices name"""
+    server_type: OneOf(tuple(SERVER_TYPES)) = "mlserver"
+    """Built-in server: `mlserver`, `triton`, `ovms` or `torchserve` (the container is named like it)"""
+    image: PinnedImage = MLSERVER.image
+    """Server image, pinned (default: what ModelMesh 0.12 pins for the server type)"""
+    supported_model_formats: StringList = MLSERVER.default_formats
+    """Formats the runtime declares; must be ones the server type serves"""
+    ports: RuntimePorts = RuntimePorts()
+    replicas: WholeNumber(1, 100) = 1
+    """Runtime pods (ModelMesh's own default is 2)"""
+    resources: RuntimeResources = RUNTIME_RESOURCES
+    """`{requests, limits}` × `{cpu, memory}` of the server container"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _server_type_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        known = SERVER_TYPES.get(data.get("serverType", "mlserver"))
+        if known is None:
+            return data  # the field says what is wrong
+        out = dict(data)
+        out.setdefault("name", f"llm-ab-{known.name}")
+        out.setdefault("image", known.image)
+        out.setdefault("supportedModelFormats", list(known.default_formats))
+        ports = out.get("ports")
+        if ports is None or isinstance(ports, Mapping):
+            ports = dict(ports or {})
+            ports.setdefault("grpcData", known.data_port)
+            ports.setdefault("runtimeManagement", known.management_port or ports["grpcData"])
+            out["ports"] = ports
+        return out
+
+    @model_validator(mode="after")
+    def _what_the_server_type_allows(self) -> RuntimeSettings:
+        known = SERVER_TYPES[self.server_type]
+        if not self.supported_model_formats:
+            raise problem(f"must list at least one of {', '.join(known.formats)}", at="supportedModelFormats")
+        for fmt in self.supported_model_formats:
+            if fmt not in known.formats:
+                raise problem(f"must list formats the {self.server_type} runtime serves "
+                              f"({', '.join(known.formats)}), got {show(fmt)}", at="supportedModelFormats")
+        data, management = self.data_port, self.management_port
+        if known.fixed_ports and (data, management) != (known.data_port, known.management_port):
+            raise problem(f"cannot be changed for {self.server_type}: its adapter writes the server's ports "
+                          f"(grpcData {known.data_port}, runtimeManagement {known.management_port})",
+                          at="ports.grpcData")
+        if known.management_port is None and management != data:
+            raise problem(f"must equal ports.grpcData ({data}) for {self.server_type}: one gRPC server serves "
+                          f"both, got {management}", at="ports.runtimeManagement")
+        if self.grpc_port in (data, management):
+            raise problem(f"must differ from the server's ports, got {self.grpc_port}", at="ports.grpc")
+        return self
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ports.grpc
+
+    @property
+    def data_port(self) -> int:
+        return self.ports.grpc_data
+
+    @property
+    def management_port(self) -> int:
+        return self.ports.runtime_management
+
+
+class MeshModel(Section):
     """One predictive model: a pinned Hub revision staged into the bucket, and how ModelMesh loads it."""
 
-    repo: str
+    repo: Text(HF_REPO_ID, "a Hugging Face repo id such as julien-c/wine-quality")
     """Hugging Face repo id, e.g. julien-c/wine-quality."""
-    revision: str
+    revision: Text(COMMIT_SHA, PINNED_COMMIT)
     """Pinned commit (40 hex characters)."""
-    file: str | None
+    file: OptionalText = None
     """The model file in the repo (e.g. sklearn_model.joblib); None: the whole staged directory."""
-    format: str
+    format: Text() = "sklearn"
     """ModelMesh model format (``modelFormat.name``), one the runtime supports."""
-    path: str
-    """Prefix in the bucket; the revision lands under ``<path>/<revision>/``."""
-    version: str
+    path: Text(OBJECT_PREFIX, "an object prefix such as wine-quality (letters, digits, '.', '_', '-', '/')")
+    """Prefix in the bucket; the revision lands under ``<path>/<revision>/``. Default: the repo's name."""
+    version: Text(LABEL_VALUE, "a label value such as v1 (letters, digits, '.', '_', '-'; at most 63)")
     """``app.kubernetes.io/version`` of the InferenceService (default: the revision's first 7 characters)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_the_repo(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        if not given(out, "path") and isinstance(out.get("repo"), str):
+            out["path"] = out["repo"].split("/")[-1].lower()
+        if not given(out, "version") and isinstance(out.get("revision"), str):
+            out["version"] = out["revision"][:7]
+        return out
+
+    @model_validator(mode="after")
+    def _a_file_path(self) -> MeshModel:
+        if self.file is not None and not OBJECT_PREFIX.match(self.file):
+            raise problem(f"must be a file path in the repo such as model.joblib, got {show(self.file)}", at="file")
+        return self
 
     @property
     def object_prefix(self) -> str:
@@ -82,42 +185,72 @@ class MeshModel:
         return self.repo, self.revision, self.allow_patterns
 
 
-@dataclass(frozen=True, kw_only=True)
-class RuntimeSettings:
-    """The ServingRuntime: one built-in server type and its container."""
+class MeshModels(Section):
+    """``modelmesh.models``: the primary and, while one is being tried, the candidate."""
 
-    name: str = "llm-ab-mlserver"
-    server_type: str = "mlserver"
-    image: str = SERVER_TYPES["mlserver"].image
-    supported_model_formats: tuple[str, ...] = SERVER_TYPES["mlserver"].default_formats
-    grpc_port: int = MM_GRPC_PORT
-    """The model-mesh SPI endpoint (``grpcEndpoint``)."""
-    data_port: int = SERVER_TYPES["mlserver"].data_port
-    """The server's inference port (``grpcDataEndpoint``)."""
-    management_port: int = SERVER_TYPES["mlserver"].data_port
-    """``builtInAdapter.runtimeManagementPort``."""
-    replicas: int = 1
-    """Runtime pods (overrides ModelMesh's podsPerRuntime, 2 by default)."""
-    resources: Resources = field(default_factory=lambda: Resources(
-        cpu_request="500m", memory_request="1Gi", cpu_limit="5", memory_limit="1Gi"))
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelMeshSettings:
-    """Everything ``modelmesh`` declares, validated."""
-
-    enabled: bool = False
-    install: bool = False
-    """Always false: ModelMesh Serving is a platform prerequisite (see README, ModelMesh track)."""
-    app: str = "backend"
-    """Base name: InferenceServices ``<app>-0`` (primary) and ``<app>-1`` (candidate)."""
-    routemap: bool = False
-    """Also create Iter8's routemap ConfigMap ``<app>``."""
-    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     primary: MeshModel | None = None
     candidate: MeshModel | None = None
-    smoke_cases: tuple[str, ...] = ()
-    """V2 smoke case files (``kind: v2``, ``model: <app>-0``) the smoke gate runs against the primary."""
+
+
+INSTALL_UNSUPPORTED = (
+    "is not supported: ModelMesh Serving installs through an imperative script (kustomize edits, an etcd "
+    "secret, a self-signed webhook CA, an env patch) and its CRDs conflict with a full KServe install. Install "
+    "it on the cluster as a platform prerequisite (cluster scope) and keep modelmesh.install false"
+)
+
+
+class ModelMeshSettings(Section):
+    """Everything ``modelmesh`` declares, validated."""
+
+    enabled: Bool = False
+    """Deploy the ModelMesh track (needs ModelMesh Serving on the cluster and `storage.kind: minio`)"""
+    install: Bool = False
+    """Must stay `false`: ModelMesh Serving is installed by the platform team (see ModelMesh track)"""
+    app: Text(APP, "a DNS-1035 label such as backend (lower-case letters, digits, '-', starting with a letter)") \
+        = "backend"
+    """Base name: InferenceServices `<app>-0` (primary) and `<app>-1` (candidate)"""
+    routemap: Bool = False
+    """Also create Iter8's routemap ConfigMap `<app>` and label the InferenceServices for Iter8"""
+    runtime: RuntimeSettings = RuntimeSettings()
+    models: MeshModels = MeshModels()
+    """`primary` (required when enabled) and optional `candidate`, each `{repo, revision, file, format, path,
+    version}` (see ModelMesh track)"""
+    smoke_cases: StringList = Field(default=())
+    """V2 smoke case files (`kind: v2`, `model: <app>-0`); required while `smoke.enabled`"""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelMeshSettings:
+        if self.install:
+            raise problem(INSTALL_UNSUPPORTED, at="install")
+        if len(isvc_name(self.app, 1)) > 63:
+            raise problem(f"must be at most 61 characters (InferenceService {self.app}-1), got {show(self.app)}",
+                          at="app")
+        runtime = self.runtime
+        for role, model in self.models_by_role().items():
+            if model.format not in runtime.supported_model_formats:
+                raise problem(f"must be a format the runtime {runtime.name} ({runtime.server_type}) supports: "
+                              f"{', '.join(runtime.supported_model_formats)}; got {show(model.format)}",
+                              at=f"models.{role}.format")
+        if self.candidate is not None and self.primary is None:
+            raise problem("is required when models.candidate is set: the candidate is compared with a primary",
+                          at="models.primary")
+        if self.enabled and self.primary is None:
+            raise problem("is required when modelmesh.enabled is true: {repo, revision, file, format, path, version}",
+                          at="models.primary")
+        primary, candidate = self.primary, self.candidate
+        if primary and candidate and primary.object_prefix == candidate.object_prefix \
+                and primary.staging_identity() != candidate.staging_identity():
+            raise problem(f"must differ from models.primary.path unless both stage the same repo, revision and "
+                          f"file, got {show(candidate.path)}", at="models.candidate.path")
+        return self
+
+    @property
+    def primary(self) -> MeshModel | None:
+        return self.models.primary
+
+    @property
+    def candidate(self) -> MeshModel | None:
+        return self.models.candidate
 
     @property
     def primary_name(self) -> str:
@@ -127,95 +260,33 @@ class ModelMeshSettings:
     def candidate_name(self) -> str:
         return isvc_name(self.app, 1)
 
-    def models(self) -> dict[str, MeshModel]:
+    def models_by_role(self) -> dict[str, MeshModel]:
         """The configured models by role (``primary``, ``candidate``)."""
         found = {"primary": self.primary, "candidate": self.candidate}
         return {role: model for role, model in found.items() if model is not None}
 
 
-# --- parsing ------------------------------------------------------------------------------
+class StagedPrefix(Protocol):
+    """What the prefix rule needs of a TGI model."""
+
+    @property
+    def object_prefix(self) -> str: ...
 
 
-def _port(s: Section, name: str, default: int) -> int:
-    return s.integer(name, default, lo=1, hi=65535)
-
-
-def _parse_runtime(s: Section) -> RuntimeSettings:
-    server_type = s.choice("serverType", "mlserver", SERVER_TYPES)
-    known = SERVER_TYPES[server_type]
-    name = s.dns_label("name", f"llm-ab-{server_type}")
-    image = pinned_image(s, "image", known.image)
-    formats = s.string_list("supportedModelFormats", known.default_formats)
-    if not formats:
-        raise ConfigError(s.key("supportedModelFormats"), f"must list at least one of {', '.join(known.formats)}")
-    for fmt in formats:
-        if fmt not in known.formats:
-            raise ConfigError(
-                s.key("supportedModelFormats"),
-                f"must list formats the {server_type} runtime serves ({', '.join(known.formats)}), got {show(fmt)}",
-            )
-    ports = s.section("ports")
-    grpc_port = _port(ports, "grpc", MM_GRPC_PORT)
-    data_port = _port(ports, "grpcData", known.data_port)
-    management_port = _port(ports, "runtimeManagement", known.management_port or data_port)
-    ports.done()
-    if known.fixed_ports and (data_port, management_port) != (known.data_port, known.management_port):
-        raise ConfigError(
-            ports.key("grpcData"),
-            f"cannot be changed for {server_type}: its adapter writes the server's ports "
-            f"(grpcData {known.data_port}, runtimeManagement {known.management_port})",
-        )
-    if known.management_port is None and management_port != data_port:
-        raise ConfigError(
-            ports.key("runtimeManagement"),
-            f"must equal ports.grpcData ({data_port}) for {server_type}: one gRPC server serves both, "
-            f"got {management_port}",
-        )
-    if grpc_port in (data_port, management_port):
-        raise ConfigError(ports.key("grpc"), f"must differ from the server's ports, got {grpc_port}")
-    d = RuntimeSettings()
-    resources_section = s.section("resources")
-    requests, limits = resources_section.section("requests"), resources_section.section("limits")
-    resources = Resources(
-        cpu_request=requests.quantity("cpu", d.resources.cpu_request),
-        memory_request=requests.quantity("memory", d.resources.memory_request),
-        cpu_limit=limits.quantity("cpu", d.resources.cpu_limit),
-        memory_limit=limits.quantity("memory", d.resources.memory_limit),
-    )
-    requests.done()
-    limits.done()
-    resources_section.done()
-    runtime = RuntimeSettings(
-        name=name, server_type=server_type, image=image, supported_model_formats=formats,
-        grpc_port=grpc_port, data_port=data_port, management_port=management_port,
-        replicas=s.integer("replicas", d.replicas, lo=1, hi=100), resources=resources,
-    )
-    s.done()
-    return runtime
-
-
-def _parse_model(s: Section, runtime: RuntimeSettings) -> MeshModel:
-    repo = s.string("repo", pattern=_HF_REPO_ID, allowed="a Hugging Face repo id such as julien-c/wine-quality")
-    revision = s.string("revision", pattern=_COMMIT_SHA,
-                        allowed="a pinned commit: 40 lower-case hex characters (branches and tags move)")
-    file = s.optional_string("file")
-    if file is not None and not _OBJECT_PREFIX.match(file):
-        raise ConfigError(s.key("file"), f"must be a file path in the repo such as model.joblib, got {show(file)}")
-    model_format = s.string("format", "sklearn")
-    if model_format not in runtime.supported_model_formats:
-        raise ConfigError(
-            s.key("format"),
-            f"must be a format the runtime {runtime.name} ({runtime.server_type}) supports: "
-            f"{', '.join(runtime.supported_model_formats)}; got {show(model_format)}",
-        )
-    if model_format not in FORMAT_WEIGHTS:  # pragma: no cover - every server-type format is listed
-        raise ConfigError(s.key("format"), f"has no known model files, got {show(model_format)}")
-    path = s.string("path", repo.split("/")[-1].lower(), pattern=_OBJECT_PREFIX,
-                    allowed="an object prefix such as wine-quality (letters, digits, '.', '_', '-', '/')")
-    version = s.string("version", revision[:7], pattern=_LABEL_VALUE,
-                       allowed="a label value such as v1 (letters, digits, '.', '_', '-'; at most 63)")
-    s.done()
-    return MeshModel(repo=repo, revision=revision, file=file, format=model_format, path=path, version=version)
+def check_modelmesh(mm: ModelMeshSettings, *, tgi_models: Sequence[StagedPrefix], storage_kind: str,
+                    smoke_enabled: bool) -> None:
+    """Rules between ``modelmesh`` and the rest of the stack (run by the root schema)."""
+    if mm.enabled and storage_kind != "minio":
+        raise problem(f"needs storage.kind minio: the storage-config entry is built from MinIO's generated "
+                      f"read-only user, got storage.kind {show(storage_kind)}", at="modelmesh.enabled")
+    # Staging owns each prefix: two different snapshots must never share one.
+    for role, model in mm.models_by_role().items():
+        for tgi_role, tgi_model in zip(("stable", "canary"), tgi_models, strict=True):
+            if model.object_prefix == tgi_model.object_prefix:
+                raise problem(f"must differ from models.{tgi_role}.path (the TGI model's prefix), "
+                              f"got {show(model.path)}", at=f"modelmesh.models.{role}.path")
+    if mm.enabled and smoke_enabled:
+        _check_smoke_cases(mm)
 
 
 def _smoke_case_model(path: str) -> tuple[str | None, str | None]:
@@ -232,86 +303,16 @@ def _smoke_case_model(path: str) -> tuple[str | None, str | None]:
     return document.get("kind"), document.get("model")
 
 
-def _check_smoke_cases(s: Section, mm: ModelMeshSettings, settings: Settings) -> None:
-    if not (mm.enabled and settings.smoke.enabled):
-        return
-    key = s.key("smokeCases")
+def _check_smoke_cases(mm: ModelMeshSettings) -> None:
+    key, name = "modelmesh.smokeCases", mm.primary_name
     if not mm.smoke_cases:
-        raise ConfigError(
-            key,
-            f"must list at least one V2 smoke case file (kind: v2, model: {mm.primary_name}) while smoke.enabled "
-            f"is true: the smoke gate calls {mm.primary_name} through ModelMesh (or set smoke.enabled to false)",
-        )
+        raise problem(f"must list at least one V2 smoke case file (kind: v2, model: {name}) while smoke.enabled "
+                      f"is true: the smoke gate calls {name} through ModelMesh (or set smoke.enabled to false)",
+                      at=key)
     for path in mm.smoke_cases:
         kind, model = _smoke_case_model(path)
         if kind is None:
-            raise ConfigError(key, f"must list readable YAML case files, got {show(path)}")
-        if kind != "v2" or model != mm.primary_name:
-            raise ConfigError(key, f"must list V2 case files for {mm.primary_name} (kind: v2, model: "
-                                   f"{mm.primary_name}), got {show(path)} (kind {show(kind)}, model {show(model)})")
-
-
-def _check_prefixes(models: Section, mm: ModelMeshSettings, settings: Settings) -> None:
-    """Staging owns each prefix: two different snapshots must never share one."""
-    for role, model in mm.models().items():
-        for tgi_role, tgi_model in (("stable", settings.stable), ("canary", settings.canary)):
-            if model.object_prefix == tgi_model.object_prefix:
-                raise ConfigError(models.key(f"{role}.path"), f"must differ from models.{tgi_role}.path "
-                                                              f"(the TGI model's prefix), got {show(model.path)}")
-    if mm.primary and mm.candidate and mm.primary.object_prefix == mm.candidate.object_prefix \
-            and mm.primary.staging_identity() != mm.candidate.staging_identity():
-        raise ConfigError(models.key("candidate.path"),
-                          f"must differ from models.primary.path unless both stage the same repo, revision and "
-                          f"file, got {show(mm.candidate.path)}")
-
-
-def parse_modelmesh(raw: Mapping[str, Any], settings: Settings) -> ModelMeshSettings:
-    """Validate ``raw["modelmesh"]`` (raw is the whole stack config without the project prefix)."""
-    s = Section(KEY, raw.get(KEY))
-    enabled = s.boolean("enabled", False)
-    install = s.boolean("install", False)
-    if install:
-        raise ConfigError(
-            s.key("install"),
-            "is not supported: ModelMesh Serving installs through an imperative script (kustomize edits, an etcd "
-            "secret, a self-signed webhook CA, an env patch; components-api §4.6) and its CRDs conflict with a "
-            "full KServe install. Install it on the cluster as a platform prerequisite (cluster scope) and keep "
-            "modelmesh.install false",
-        )
-    app = s.string("app", "backend", pattern=_APP,
-                   allowed="a DNS-1035 label such as backend (lower-case letters, digits, '-', starting with a letter)")
-    if len(isvc_name(app, 1)) > 63:
-        raise ConfigError(s.key("app"), f"must be at most 61 characters (InferenceService {app}-1), got {show(app)}")
-    routemap = s.boolean("routemap", False)
-    runtime = _parse_runtime(s.section("runtime"))
-
-    models = s.section("models")
-    primary = _parse_model(models.section("primary"), runtime) if models.has("primary") else None
-    candidate = _parse_model(models.section("candidate"), runtime) if models.has("candidate") else None
-    models.raw("primary")
-    models.raw("candidate")
-    models.done()
-    if candidate is not None and primary is None:
-        raise ConfigError(models.key("primary"),
-                          "is required when models.candidate is set: the candidate is compared with a primary")
-    if enabled and primary is None:
-        raise ConfigError(models.key("primary"),
-                          "is required when modelmesh.enabled is true: {repo, revision, file, format, path, version}")
-    smoke_cases = s.string_list("smokeCases")
-    s.done()
-
-    mm = ModelMeshSettings(enabled=enabled, install=install, app=app, routemap=routemap, runtime=runtime,
-                           primary=primary, candidate=candidate, smoke_cases=smoke_cases)
-    if enabled and settings.storage.kind != "minio":
-        raise ConfigError(s.key("enabled"),
-                          f"needs storage.kind minio: the storage-config entry is built from MinIO's generated "
-                          f"read-only user, got storage.kind {show(settings.storage.kind)}")
-    _check_prefixes(models, mm, settings)
-    _check_smoke_cases(s, mm, settings)
-    return mm
-
-
-def enabled_modelmesh(settings: Settings) -> ModelMeshSettings | None:
-    """The stack's ModelMesh settings when the track is on, else None."""
-    mm: ModelMeshSettings | None = settings.extras.get(KEY)
-    return mm if mm is not None and mm.enabled else None
+            raise problem(f"must list readable YAML case files, got {show(path)}", at=key)
+        if kind != "v2" or model != name:
+            raise problem(f"must list V2 case files for {name} (kind: v2, model: {name}), got {show(path)} "
+                          f"(kind {show(kind)}, model {show(model)})", at=key)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stacks.config_reader import PROJECT, ConfigError
+from stacks.config_types import PROJECT, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = ("promote", "rollback")

@@ -1,40 +1,54 @@
-"""The one typed settings loader: stack config -> frozen Settings, validated before any resource.
+"""The settings schema: stack config -> one validated, immutable :class:`Settings`, before any resource.
 
-This is the only module that reads ``pulumi.Config`` (in :func:`load_settings`). Parsing itself is
-:func:`parse_settings`, a pure function over a plain mapping so it is tested without Pulumi.
-Defaults live here and are mirrored in ``Pulumi.yaml``; a test keeps the two in step.
+One declarative schema (pydantic v2, blocks in :mod:`stacks.config_types`): a section class per
+config object, with the defaults (this is where they live: ``Pulumi.yaml``'s ``config:`` block and
+the README's configuration reference are generated from it, ``python -m stacks.config_docs``),
+the bounds, the camelCase keys and the rules across fields. :func:`parse_settings` is pure (tests
+call it on plain mappings); :func:`load_settings` is the only reader of ``pulumi.Config``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from components.credentials import CredentialGenerator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+
 from components.split import SplitError, SplitPlan, plan_split
-from stacks.config_reader import PROJECT, ConfigError, Section, is_dns_label, show
+from stacks.config_types import (
+    COMMIT_SHA,
+    HF_REPO_ID,
+    OBJECT_PREFIX,
+    PINNED_COMMIT,
+    PROJECT,
+    Bool,
+    Choice,
+    ConfigError,
+    DnsLabel,
+    Number,
+    OneOf,
+    OptionalText,
+    PinnedImage,
+    Quantity,
+    Section,
+    StringList,
+    StringMap,
+    Text,
+    WholeNumber,
+    given,
+    is_dns_label,
+    problem,
+    resources,
+    show,
+    validate,
+)
+from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
+from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-# Top-level config keys, in the order the README documents them.
-TOP_LEVEL_KEYS = (
-    "namespace", "platform", "split", "models", "tgi", "storage", "datashim", "staging",
-    "traffic", "smoke", "credentials", "modelmesh", "gpu", "eks", "aws",
-)
-
-_PINNED_IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(?:(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?)$"
-)
-_FLOATING_TAGS = {"latest", "main", "master", "stable", "edge", "nightly", "dev"}
-_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-_HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_OBJECT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
 
 class Platform(str, Enum):
@@ -51,345 +65,320 @@ class Variant(str, Enum):
     CANARY = "canary"
 
 
-def image_is_pinned(image: str) -> bool:
-    """True when ``image`` names an exact version tag or a digest (never latest or no tag)."""
-    match = _PINNED_IMAGE.match(image)
-    if not match:
-        return False
-    if match.group("digest"):
-        return True
-    tag = match.group("tag")
-    return bool(tag) and tag.lower() not in _FLOATING_TAGS
+Percent = Number(0, 100)
 
 
-def image_tag(image: str) -> str | None:
-    """The tag of a pinned image reference, or None for digest-only references."""
-    match = _PINNED_IMAGE.match(image)
-    return match.group("tag") if match else None
-
-
-def pinned_image(section: Section, name: str, default: str) -> str:
-    value = section.string(name, default)
-    if not image_is_pinned(value):
-        raise ConfigError(
-            section.key(name),
-            f"must be an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or "
-            f"repo@sha256:...), never latest or untagged, got {show(value)}",
-        )
-    return value
-
-
-@dataclass(frozen=True, kw_only=True)
-class SplitSettings:
+class SplitSettings(Section):
     """Declared traffic split between the two TGI variants."""
 
-    canary_percent: float = 50.0
-    """Share of requests for the canary, 0-100."""
-    replicas: int = 2
-    """Total TGI replicas over both variants."""
-    tolerance: float = 5.0
-    """Maximum percentage points between the declared and the effective split."""
+    canary_percent: Percent = 50.0
+    """Canary share of requests, 0-100"""
+    replicas: WholeNumber(1, 1000) = 2
+    """Total TGI replicas over both variants"""
+    tolerance: Percent = 5.0
+    """Max percentage points between declared and effective split"""
+
+    def plan(self) -> SplitPlan:
+        """Replica counts for each variant (the validator has checked that they fit)."""
+        return plan_split(self.canary_percent, self.replicas, self.tolerance)
+
+    @model_validator(mode="after")
+    def _realisable(self) -> SplitSettings:
+        try:
+            self.plan()
+        except SplitError as err:
+            raise problem(f"cannot realise the declared split: {err}", at="replicas") from None
+        return self
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelSettings:
+class ModelSettings(Section):
     """One model revision, staged into the bucket under ``path/revision``."""
 
-    id: str
-    """Hugging Face repo id, e.g. google/flan-t5-small."""
-    revision: str
-    """Pinned commit (40 hex characters)."""
-    path: str
-    """Prefix in the bucket; weights land under ``<path>/<revision>/``."""
+    id: Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")
+    """Hugging Face repo id of the model, e.g. `google/flan-t5-small`"""
+    revision: Text(COMMIT_SHA, PINNED_COMMIT)
+    """Pinned commit (40 hex characters)"""
+    path: Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small "
+               "(letters, digits, '.', '_', '-', '/')")
+    """Prefix in the bucket; weights land under `<path>/<revision>/`"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_defaults_to_the_repo_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not given(data, "path") and isinstance(data.get("id"), str):
+            return {**data, "path": data["id"].split("/")[-1].lower()}
+        return data
 
     @property
     def object_prefix(self) -> str:
         return f"{self.path}/{self.revision}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    """CPU and memory requests and limits of a container."""
+class ModelsSettings(Section):
+    """The A/B pair."""
 
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-    def to_k8s(self, extra_limits: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
-        limits = {"cpu": self.cpu_limit, "memory": self.memory_limit, **(extra_limits or {})}
-        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
-
-
-@dataclass(frozen=True, kw_only=True)
-class TgiSettings:
-    """Text Generation Inference server settings shared by both variants."""
-
-    image: str = "ghcr.io/huggingface/text-generation-inference:1.3.4"
-    gpus_per_replica: int = 0
-    max_input_tokens: int = 512
-    max_total_tokens: int = 1024
-    max_batch_prefill_tokens: int = 1024
-    resources: Resources = field(default_factory=lambda: Resources(
-        cpu_request="2", memory_request="4Gi", cpu_limit="4", memory_limit="8Gi"))
-    startup_budget_seconds: int = 1800
-    """How long a replica may take to download, load and warm up before it is declared failed."""
-    shm_size: str = "1Gi"
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    run_as_non_root: bool = False
-    """The upstream image runs as root (its entrypoint runs ldconfig); enable for images that don't."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StorageSettings:
-    """Where the weights live: in-cluster MinIO (default) or S3 on eks."""
-
-    kind: str = "minio"
-    bucket: str = "model-weights"
-    size: str = "20Gi"
-    minio_image: str = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-    storage_class: str | None = None
-    protect: bool = True
-    """Keep the weights (volume, bucket) when the stack is destroyed."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class DatashimSettings:
-    """The Datashim Dataset that mounts the bucket into TGI pods."""
-
-    install: bool = False
-    """Install the Datashim operator from its pinned release (usually the platform team's job)."""
-    version: str = "0.4.1"
-    dataset_name: str = "model-weights"
-    operator_namespace: str = "dlf"
-    await_provision: bool = True
-    """Wait for the Dataset's volume to be provisioned (needs the operator running)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StagingSettings:
-    """The Jobs that copy pinned model revisions from the Hub into the bucket."""
-
-    enabled: bool = True
-    image: str = "python:3.11.11-slim-bookworm"
-    timeout_seconds: int = 3600
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrafficSettings:
-    """Who may reach TGI (NetworkPolicy)."""
-
-    allowed_namespaces: tuple[str, ...] = ()
-    """Namespaces besides the experiment's own whose pods may call TGI."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class SmokeSettings:
-    """The post-deploy smoke-test Job that gates ``pulumi up``."""
-
-    enabled: bool = True
-    image: str = "python:3.11.11-slim-bookworm"
-    cases: tuple[str, ...] = ("smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml")
-    samples: int = 400
-    timeout_seconds: int = 900
-
-
-@dataclass(frozen=True, kw_only=True)
-class CredentialSettings:
-    """What generates the stack's credentials (components/credentials.py)."""
-
-    generator: CredentialGenerator = CredentialGenerator.RANDOM
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything a stack declares, validated."""
-
-    stack: str
-    namespace: str = "llm-ab"
-    platform: Platform = Platform.LOCAL
-    split: SplitSettings = field(default_factory=SplitSettings)
-    plan: SplitPlan
     stable: ModelSettings
     canary: ModelSettings
-    tgi: TgiSettings = field(default_factory=TgiSettings)
-    storage: StorageSettings = field(default_factory=StorageSettings)
-    datashim: DatashimSettings = field(default_factory=DatashimSettings)
-    staging: StagingSettings = field(default_factory=StagingSettings)
-    traffic: TrafficSettings = field(default_factory=TrafficSettings)
-    smoke: SmokeSettings = field(default_factory=SmokeSettings)
-    credentials: CredentialSettings = field(default_factory=CredentialSettings)
-    extras: Mapping[str, Any] = field(default_factory=dict)
-    """Parsed settings of optional features (modelmesh, eks), keyed by top-level config key."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_required(cls, data: Any) -> Any:
+        for role in ("stable", "canary"):
+            if isinstance(data, Mapping) and not given(data, role):
+                raise problem("is required: {id, revision, path} of the model", at=role)
+        return data
+
+    @model_validator(mode="after")
+    def _own_prefixes(self) -> ModelsSettings:
+        if self.stable.object_prefix == self.canary.object_prefix and self.stable.id != self.canary.id:
+            raise problem(f"must differ from models.stable.path for a different model, got {show(self.canary.path)}",
+                          at="canary.path")
+        return self
+
+
+TgiResources, TGI_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
+
+
+class TgiSettings(Section):
+    """Text Generation Inference server settings shared by both variants."""
+
+    image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
+    """TGI image, pinned by exact tag or digest"""
+    gpus_per_replica: WholeNumber(0, 16) = 0
+    """`nvidia.com/gpu` per replica; > 0 adds the GPU toleration and node placement"""
+    max_input_tokens: WholeNumber(1) = 512
+    """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
+    max_total_tokens: WholeNumber(2) = 1024
+    """Max input + generated tokens; must exceed `maxInputTokens`"""
+    max_batch_prefill_tokens: WholeNumber(1) = 1024
+    """Prefill budget; small values keep CPU warmup short"""
+    resources: TgiResources = TGI_RESOURCES
+    """`{requests, limits}` × `{cpu, memory}` of each TGI container"""
+    startup_budget_seconds: WholeNumber(60, 86400) = 1800
+    """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
+    shm_size: Quantity = "1Gi"
+    """Size of the memory-backed `/dev/shm`"""
+    node_selector: StringMap = Field(default_factory=dict)
+    """Extra node selector for TGI pods"""
+    run_as_non_root: Bool = False
+    """The upstream image runs as root; enable for images that don't"""
+
+    @model_validator(mode="after")
+    def _token_budgets(self) -> TgiSettings:
+        if self.max_total_tokens <= self.max_input_tokens:
+            raise problem(f"must be greater than tgi.maxInputTokens ({self.max_input_tokens}), "
+                          f"got {self.max_total_tokens}", at="maxTotalTokens")
+        if self.max_batch_prefill_tokens < self.max_input_tokens:
+            raise problem(f"must be at least tgi.maxInputTokens ({self.max_input_tokens}), "
+                          f"got {self.max_batch_prefill_tokens}", at="maxBatchPrefillTokens")
+        return self
+
+
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+DEFAULT_BUCKET = "model-weights"
+
+
+class StorageSettings(Section):
+    """Where the weights live: in-cluster MinIO (default) or S3 on eks."""
+
+    kind: OneOf(("minio", "s3")) = "minio"
+    """`minio` (in-cluster) or, on eks, `s3`"""
+    bucket: Text(BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')") = DEFAULT_BUCKET
+    """Bucket of the weights"""
+    size: Quantity = "20Gi"
+    """MinIO data volume size"""
+    minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    """MinIO image (pinned; it also ships `mc`)"""
+    storage_class: OptionalText = None
+    """Storage class of the volume (empty: the cluster default)"""
+    protect: Bool = True
+    """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
+
+
+class DatashimSettings(Section):
+    """The Datashim Dataset that mounts the bucket into TGI pods."""
+
+    install: Bool = False
+    """Install the Datashim operator from its pinned release (usually the platform team's job)"""
+    version: Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1") = "0.4.1"
+    """Datashim release to install"""
+    dataset_name: DnsLabel = "model-weights"
+    """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
+    operator_namespace: DnsLabel = "dlf"
+    """Namespace of the Datashim operator (allowed to reach MinIO)"""
+    await_provision: Bool = True
+    """Wait for the Dataset's volume (needs the operator)"""
+
+
+class StagingSettings(Section):
+    """The Jobs that copy pinned model revisions from the Hub into the bucket."""
+
+    enabled: Bool = True
+    """Run the staging Jobs"""
+    image: PinnedImage = "python:3.11.11-slim-bookworm"
+    """Pinned python image the staging tool runs on"""
+    timeout_seconds: WholeNumber(60, 86400) = 3600
+    """Deadline of one staging Job"""
+
+
+def _namespace_names(value: Any) -> Any:
+    if isinstance(value, list):
+        for name in value:
+            if isinstance(name, str) and name and not is_dns_label(name):
+                raise problem(f"must list namespace names, got {show(name)}")
+    return value
+
+
+class TrafficSettings(Section):
+    """Who may reach TGI (NetworkPolicy)."""
+
+    allowed_namespaces: Annotated[StringList, BeforeValidator(_namespace_names)] = ()
+    """Namespaces (besides the experiment's) whose pods may call TGI"""
+
+
+DEFAULT_SMOKE_CASES = ("smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml")
+"""The tutorial pair's case files: the one default case list (the smoke gate's output lists it)."""
+
+
+class SmokeSettings(Section):
+    """The post-deploy smoke-test Job that gates ``pulumi up``."""
+
+    enabled: Bool = True
+    """Run the smoke-test Job after every `pulumi up`"""
+    image: PinnedImage = "python:3.11.11-slim-bookworm"
+    """Pinned python image of the smoke Job"""
+    cases: StringList = DEFAULT_SMOKE_CASES
+    """Case files (YAML, in the repo) the smoke Job runs"""
+    samples: WholeNumber(10, 100000) = 400
+    """Upper bound of requests for the split check"""
+    timeout_seconds: WholeNumber(120, 86400) = 900
+    """Deadline of the smoke Job"""
+
+    @model_validator(mode="after")
+    def _case_files_in_the_repository(self) -> SmokeSettings:
+        names: set[str] = set()
+        for i, case in enumerate(self.cases):
+            path = REPO_ROOT / case
+            if not path.is_file() or REPO_ROOT not in path.resolve().parents:
+                raise problem(f"must name a case file inside the repository, got {show(case)} (not found)",
+                              at=f"cases[{i}]")
+            if path.name in names:
+                raise problem(f"must have a file name unlike the others, got {show(case)}", at=f"cases[{i}]")
+            names.add(path.name)
+        return self
+
+
+CREDENTIAL_GENERATORS = ("random", "builtin")
+"""The values of :class:`components.credentials.CredentialGenerator` (that module creates resources, so the
+schema names them here; a test keeps the two equal)."""
+
+
+class CredentialSettings(Section):
+    """What generates the stack's credentials (components/credentials.py)."""
+
+    generator: OneOf(CREDENTIAL_GENERATORS) = "random"
+    """`random` (pulumi-random, needs its plugin) or `builtin` (llm-ab's dynamic resource); changing it on a
+    deployed stack rotates every credential"""
+
+
+class Settings(Section):
+    """Everything a stack declares, validated. Field order is the README's."""
+
+    namespace: DnsLabel = "llm-ab"
+    """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
+    platform: Choice(Platform) = Platform.LOCAL
+    """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
+    with GPU node pools)."""
+    split: SplitSettings = SplitSettings()
+    """Traffic split. canaryPercent: canary share 0-100; replicas: total TGI replicas over both variants;
+    tolerance: max percentage points between declared and effective split."""
+    models: ModelsSettings
+    """The two models. stable and canary, each {id: Hugging Face repo id, revision: pinned 40-hex commit, path:
+    prefix in the bucket}. Required; no default pair."""
+    tgi: TgiSettings = TgiSettings()
+    """TGI settings for both variants: image (pinned tag or digest), gpusPerReplica, maxInputTokens,
+    maxTotalTokens, maxBatchPrefillTokens, resources {requests, limits} {cpu, memory}, startupBudgetSeconds,
+    shmSize, nodeSelector, runAsNonRoot."""
+    storage: StorageSettings = StorageSettings()
+    """Weights storage: kind (minio, or s3 on eks), bucket, size of the MinIO volume, minioImage (pinned),
+    storageClass (empty = cluster default), protect (keep volume and bucket on destroy)."""
+    datashim: DatashimSettings = DatashimSettings()
+    """Datashim: install (the operator from its pinned release; usually the platform team's), version,
+    datasetName, operatorNamespace, awaitProvision (wait for the Dataset's volume; needs the operator)."""
+    staging: StagingSettings = StagingSettings()
+    """Model staging Jobs: enabled, image (pinned python), timeoutSeconds."""
+    traffic: TrafficSettings = TrafficSettings()
+    """Traffic: allowedNamespaces whose pods may call TGI besides the experiment's own namespace."""
+    smoke: SmokeSettings = SmokeSettings()
+    """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
+    bound for the split check), timeoutSeconds."""
+    credentials: CredentialSettings = CredentialSettings()
+    """generator of the MinIO credentials: random (pulumi-random, needs its plugin) or builtin (llm-ab's dynamic
+    resource). The deploy driver records builtin for a new stack where pulumi-random's plugin is not installed;
+    changing it on a deployed stack rotates every credential."""
+    modelmesh: ModelMeshSettings = ModelMeshSettings()
+    """KServe ModelMesh track, off by default; ModelMesh Serving must already run on the cluster (cluster
+    scope). enabled; install (must stay false: ModelMesh Serving is a platform prerequisite); app
+    (InferenceServices <app>-0 primary, <app>-1 candidate); routemap (Iter8 routemap ConfigMap <app>); runtime
+    {name, serverType (mlserver, triton, ovms, torchserve), image (pinned), supportedModelFormats, ports {grpc,
+    grpcData, runtimeManagement}, replicas, resources {requests, limits} {cpu, memory}}; models {primary,
+    candidate: each {repo, revision, file, format, path, version}}; smokeCases (V2 case files for <app>-0)."""
+    eks: EksSettings = EksSettings()
+    """Platform eks only (validated, but ignored, on local): region, clusterName (empty = llm-ab-<stack>),
+    kubernetesVersion (a string, 1.30 or later), endpointPublicAccessCidrs (who may reach the API endpoint), vpc
+    {cidr (new VPC, two zones, one NAT), availabilityZones (two; empty = the first two available), subnetIds
+    (existing private subnets instead of a new VPC)}, systemNodeGroup {instanceTypes, minSize, desiredSize,
+    maxSize, diskSizeGiB} for everything but GPU work."""
+    gpu: GpuSettings = GpuSettings()
+    """Platform eks only (validated, but ignored, on local): nodePools, a list of GPU managed node groups, each
+    {name, instanceTypes (g4dn, g5, g6, g6e, p4d, p5 sizes of stacks/gpu_prices.yaml), amiType
+    (AL2023_x86_64_NVIDIA default, or BOTTLEROCKET_x86_64_NVIDIA), capacityType (ON_DEMAND default, or SPOT),
+    minSize (0), desiredSize (1), maxSize (desiredSize), diskSizeGiB (100, also the minimum), labels}, tainted
+    nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; tgiPool (the pool TGI runs on; empty =
+    the first); devicePlugin.image (pinned NVIDIA device plugin for AL2023 pools)."""
+    stack: str = Field("dev", exclude=True)
+    """The stack's name (not a config key: from the engine)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_the_stack(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if data.pop("aws", None) is not None:
+            raise problem("is not used: set the AWS region with llm-ab:eks.region", at="aws")
+        if data.get("models") is None:
+            data["models"] = {}
+        data["stack"] = (info.context or {}).get("stack", "dev")
+        return data
+
+    @model_validator(mode="after")
+    def _rules_across_sections(self) -> Settings:
+        if self.platform is not Platform.EKS and self.storage.kind != "minio":
+            raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
+        check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
+                        storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
+        if self.platform is Platform.EKS:
+            check_eks_platform(self.gpu, gpus_per_replica=self.tgi.gpus_per_replica,
+                               replicas=self.split.replicas, storage_kind=self.storage.kind,
+                               bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET)
+        return self
 
     def model(self, variant: Variant) -> ModelSettings:
-        return self.stable if variant is Variant.STABLE else self.canary
+        return self.models.stable if variant is Variant.STABLE else self.models.canary
 
     def replicas(self, variant: Variant) -> int:
-        return self.plan.stable_replicas if variant is Variant.STABLE else self.plan.canary_replicas
+        plan = self.split.plan()
+        return plan.stable_replicas if variant is Variant.STABLE else plan.canary_replicas
+
+    @property
+    def enabled_modelmesh(self) -> ModelMeshSettings | None:
+        """The ModelMesh settings when the track is on, else None."""
+        return self.modelmesh if self.modelmesh.enabled else None
 
 
-# --- parsing ------------------------------------------------------------------------------
-
-
-def _parse_split(s: Section) -> tuple[SplitSettings, SplitPlan]:
-    d = SplitSettings()
-    split = SplitSettings(
-        canary_percent=s.number("canaryPercent", d.canary_percent, lo=0, hi=100),
-        replicas=s.integer("replicas", d.replicas, lo=1, hi=1000),
-        tolerance=s.number("tolerance", d.tolerance, lo=0, hi=100),
-    )
-    s.done()
-    try:
-        plan = plan_split(split.canary_percent, split.replicas, split.tolerance)
-    except SplitError as err:
-        raise ConfigError(s.key("replicas"), f"cannot realise the declared split: {err}") from None
-    return split, plan
-
-
-def _parse_model(s: Section, default_path: str | None = None) -> ModelSettings:
-    model_id = s.string("id", pattern=_HF_REPO_ID, allowed="a Hugging Face repo id such as google/flan-t5-small")
-    revision = s.string(
-        "revision", pattern=_COMMIT_SHA,
-        allowed="a pinned commit: 40 lower-case hex characters (branches and tags move)",
-    )
-    path = s.string(
-        "path", default_path or model_id.split("/")[-1].lower(), pattern=_OBJECT_PREFIX,
-        allowed="an object prefix such as flan-t5-small (letters, digits, '.', '_', '-', '/')",
-    )
-    s.done()
-    return ModelSettings(id=model_id, revision=revision, path=path)
-
-
-def _parse_resources(s: Section, d: Resources) -> Resources:
-    requests, limits = s.section("requests"), s.section("limits")
-    res = Resources(
-        cpu_request=requests.quantity("cpu", d.cpu_request),
-        memory_request=requests.quantity("memory", d.memory_request),
-        cpu_limit=limits.quantity("cpu", d.cpu_limit),
-        memory_limit=limits.quantity("memory", d.memory_limit),
-    )
-    requests.done()
-    limits.done()
-    s.done()
-    return res
-
-
-def _parse_tgi(s: Section) -> TgiSettings:
-    d = TgiSettings()
-    tgi = TgiSettings(
-        image=pinned_image(s, "image", d.image),
-        gpus_per_replica=s.integer("gpusPerReplica", d.gpus_per_replica, lo=0, hi=16),
-        max_input_tokens=s.integer("maxInputTokens", d.max_input_tokens, lo=1),
-        max_total_tokens=s.integer("maxTotalTokens", d.max_total_tokens, lo=2),
-        max_batch_prefill_tokens=s.integer("maxBatchPrefillTokens", d.max_batch_prefill_tokens, lo=1),
-        resources=_parse_resources(s.section("resources"), d.resources),
-        startup_budget_seconds=s.integer("startupBudgetSeconds", d.startup_budget_seconds, lo=60, hi=86400),
-        shm_size=s.quantity("shmSize", d.shm_size),
-        node_selector=s.string_map("nodeSelector"),
-        run_as_non_root=s.boolean("runAsNonRoot", d.run_as_non_root),
-    )
-    s.done()
-    if tgi.max_total_tokens <= tgi.max_input_tokens:
-        raise ConfigError(
-            s.key("maxTotalTokens"),
-            f"must be greater than tgi.maxInputTokens ({tgi.max_input_tokens}), got {tgi.max_total_tokens}",
-        )
-    if tgi.max_batch_prefill_tokens < tgi.max_input_tokens:
-        raise ConfigError(
-            s.key("maxBatchPrefillTokens"),
-            f"must be at least tgi.maxInputTokens ({tgi.max_input_tokens}), got {tgi.max_batch_prefill_tokens}",
-        )
-    return tgi
-
-
-def _parse_storage(s: Section, platform: Platform) -> StorageSettings:
-    d = StorageSettings()
-    kinds = ("minio", "s3") if platform is Platform.EKS else ("minio",)
-    storage = StorageSettings(
-        kind=s.choice("kind", d.kind, kinds),
-        bucket=s.string("bucket", d.bucket, pattern=_BUCKET,
-                        allowed="an S3 bucket name (3-63 lower-case letters, digits, '.', '-')"),
-        size=s.quantity("size", d.size),
-        minio_image=pinned_image(s, "minioImage", d.minio_image),
-        storage_class=s.optional_string("storageClass"),
-        protect=s.boolean("protect", d.protect),
-    )
-    s.done()
-    return storage
-
-
-def _parse_datashim(s: Section) -> DatashimSettings:
-    d = DatashimSettings()
-    ds = DatashimSettings(
-        install=s.boolean("install", d.install),
-        version=s.string("version", d.version, pattern=re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"),
-                         allowed="a release version such as 0.4.1"),
-        dataset_name=s.dns_label("datasetName", d.dataset_name),
-        operator_namespace=s.dns_label("operatorNamespace", d.operator_namespace),
-        await_provision=s.boolean("awaitProvision", d.await_provision),
-    )
-    s.done()
-    return ds
-
-
-def _parse_staging(s: Section) -> StagingSettings:
-    d = StagingSettings()
-    st = StagingSettings(
-        enabled=s.boolean("enabled", d.enabled),
-        image=pinned_image(s, "image", d.image),
-        timeout_seconds=s.integer("timeoutSeconds", d.timeout_seconds, lo=60, hi=86400),
-    )
-    s.done()
-    return st
-
-
-def _parse_traffic(s: Section) -> TrafficSettings:
-    names = s.string_list("allowedNamespaces")
-    for name in names:
-        if not is_dns_label(name):
-            raise ConfigError(s.key("allowedNamespaces"), f"must list namespace names, got {show(name)}")
-    s.done()
-    return TrafficSettings(allowed_namespaces=names)
-
-
-def _parse_smoke(s: Section) -> SmokeSettings:
-    d = SmokeSettings()
-    sm = SmokeSettings(
-        enabled=s.boolean("enabled", d.enabled),
-        image=pinned_image(s, "image", d.image),
-        cases=s.string_list("cases", d.cases),
-        samples=s.integer("samples", d.samples, lo=10, hi=100000),
-        timeout_seconds=s.integer("timeoutSeconds", d.timeout_seconds, lo=120, hi=86400),
-    )
-    s.done()
-    names: set[str] = set()
-    for i, case in enumerate(sm.cases):
-        path = REPO_ROOT / case
-        if not path.is_file() or REPO_ROOT not in path.resolve().parents:
-            raise ConfigError(f"{s.key('cases')}[{i}]",
-                              f"must name a case file inside the repository, got {show(case)} (not found)")
-        if path.name in names:
-            raise ConfigError(f"{s.key('cases')}[{i}]", f"must have a file name unlike the others, got {show(case)}")
-        names.add(path.name)
-    return sm
-
-
-def _parse_credentials(s: Section) -> CredentialSettings:
-    d = CredentialSettings()
-    generator = CredentialGenerator(s.choice("generator", d.generator.value, [g.value for g in CredentialGenerator]))
-    s.done()
-    return CredentialSettings(generator=generator)
-
-
-# Optional features parse their own keys: key -> (raw config, core settings) -> parsed value, stored
-# in ``Settings.extras[key]``; each raises ConfigError naming the key, like the core parsers. The
-# import is inside the function only because those modules import this one.
-def _feature_parsers() -> dict[str, Any]:
-    from stacks.eks_settings import parse_eks
-    from stacks.modelmesh_settings import parse_modelmesh
-
-    return {"modelmesh": parse_modelmesh, "eks": parse_eks}
+TOP_LEVEL_KEYS = (*[f.alias or n for n, f in Settings.model_fields.items() if n != "stack"], "aws")
+"""Every key the program reads (``aws`` only to say it is not used), in the README's order."""
 
 
 def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
@@ -402,40 +391,8 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
             raise ConfigError(unknown[0], f"is not a known setting: {head} is an object, so set its field with "
                                           f"`pulumi config set --path {unknown[0]} {show(raw[unknown[0]])}`")
         raise ConfigError(unknown[0], f"is not a known setting (known: {', '.join(TOP_LEVEL_KEYS)})")
-    root = Section("", raw)
-    namespace = root.dns_label("namespace", "llm-ab")
-    platform = Platform(root.choice("platform", Platform.LOCAL.value, [p.value for p in Platform]))
-    split, plan = _parse_split(root.section("split"))
-
-    models = root.section("models")
-    if not models.has("stable") or not models.has("canary"):
-        missing = "stable" if not models.has("stable") else "canary"
-        raise ConfigError(models.key(missing), "is required: {id, revision, path} of the model")
-    stable = _parse_model(models.section("stable"))
-    canary = _parse_model(models.section("canary"))
-    models.done()
-    if stable.object_prefix == canary.object_prefix and stable.id != canary.id:
-        raise ConfigError(models.key("canary.path"),
-                          f"must differ from models.stable.path for a different model, got {show(canary.path)}")
-
-    settings = Settings(
-        stack=stack,
-        namespace=namespace,
-        platform=platform,
-        split=split,
-        plan=plan,
-        stable=stable,
-        canary=canary,
-        tgi=_parse_tgi(root.section("tgi")),
-        storage=_parse_storage(root.section("storage"), platform),
-        datashim=_parse_datashim(root.section("datashim")),
-        staging=_parse_staging(root.section("staging")),
-        traffic=_parse_traffic(root.section("traffic")),
-        smoke=_parse_smoke(root.section("smoke")),
-        credentials=_parse_credentials(root.section("credentials")),
-    )
-    extras = {key: parser(raw, settings) for key, parser in _feature_parsers().items()}
-    return replace(settings, extras=extras)
+    settings: Settings = validate(Settings, raw, context={"stack": stack})
+    return settings
 
 
 def load_settings() -> Settings:

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import runpy
 import string
-
-import pytest
-
 import subprocess
 import sys
 
+import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.credentials import ALPHANUMERIC, GeneratedSecretProvider
-from tests.conftest import DYNAMIC_RESOURCE, ROOT, RecordingMocks, dev_config, set_stack_config, unsecret
+from components.credentials import ALPHANUMERIC, CredentialGenerator, GeneratedSecretProvider
+from stacks.settings import CREDENTIAL_GENERATORS
+from tests.harness import DYNAMIC_RESOURCE, RecordingMocks, unsecret
+from tests.samples import dev_config
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
-def render_dev(monkeypatch, run_program, generator: str | None) -> dict:
+def render_dev(run_main, generator: str | None) -> dict:
     config = dev_config()
     if generator is not None:
         config["llm-ab:credentials"] = {"generator": generator}
-    set_stack_config(monkeypatch, config)
-    exported: dict = {}
-    monkeypatch.setattr("pulumi.export", lambda name, value: exported.__setitem__(name, value))
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-    return exported
+    return run_main(config)
+
+
+def test_the_schema_offers_exactly_the_generators_there_are() -> None:
+    assert CREDENTIAL_GENERATORS == tuple(g.value for g in CredentialGenerator)
 
 
 def test_generated_values_are_alphanumeric_of_the_length_asked_and_differ() -> None:
@@ -62,16 +61,16 @@ def test_the_builtin_provider_creates_once_and_keeps_the_value_unless_length_cha
 
 
 def test_dev_defaults_to_pulumi_random_for_all_six_credentials(
-        monkeypatch, run_program, pulumi_mocks: RecordingMocks) -> None:
-    exported = render_dev(monkeypatch, run_program, None)
+        run_main, pulumi_mocks: RecordingMocks) -> None:
+    exported = render_dev(run_main, None)
     assert len(pulumi_mocks.of_type(RANDOM_PASSWORD)) == 6
     assert pulumi_mocks.of_type(DYNAMIC_RESOURCE) == []
     assert exported["credentialGenerator"] == "random"
 
 
 def test_builtin_generator_makes_six_secret_dynamic_resources_and_no_random_password(
-        monkeypatch, run_program, pulumi_mocks: RecordingMocks, is_secret) -> None:
-    exported = render_dev(monkeypatch, run_program, "builtin")
+        run_main, pulumi_mocks: RecordingMocks, is_secret) -> None:
+    exported = render_dev(run_main, "builtin")
     generated = pulumi_mocks.of_type(DYNAMIC_RESOURCE)
     assert sorted(r.name for r in generated) == sorted(
         f"weights-{role}" for role in ("root-user", "root-password", "reader-key", "reader-secret",
@@ -85,7 +84,7 @@ def test_builtin_generator_makes_six_secret_dynamic_resources_and_no_random_pass
     assert exported["credentialGenerator"] == "builtin"
 
 
-def test_an_unknown_generator_fails_naming_the_key(monkeypatch, run_program, pulumi_mocks: RecordingMocks) -> None:
+def test_an_unknown_generator_fails_naming_the_key(run_main, pulumi_mocks: RecordingMocks) -> None:
     with pytest.raises(Exception, match=r"credentials\.generator must be one of random, builtin, got 'vault'"):
-        render_dev(monkeypatch, run_program, "vault")
+        render_dev(run_main, "vault")
     assert pulumi_mocks.resources == []

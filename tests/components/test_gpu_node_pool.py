@@ -82,8 +82,8 @@ def test_our_pool_label_wins_over_a_user_label() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"min_size": 3, "desired_size": 3, "max_size": 2}, "min <= desired <= max"),
-        ({"desired_size": 5}, "min <= desired <= max"),
+        ({"min_size": 3, "desired_size": 3, "max_size": 2}, "maxSize must be >= minSize (3), got 2"),
+        ({"desired_size": 5}, "desiredSize must be between minSize (1) and maxSize (4), got 5"),
         ({"ami_type": "AL2_x86_64_GPU"}, "ami_type must be one of"),
         ({"capacity_type": "on-demand"}, "capacity_type must be one of"),
         ({"disk_size_gib": 20}, "disk_size_gib must be >= 100"),

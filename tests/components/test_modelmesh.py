@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from components.modelmesh import (
-    SERVER_TYPES,
     ModelMeshServing,
     ModelMeshServingArgs,
     Predictor,
@@ -17,13 +16,13 @@ from components.modelmesh import (
     serving_runtime_spec,
     storage_config_entry,
 )
+from components.modelmesh_catalogue import SERVER_TYPES
 from components.staging import staging_args
-from stacks.modelmesh_layer import staged_models
-from stacks.modelmesh_settings import ModelMeshSettings, parse_modelmesh
+from stacks.modelmesh_settings import ModelMeshSettings
+from stacks.modelmesh_track import staged_models
 from stacks.settings import parse_settings
-from tests.conftest import is_secret_value, unsecret
-from tests.unit.test_modelmesh_settings import CANDIDATE, PRIMARY, REV_A, REV_B
-from tests.unit.test_settings import minimal
+from tests.harness import is_secret_value, unsecret
+from tests.samples import CANDIDATE, PRIMARY, REV_A, REV_B, minimal
 
 RUNTIME = "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"
 ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
@@ -144,8 +143,7 @@ def test_primary_and_candidate_load_from_the_bucket_through_the_runtime(run_prog
         assert isvcs[name].inputs["spec"] == {"predictor": {"model": {
             "modelFormat": {"name": "sklearn"}, "runtime": "llm-ab-mlserver",
             "storage": {"key": "llm-ab-minio", "path": f"wine-quality/{revision}/sklearn_model.joblib"}}}}
-    deps = {d._name for d in pulumi_mocks.options["mm-primary"].depends_on}
-    assert deps == {"mm-storage", "mm-runtime"}
+    assert pulumi_mocks.depends_on("mm-primary") == {"mm-storage", "mm-runtime"}
 
 
 def test_storage_config_holds_the_reader_credentials_as_a_secret(run_program, pulumi_mocks) -> None:
@@ -178,7 +176,7 @@ def test_runtime_pods_reach_minio_and_this_namespace_reaches_them(run_program, p
     assert to_mesh["podSelector"] == {"matchLabels": {"modelmesh-service": "modelmesh-serving"}}
     assert to_mesh["ingress"] == [{"from": [
         {"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}]}]
-    # The namespace's opt-in label is set on the Namespace itself (stacks.kubernetes_layer), not patched.
+    # The namespace's opt-in label is set on the Namespace itself (stacks.experiment, with stacks.modelmesh_track's labels), not patched.
     assert not pulumi_mocks.of_type("kubernetes:core/v1:NamespacePatch")
 
 
@@ -202,8 +200,7 @@ def test_no_routemap_without_the_flag(run_program, pulumi_mocks) -> None:
 
 
 def mesh(models: dict) -> ModelMeshSettings:
-    raw = {**minimal(), "modelmesh": {"models": models}}
-    return parse_modelmesh(raw, parse_settings(minimal()))
+    return parse_settings({**minimal(), "modelmesh": {"models": models}}).modelmesh
 
 
 def test_each_distinct_model_is_staged_once_with_only_its_file() -> None:
@@ -216,18 +213,20 @@ def test_each_distinct_model_is_staged_once_with_only_its_file() -> None:
 
 
 def test_the_staging_tool_accepts_the_flags_the_track_passes() -> None:
-    """Contract with staging/stage_model.py: a sklearn model has no safetensors; --weights says what counts."""
-    from staging import stage_model
+    """Contract with the staging tool: a sklearn model has no safetensors; --weights says what counts."""
+    from staging.cli import parse_options
+    from staging.common import StageError
+    from staging.files import check_weights
 
     (model,) = staged_models(mesh({"primary": PRIMARY}))
     argv = [a.replace("$(S3_ENDPOINT)", "http://minio:9000")
             for a in staging_args(repo_id=model.repo_id, revision=model.revision, bucket="b", prefix=model.prefix)]
-    opts = stage_model.parse_options([*argv, *model.extra_args])
+    opts = parse_options([*argv, *model.extra_args])
     assert opts.allow_patterns == ["sklearn_model.joblib"] and opts.weights == ["sklearn_model.joblib"]
-    stage_model.check_weights(["sklearn_model.joblib"], opts, opts.allow_patterns)
-    with pytest.raises(stage_model.StageError, match="no file matching --weights"):
-        stage_model.check_weights(["README.md"], opts, ["*"])
+    check_weights(["sklearn_model.joblib"], opts, opts.allow_patterns)
+    with pytest.raises(StageError, match="no file matching --weights"):
+        check_weights(["README.md"], opts, ["*"])
     (directory,) = staged_models(mesh({"primary": {k: v for k, v in PRIMARY.items() if k != "file"}}))
-    opts = stage_model.parse_options([*argv, *directory.extra_args])
+    opts = parse_options([*argv, *directory.extra_args])
     assert opts.allow_patterns == ["*"] and "*.joblib" in opts.weights
-    stage_model.check_weights(["model.joblib", "README.md"], opts, opts.allow_patterns)
+    check_weights(["model.joblib", "README.md"], opts, opts.allow_patterns)

@@ -13,7 +13,7 @@ from components.datashim import (
 )
 from components.minio import MinioStore, MinioStoreArgs, bucket_init_script, bucket_policy
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel, read_tool_files
-from tests.conftest import is_secret_value
+from tests.harness import is_secret_value
 
 IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 
@@ -52,8 +52,7 @@ def test_bucket_job_runs_after_minio_with_the_root_and_user_secrets(run_program,
     c = job.inputs["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == IMAGE
     assert "mc mb --ignore-existing s3/weights" in c["command"][2]
-    deps = pulumi_mocks.options["store-bucket"].depends_on
-    assert {d._name for d in deps} == {"store-deploy", "store-svc"}
+    assert pulumi_mocks.depends_on("store-bucket") == {"store-deploy", "store-svc"}
     for name in ("store-root", "store-users", "store-writer"):
         assert is_secret_value(pulumi_mocks.named(name).inputs["stringData"]), name
 

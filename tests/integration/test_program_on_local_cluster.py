@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, RecordingMocks, dev_config, set_stack_config
+from tests.harness import ROOT, RecordingMocks, set_stack_config
 from tests.integration.render import manifests
+from tests.samples import dev_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
 def dev_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks) -> list[dict[str, Any]]:
-    set_stack_config(monkeypatch, dev_config())
+    set_stack_config(dev_config())
     monkeypatch.setattr("pulumi.export", lambda name, value: None)
     run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
     objs = manifests(pulumi_mocks.resources)

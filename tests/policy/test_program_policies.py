@@ -9,40 +9,40 @@ import pulumi
 import pytest
 
 from components import naming
-from policy import rules
-from tests.conftest import ROOT, RecordingMocks, dev_config
-from tests.policy.conftest import (
+from policy import contract
+from policy.props import PVC
+from tests.harness import ROOT, RecordingMocks, Registration, stack_config
+from tests.policy.pack_runner import (
     POLICY_DIR,
-    Registration,
     advisory,
     load_pack_config,
     mandatory,
     run_pack,
     run_stack_program,
-    stack_config,
     to_policy_resources,
 )
+from tests.samples import dev_config
 
 WEIGHTS_UNPROTECTED = ("storage-weights-protected", "weights-data",
                        "weights volume claim 'minio-data' is not protected; retainOnDelete is invisible to policies "
                        "(the engine sends only `protect`), so only protect=True satisfies this check")
 
 
-def run_with_pack(monkeypatch: pytest.MonkeyPatch, run_program: Any, mocks: RecordingMocks,
-                  captured: list[Registration], stack: str, config: dict[str, Any]) -> list[Any]:
-    run_stack_program(monkeypatch, run_program, config)
+def run_with_pack(mocks: RecordingMocks, captured: list[Registration], stack: str,
+                  config: dict[str, Any]) -> list[Any]:
+    run_stack_program(config)
     return run_pack(to_policy_resources(mocks, captured), load_pack_config(POLICY_DIR / "config" / f"{stack}.json"))
 
 
-def test_dev_program_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
-    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", dev_config())
+def test_dev_program_has_no_mandatory_violation(pulumi_mocks, registrations) -> None:
+    found = run_with_pack(pulumi_mocks, registrations, "dev", dev_config())
     assert mandatory(found) == []
     assert advisory(found) == []
 
 
-def test_dev_with_unprotected_storage_gets_the_advisory(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+def test_dev_with_unprotected_storage_gets_the_advisory(pulumi_mocks, registrations) -> None:
     config = {**dev_config(), "llm-ab:storage": {**dev_config()["llm-ab:storage"], "protect": False}}
-    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", config)
+    found = run_with_pack(pulumi_mocks, registrations, "dev", config)
     assert mandatory(found) == []
     assert advisory(found) == [WEIGHTS_UNPROTECTED]
 
@@ -51,28 +51,28 @@ MODELMESH = {"enabled": True, "models": {"primary": {
     "repo": "julien-c/wine-quality", "revision": "a" * 40, "file": "sklearn_model.joblib", "format": "sklearn"}}}
 
 
-def test_dev_with_modelmesh_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+def test_dev_with_modelmesh_has_no_mandatory_violation(pulumi_mocks, registrations) -> None:
     config = {**dev_config(), "llm-ab:modelmesh": MODELMESH, "llm-ab:smoke": {"enabled": False}}
-    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", config)
+    found = run_with_pack(pulumi_mocks, registrations, "dev", config)
     assert "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime" in {r.typ for r in pulumi_mocks.resources}
     assert mandatory(found) == []
     assert advisory(found) == []
 
 
 def test_dev_weights_claim_is_protected_which_policies_see_and_retained_which_they_cannot(
-        monkeypatch, run_program, pulumi_mocks, registrations) -> None:
+        pulumi_mocks, registrations) -> None:
     """storage-weights-protected sees `protect`; retainOnDelete, which policies can't see, is checked here."""
-    run_stack_program(monkeypatch, run_program, dev_config())
-    (claim,) = pulumi_mocks.of_type(rules.PVC)
-    assert claim.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == rules.WEIGHTS_COMPONENT
+    run_stack_program(dev_config())
+    (claim,) = pulumi_mocks.of_type(PVC)
+    assert claim.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == contract.WEIGHTS_COMPONENT
     assert pulumi_mocks.options[claim.name].retain_on_delete is True
-    (policy_claim,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.resource_type == rules.PVC]
+    (policy_claim,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.resource_type == PVC]
     assert policy_claim.opts.protect is True
     assert not hasattr(policy_claim.opts, "retain_on_delete")
 
 
-def test_policies_see_dev_secrets_unwrapped(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
-    run_stack_program(monkeypatch, run_program, dev_config())
+def test_policies_see_dev_secrets_unwrapped(pulumi_mocks, registrations) -> None:
+    run_stack_program(dev_config())
     recorded = pulumi_mocks.named("weights-root").inputs["stringData"]
     assert set(recorded) == {"4dabf18193072939515e22adb298388d", "value"}
     (root,) = [r for r in to_policy_resources(pulumi_mocks, registrations) if r.name == "weights-root"]
@@ -98,18 +98,10 @@ def break_dev(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransfo
     return pulumi.ResourceTransformationResult(props, args.opts)
 
 
-def test_broken_dev_variant_fails_with_the_expected_rules(monkeypatch, run_program, pulumi_mocks,
+def test_broken_dev_variant_fails_with_the_expected_rules(pulumi_mocks,
                                                           registrations) -> None:
-    import stacks.kubernetes_layer as layer
-
-    real_opts = layer.component_opts
-
-    def broken_opts(*args: Any, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions.merge(real_opts(*args, **kwargs),
-                                            pulumi.ResourceOptions(transformations=[break_dev]))
-
-    monkeypatch.setattr(layer, "component_opts", broken_opts)
-    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "dev", dev_config())
+    pulumi.runtime.register_stack_transformation(break_dev)  # this test's runtime only
+    found = run_with_pack(pulumi_mocks, registrations, "dev", dev_config())
     assert mandatory(found) == [
         ("k8s-pinned-images", "tgi-canary-deploy",
          "container 'tgi' uses unpinned image 'ghcr.io/huggingface/text-generation-inference:latest'"),
@@ -131,25 +123,25 @@ def test_broken_dev_variant_fails_with_the_expected_rules(monkeypatch, run_progr
     ]
 
 
-def test_tgi_deployments_carry_the_declared_split_for_the_policies(monkeypatch, run_program, pulumi_mocks) -> None:
-    run_stack_program(monkeypatch, run_program, {**dev_config(), "llm-ab:split": {
+def test_tgi_deployments_carry_the_declared_split_for_the_policies(pulumi_mocks) -> None:
+    run_stack_program({**dev_config(), "llm-ab:split": {
         "canaryPercent": 10, "replicas": 7, "tolerance": 5}})
     for variant in ("stable", "canary"):
         deploy = pulumi_mocks.k8s_named("apps/v1:Deployment", f"text-generation-inference-{variant}")
-        assert deploy.inputs["metadata"]["annotations"] == {rules.DECLARED_PERCENT_ANNOTATION: "10",
-                                                            rules.SPLIT_TOLERANCE_ANNOTATION: "5"}
+        assert deploy.inputs["metadata"]["annotations"] == {contract.DECLARED_PERCENT_ANNOTATION: "10",
+                                                            contract.SPLIT_TOLERANCE_ANNOTATION: "5"}
         # On the Deployment itself, not its pod template: a new split must roll no pods.
         assert "annotations" not in deploy.inputs["spec"]["template"]["metadata"]
     svc = pulumi_mocks.k8s_named("core/v1:Service", "text-generation-inference")
     assert "annotations" not in svc.inputs["metadata"]
-    assert (rules.DECLARED_PERCENT_ANNOTATION, rules.SPLIT_TOLERANCE_ANNOTATION) == (
-        naming.DECLARED_PERCENT_ANNOTATION, naming.SPLIT_TOLERANCE_ANNOTATION)
+    assert (naming.DECLARED_PERCENT_ANNOTATION, naming.SPLIT_TOLERANCE_ANNOTATION) == (
+        contract.DECLARED_PERCENT_ANNOTATION, contract.SPLIT_TOLERANCE_ANNOTATION)  # one owner
 
 
 STAGING = ROOT / "Pulumi.staging.yaml"
 
 
 @pytest.mark.skipif(not STAGING.exists(), reason="Pulumi.staging.yaml (the EKS stack) is not in the tree yet")
-def test_staging_program_has_no_mandatory_violation(monkeypatch, run_program, pulumi_mocks, registrations) -> None:
-    found = run_with_pack(monkeypatch, run_program, pulumi_mocks, registrations, "staging", stack_config("staging"))
+def test_staging_program_has_no_mandatory_violation(pulumi_mocks, registrations) -> None:
+    found = run_with_pack(pulumi_mocks, registrations, "staging", stack_config("staging"))
     assert mandatory(found) == []

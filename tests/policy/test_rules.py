@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from policy.rules import POLICIES
-from tests.policy.conftest import (
+from tests.policy.pack_runner import (
     UNKNOWN,
     check,
     check_stack,

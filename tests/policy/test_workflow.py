@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
-from tests.policy.conftest import POLICY_DIR
+from tests.harness import ROOT
+from tests.policy.pack_runner import POLICY_DIR
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pulumi.yml"
 

@@ -50,7 +50,7 @@ class TgiBehaviour:
 
 
 class _TgiHandler(BaseHTTPRequestHandler):
-    """Implements /generate, POST / (compat, JSON list), GET / and /health, /info like TGI (§3.4)."""
+    """Implements /generate, POST / (compat, JSON list), GET / and /health, /info like TGI."""
 
     protocol_version = "HTTP/1.1"
     timeout = 5  # idle keep-alive connections end, so no handler thread lives long

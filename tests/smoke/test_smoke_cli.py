@@ -93,7 +93,7 @@ def test_human_output_shows_plan_progress_and_results_table(
     assert "Smoke result OK: 10 of 10 checks passed, 0 failed, 0 skipped" in out
 
 
-def test_split_declared_10_but_real_50_exits_1_with_the_observed_share(
+def test_split_expected_10_but_real_50_exits_1_with_the_observed_share(
     run_cli: RunCli,
     stable_and_canary: tuple[RunningServer, RunningServer],
     split_proxy: Callable[..., SplitProxy],
@@ -116,7 +116,7 @@ def test_split_declared_10_but_real_50_exits_1_with_the_observed_share(
     assert split["samples"] < 60  # the sequential test stops early on clear evidence
     assert split["observed"] > 0.3 and split["ci_low"] > 0.10
     detail = _checks(out)[("traffic", "split")]["detail"]
-    assert "declared 10.0%" in detail and "differs from the declared one" in detail
+    assert "expected 10.0%" in detail and "differs from the expected one" in detail
 
 
 def test_canary_answering_500_exits_1_naming_variant_case_and_status(

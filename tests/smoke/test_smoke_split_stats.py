@@ -49,38 +49,38 @@ def test_wald_boundaries_follow_alpha_and_beta() -> None:
     assert side.step_miss == pytest.approx(math.log(0.8 / 0.9))
 
 
-def test_declared_zero_fails_on_the_first_canary_sample() -> None:
-    test = _run(SplitDesign(declared=0.0), [False, False, False, True, False])
+def test_expected_zero_fails_on_the_first_canary_sample() -> None:
+    test = _run(SplitDesign(expected=0.0), [False, False, False, True, False])
 
     assert test.verdict is Verdict.OFF
     assert test.samples == 4 and test.hits == 1
 
 
-def test_declared_zero_passes_after_22_stable_samples() -> None:
-    test = _run(SplitDesign(declared=0.0), [False] * 100)
+def test_expected_zero_passes_after_22_stable_samples() -> None:
+    test = _run(SplitDesign(expected=0.0), [False] * 100)
 
     # accept once 22 * log(0.9) <= log(0.1 / 0.975)
     assert test.verdict is Verdict.CONSISTENT
     assert test.samples == 22
 
 
-def test_declared_hundred_is_the_mirror_image_of_declared_zero() -> None:
-    passes = _run(SplitDesign(declared=1.0), [True] * 100)
-    fails = _run(SplitDesign(declared=1.0), [True, True, False])
+def test_expected_hundred_is_the_mirror_image_of_expected_zero() -> None:
+    passes = _run(SplitDesign(expected=1.0), [True] * 100)
+    fails = _run(SplitDesign(expected=1.0), [True, True, False])
 
     assert (passes.verdict, passes.samples) == (Verdict.CONSISTENT, 22)
     assert (fails.verdict, fails.samples) == (Verdict.OFF, 3)
 
 
 def test_alternatives_drop_the_side_outside_zero_one() -> None:
-    assert SplitDesign(declared=0.0).alternatives() == (0.1,)
-    assert SplitDesign(declared=0.1).alternatives() == pytest.approx((0.0, 0.2))
-    assert SplitDesign(declared=0.95).alternatives() == pytest.approx((0.85,))
-    assert SplitDesign(declared=0.5, delta=0.2).alternatives() == pytest.approx((0.3, 0.7))
+    assert SplitDesign(expected=0.0).alternatives() == (0.1,)
+    assert SplitDesign(expected=0.1).alternatives() == pytest.approx((0.0, 0.2))
+    assert SplitDesign(expected=0.95).alternatives() == pytest.approx((0.85,))
+    assert SplitDesign(expected=0.5, delta=0.2).alternatives() == pytest.approx((0.3, 0.7))
 
 
-def test_half_canary_when_ten_percent_declared_is_rejected_quickly() -> None:
-    test = _run(SplitDesign(declared=0.1), [i % 2 == 0 for i in range(1000)])
+def test_half_canary_when_ten_percent_expected_is_rejected_quickly() -> None:
+    test = _run(SplitDesign(expected=0.1), [i % 2 == 0 for i in range(1000)])
 
     assert test.verdict is Verdict.OFF
     assert test.decided_by == "sprt"
@@ -88,22 +88,22 @@ def test_half_canary_when_ten_percent_declared_is_rejected_quickly() -> None:
 
 
 def test_exactly_ten_percent_canary_is_accepted() -> None:
-    test = _run(SplitDesign(declared=0.1), [i % 10 == 9 for i in range(1000)])
+    test = _run(SplitDesign(expected=0.1), [i % 10 == 9 for i in range(1000)])
 
     assert test.verdict is Verdict.CONSISTENT
     assert 40 < test.samples < 200
 
 
 def test_undecided_test_at_the_cap_falls_back_to_the_exact_binomial_test() -> None:
-    inside = _run(SplitDesign(declared=0.5, max_samples=4), [True, False, True, False])
-    outside = _run(SplitDesign(declared=0.5, max_samples=12), [True] * 12)
+    inside = _run(SplitDesign(expected=0.5, max_samples=4), [True, False, True, False])
+    outside = _run(SplitDesign(expected=0.5, max_samples=12), [True] * 12)
 
     assert (inside.verdict, inside.decided_by, inside.samples) == (Verdict.CONSISTENT, "binomial-at-cap", 4)
     assert outside.samples <= 12 and outside.verdict is Verdict.OFF
 
 
-def test_error_rates_hold_in_simulation_at_declared_ten_percent() -> None:
-    design = SplitDesign(declared=0.1)
+def test_error_rates_hold_in_simulation_at_expected_ten_percent() -> None:
+    design = SplitDesign(expected=0.1)
 
     false_alarm, _ = _simulate(design, 0.10, repetitions=3000, seed=1)
     hit_at_delta, _ = _simulate(design, 0.20, repetitions=3000, seed=2)
@@ -126,15 +126,15 @@ def test_clopper_pearson_matches_closed_forms() -> None:
     assert clopper_pearson(0, 0, 0.95) == (0.0, 1.0)
 
 
-def test_fixed_sample_size_for_declared_zero_is_the_geometric_bound() -> None:
+def test_fixed_sample_size_for_expected_zero_is_the_geometric_bound() -> None:
     # power at p = 0.1 is 1 - 0.9**n, so n = ceil(log(0.1) / log(0.9)) = 22
-    assert fixed_sample_size(SplitDesign(declared=0.0)) == math.ceil(math.log(0.1) / math.log(0.9))
+    assert fixed_sample_size(SplitDesign(expected=0.0)) == math.ceil(math.log(0.1) / math.log(0.9))
 
 
 def test_fixed_sample_size_grows_with_variance_and_shrinks_with_delta() -> None:
-    ten = fixed_sample_size(SplitDesign(declared=0.1))
-    half = fixed_sample_size(SplitDesign(declared=0.5))
-    half_wide = fixed_sample_size(SplitDesign(declared=0.5, delta=0.2))
+    ten = fixed_sample_size(SplitDesign(expected=0.1))
+    half = fixed_sample_size(SplitDesign(expected=0.5))
+    half_wide = fixed_sample_size(SplitDesign(expected=0.5, delta=0.2))
 
     assert 100 < ten < half
     assert half_wide < half / 3
@@ -143,10 +143,10 @@ def test_fixed_sample_size_grows_with_variance_and_shrinks_with_delta() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"declared": 1.5}, "declared share"),
-        ({"declared": 0.1, "alpha": 0.0}, "alpha and beta"),
-        ({"declared": 0.1, "delta": 0.6}, "delta"),
-        ({"declared": 0.1, "max_samples": 0}, "max_samples"),
+        ({"expected": 1.5}, "expected share"),
+        ({"expected": 0.1, "alpha": 0.0}, "alpha and beta"),
+        ({"expected": 0.1, "delta": 0.6}, "delta"),
+        ({"expected": 0.1, "max_samples": 0}, "max_samples"),
     ],
 )
 def test_split_design_rejects_invalid_parameters(kwargs: dict, message: str) -> None:
@@ -159,7 +159,7 @@ def test_run_split_check_reports_an_unrecognised_model_id() -> None:
 
     result = run_split_check(
         "http://unused",
-        SplitDesign(declared=0.1),
+        SplitDesign(expected=0.1),
         lambda m: {"stable-model": "stable"}.get(m),
         1.0,
         sampler=lambda: next(ids),
@@ -175,7 +175,7 @@ def test_run_split_check_reports_a_failed_sample() -> None:
     def broken() -> str:
         raise EndpointError("GET http://svc/info: HTTP 500: boom")
 
-    result = run_split_check("http://unused", SplitDesign(declared=0.1), lambda _: "stable", 1.0, sampler=broken)
+    result = run_split_check("http://unused", SplitDesign(expected=0.1), lambda _: "stable", 1.0, sampler=broken)
 
     assert result.error == "sample 1: GET http://svc/info: HTTP 500: boom"
     assert result.samples == 0 and result.observed is None

@@ -9,22 +9,17 @@ from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from components.eks_cluster import irsa_trust_policy, render_kubeconfig
 from components.eks_network import split_vpc_cidr
-from stacks.config_reader import ConfigError
-from stacks.eks_settings import AmiType, CapacityType, EksSettings
+from stacks.config_types import ConfigError
+from stacks.eks_settings import AmiType, CapacityType
 from stacks.settings import parse_settings
-from tests.conftest import MOCK_ISSUER, ROOT, RecordingMocks, is_secret_value, raw_config, unsecret
-from tests.stacks.test_program import run_main
+from tests.harness import MOCK_ISSUER, RecordingMocks, is_secret_value, raw_config, unsecret
+from tests.samples import staging_config
 
 K8S_PROVIDER = "pulumi:providers:kubernetes::eks-k8s::"
 AWS_PROVIDER = "pulumi:providers:aws::aws::"
-
-
-def staging_config() -> dict[str, Any]:
-    return dict(yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())["config"])
 
 
 def staging_with(**changes: Any) -> dict[str, Any]:
@@ -56,13 +51,13 @@ def pool(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def staging(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks):
-    exported = run_main(monkeypatch, run_program, staging_config())
+def staging(run_main, pulumi_mocks: RecordingMocks):
+    exported = run_main(staging_config())
     return pulumi_mocks, exported
 
 
-def run_with(monkeypatch, run_program, pulumi_mocks, config) -> tuple[RecordingMocks, dict[str, Any]]:
-    return pulumi_mocks, run_main(monkeypatch, run_program, config)
+def run_with(run_main, pulumi_mocks, config) -> tuple[RecordingMocks, dict[str, Any]]:
+    return pulumi_mocks, run_main(config)
 
 
 def one(mocks: RecordingMocks, typ: str):
@@ -81,13 +76,14 @@ def tgi_pod(mocks: RecordingMocks, variant: str) -> dict[str, Any]:
 
 def test_staging_settings_are_a_g5_pool_with_a_ten_percent_canary() -> None:
     s = parse(staging_config())
-    eks: EksSettings = s.extras["eks"]
-    assert (s.plan.stable_replicas, s.plan.canary_replicas) == (9, 1)
-    assert eks.region == "us-east-1" and eks.cluster_name == "llm-ab-staging" and eks.kubernetes_version == "1.35"
-    (g5,) = eks.gpu_pools
-    assert g5.name == "g5" and g5.instance_types == ("g5.xlarge",) and eks.tgi_pool is g5
+    eks, gpu = s.eks, s.gpu
+    assert (s.split.plan().stable_replicas, s.split.plan().canary_replicas) == (9, 1)
+    assert eks.region == "us-east-1" and eks.cluster_name_of(s.stack) == "llm-ab-staging"
+    assert eks.kubernetes_version == "1.35"
+    (g5,) = gpu.node_pools
+    assert g5.name == "g5" and g5.instance_types == ("g5.xlarge",) and gpu.tgi_pool is g5
     assert g5.ami_type is AmiType.AL2023_NVIDIA and g5.capacity_type is CapacityType.ON_DEMAND
-    assert eks.device_plugin_pools == [g5]
+    assert gpu.device_plugin_pools == [g5]
     assert eks.s3_endpoint == "https://s3.us-east-1.amazonaws.com"
 
 
@@ -95,21 +91,21 @@ def test_pool_defaults_are_al2023_on_demand_with_a_100_gib_disk() -> None:
     config = staging_with(gpu={"nodePools": [{"name": "a", "instanceTypes": ["g6.xlarge"], "desiredSize": 11,
                                               "maxSize": 11}]},
                           tgi__gpusPerReplica=1)
-    (a,) = parse(config).extras["eks"].gpu_pools
+    (a,) = parse(config).gpu.node_pools
     assert a.ami_type is AmiType.AL2023_NVIDIA and a.capacity_type is CapacityType.ON_DEMAND
     assert a.disk_size_gib == 100 and a.min_size == 0
 
 
 @pytest.mark.parametrize("spelling", ["on-demand", "ON_DEMAND", "On-Demand", "on_demand"])
 def test_capacity_type_is_accepted_spelled_either_way(spelling: str) -> None:
-    (p,) = parse(staging_with(gpu__nodePools=[pool(capacityType=spelling)])).extras["eks"].gpu_pools
+    (p,) = parse(staging_with(gpu__nodePools=[pool(capacityType=spelling)])).gpu.node_pools
     assert p.capacity_type is CapacityType.ON_DEMAND
-    (p,) = parse(staging_with(gpu__nodePools=[pool(capacityType="spot")])).extras["eks"].gpu_pools
+    (p,) = parse(staging_with(gpu__nodePools=[pool(capacityType="spot")])).gpu.node_pools
     assert p.capacity_type is CapacityType.SPOT
 
 
 def test_kubernetes_version_written_as_a_yaml_number_is_understood() -> None:
-    assert parse(staging_with(eks__kubernetesVersion=1.35)).extras["eks"].kubernetes_version == "1.35"
+    assert parse(staging_with(eks__kubernetesVersion=1.35)).eks.kubernetes_version == "1.35"
 
 
 @pytest.mark.parametrize(
@@ -172,7 +168,7 @@ def test_bad_eks_config_is_rejected_naming_the_key(changes: dict[str, Any], mess
 def test_on_local_eks_keys_are_validated_but_ignored() -> None:
     config = staging_with(platform="local", storage={"bucket": "model-weights"})
     settings = parse(config)
-    assert settings.extras["eks"] is None
+    assert settings.platform.value == "local" and settings.gpu.node_pools  # parsed, and unused
     with pytest.raises(ConfigError, match=re.escape("llm-ab:gpu.nodePools[0].amiType must be one of")):
         parse(staging_with(platform="local", storage={"bucket": "model-weights"},
                            gpu__nodePools=[pool(amiType="WINDOWS")]))
@@ -180,8 +176,8 @@ def test_on_local_eks_keys_are_validated_but_ignored() -> None:
 
 def test_cpu_inference_on_eks_needs_no_gpu_pool() -> None:
     config = staging_with(tgi__gpusPerReplica=0, gpu={})
-    eks = parse(config).extras["eks"]
-    assert eks.gpu_pools == () and eks.tgi_pool is None
+    gpu = parse(config).gpu
+    assert gpu.node_pools == () and gpu.tgi_pool is None
 
 
 # --- pure helpers of the AWS components ----------------------------------------------------
@@ -274,7 +270,7 @@ def test_gpu_node_group_from_the_staging_pool(staging) -> None:
     assert i["scalingConfig"] == {"minSize": 0, "desiredSize": 11, "maxSize": 12}
     assert i["nodeRoleArn"] == "arn:aws:mock::123456789012:eks-node-role"
     assert i["version"] == "1.35"  # follows the control plane
-    depends = {r._name for r in mocks.options["gpu-g5-ng"].depends_on}  # noqa: SLF001
+    depends = mocks.depends_on("gpu-g5-ng")
     assert {"eks-node-AmazonEKSWorkerNodePolicy", "eks-node-AmazonEKS_CNI_Policy",
             "eks-node-AmazonEC2ContainerRegistryReadOnly", "eks-vpc-cni"} <= depends
     system = mocks.named("eks-system")
@@ -381,9 +377,9 @@ def test_outputs_show_gpus_and_what_they_cost(staging, resolve) -> None:
     assert resolve(exported["cluster"])["name"] == "llm-ab-test"
 
 
-def test_minio_on_eks_gets_the_ebs_driver_and_a_default_storage_class(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_minio_on_eks_gets_the_ebs_driver_and_a_default_storage_class(run_main, pulumi_mocks) -> None:
     config = staging_with(storage={"kind": "minio", "bucket": "model-weights", "size": "50Gi"})
-    mocks, _ = run_with(monkeypatch, run_program, pulumi_mocks, config)
+    mocks, _ = run_with(run_main, pulumi_mocks, config)
     addon = [r for r in mocks.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "aws-ebs-csi-driver"]
     assert len(addon) == 1 and addon[0].inputs["serviceAccountRoleArn"].endswith("eks-ebs-csi-role")
     trust = json.loads(mocks.named("eks-ebs-csi-role").inputs["assumeRolePolicy"])["Statement"][0]
@@ -395,33 +391,33 @@ def test_minio_on_eks_gets_the_ebs_driver_and_a_default_storage_class(monkeypatc
     assert len(mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim")) == 1
 
 
-def test_existing_subnets_create_no_vpc(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_existing_subnets_create_no_vpc(run_main, pulumi_mocks) -> None:
     ids = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
-    mocks, _ = run_with(monkeypatch, run_program, pulumi_mocks, staging_with(eks__vpc={"subnetIds": ids}))
+    mocks, _ = run_with(run_main, pulumi_mocks, staging_with(eks__vpc={"subnetIds": ids}))
     assert not mocks.of_type("aws:ec2/vpc:Vpc") and not mocks.of_type("aws:ec2/subnet:Subnet")
     assert one(mocks, "aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"] == ids
     assert mocks.named("gpu-g5-ng").inputs["subnetIds"] == ids
 
 
-def test_bottlerocket_pools_get_no_device_plugin_daemonset(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_bottlerocket_pools_get_no_device_plugin_daemonset(run_main, pulumi_mocks) -> None:
     config = staging_with(gpu__nodePools=[pool(amiType="BOTTLEROCKET_x86_64_NVIDIA")])
-    mocks, _ = run_with(monkeypatch, run_program, pulumi_mocks, config)
+    mocks, _ = run_with(run_main, pulumi_mocks, config)
     assert mocks.named("gpu-g5-ng").inputs["amiType"] == "BOTTLEROCKET_x86_64_NVIDIA"
     assert not mocks.of_type("kubernetes:apps/v1:DaemonSet")
 
 
-def test_cpu_inference_on_eks_stays_off_the_gpu_taint(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_cpu_inference_on_eks_stays_off_the_gpu_taint(run_main, pulumi_mocks) -> None:
     config = staging_with(tgi__gpusPerReplica=0, gpu={})
-    mocks, exported = run_with(monkeypatch, run_program, pulumi_mocks, config)
+    mocks, exported = run_with(run_main, pulumi_mocks, config)
     assert not mocks.of_type("aws:eks/nodeGroup:NodeGroup")[1:], "only the system node group"
     spec = tgi_pod(mocks, "stable")
     assert "tolerations" not in spec and "nodeSelector" not in spec
     assert exported["gpuCost"]["usdPerHour"] == 0 and exported["gpuPools"] == {}
 
 
-def test_bad_eks_config_fails_before_anything_is_registered(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_bad_eks_config_fails_before_anything_is_registered(run_main, pulumi_mocks) -> None:
     config = staging_with(gpu__nodePools=[pool(instanceTypes=["m5.large"])])
     with pytest.raises(pulumi.RunError) as err:
-        run_main(monkeypatch, run_program, config)
+        run_main(config)
     assert "llm-ab:gpu.nodePools[0].instanceTypes must list GPU instance types" in str(err.value)
     assert pulumi_mocks.resources == []

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import runpy
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, RecordingMocks, dev_config, is_secret_value, set_stack_config, unsecret
+from tests.harness import RecordingMocks, is_secret_value, unsecret
+from tests.samples import dev_config
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, run_program, config: dict[str, Any]) -> dict[str, Any]:
-    set_stack_config(monkeypatch, config)
-    exported: dict[str, Any] = {}
-    monkeypatch.setattr("pulumi.export", lambda name, value: exported.__setitem__(name, value))
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-    return exported
-
-
 @pytest.fixture
-def dev(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks):
-    exported = run_main(monkeypatch, run_program, dev_config())
+def dev(run_main, pulumi_mocks: RecordingMocks):
+    exported = run_main(dev_config())
     return pulumi_mocks, exported
 
 
@@ -163,11 +155,11 @@ def test_outputs_show_split_replicas_gpus_and_urls(dev, resolve) -> None:
         ("llm-ab:colour", "blue", "llm-ab:colour is not a known setting"),
     ],
 )
-def test_bad_config_fails_before_anything_is_registered(monkeypatch, run_program, pulumi_mocks, key, value, message) -> None:
+def test_bad_config_fails_before_anything_is_registered(run_main, pulumi_mocks, key, value, message) -> None:
     import pulumi
 
     config = {**dev_config(), key: value}
     with pytest.raises(pulumi.RunError) as err:
-        run_main(monkeypatch, run_program, config)
+        run_main(config)
     assert message in str(err.value)
     assert pulumi_mocks.resources == [], [r.name for r in pulumi_mocks.resources]

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
-import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
 from stacks import promote
-from tests.conftest import ROOT, RecordingMocks, dev_config, set_stack_config
-from tests.unit.test_modelmesh_settings import CANDIDATE, PRIMARY, REV_A, REV_B
+from tests.harness import mocked_runtime, run_main
+from tests.samples import CANDIDATE, PRIMARY, REV_A, REV_B, dev_config
 
 ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 
@@ -97,20 +95,12 @@ with every promotion; it is left out of the serving diffs below."""
 _RUNS: dict[str, dict[str, tuple[str, Any]]] = {}
 
 
-def record(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+def record(config: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     """Run ``__main__.py`` with ``config`` under fresh mocks; registrations by name (cached per config)."""
     key = json.dumps(config, sort_keys=True, default=str)
     if key not in _RUNS:
-        mocks = RecordingMocks()
-        pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="test", preview=False)
-        set_stack_config(monkeypatch, config)
-        monkeypatch.setattr("pulumi.export", lambda *_: None)
-
-        @pulumi.runtime.test
-        def program() -> None:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-        program()
+        with mocked_runtime() as mocks:
+            run_main(config)
         names = [r.name for r in mocks.resources]
         assert len(names) == len(set(names)), "resource names must be unique for the diff"
         _RUNS[key] = {r.name: (r.typ, copy.deepcopy(r.inputs)) for r in mocks.resources}
@@ -151,15 +141,13 @@ def edited(config: dict[str, Any], action: str, track: str) -> dict[str, Any]:
 # --- the ModelMesh track in the program --------------------------------------------------
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_modelmesh_is_off_in_dev_and_creates_nothing(monkeypatch) -> None:
-    run = record(monkeypatch, dev_config())
+def test_modelmesh_is_off_in_dev_and_creates_nothing() -> None:
+    run = record(dev_config())
     assert not [n for n, (typ, _) in run.items() if "serving.kserve.io" in typ or n.startswith("modelmesh")]
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_modelmesh_track_stages_and_serves_both_models(monkeypatch, mesh_config) -> None:
-    run = record(monkeypatch, mesh_config)
+def test_modelmesh_track_stages_and_serves_both_models(mesh_config) -> None:
+    run = record(mesh_config)
     isvcs = {inputs["metadata"]["name"]: inputs for typ, inputs in run.values() if typ == ISVC}
     assert set(isvcs) == {"backend-0", "backend-1"}
     assert isvcs["backend-0"]["metadata"]["namespace"] == "llm-ab-dev"
@@ -178,11 +166,8 @@ def test_modelmesh_track_stages_and_serves_both_models(monkeypatch, mesh_config)
     assert namespace["metadata"]["labels"]["monitor-pods-datasets"] == "enabled"
 
 
-def test_modelmesh_outputs_feed_the_smoke_gate(monkeypatch, run_program, pulumi_mocks, mesh_config, v2_case) -> None:
-    set_stack_config(monkeypatch, mesh_config)
-    exported: dict[str, Any] = {}
-    monkeypatch.setattr("pulumi.export", lambda name, value: exported.__setitem__(name, value))
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+def test_modelmesh_outputs_feed_the_smoke_gate(run_main, pulumi_mocks, mesh_config, v2_case) -> None:
+    exported = run_main(mesh_config)
     out = exported["modelmesh"]
     assert out["v2Url"] == "http://modelmesh-serving.llm-ab-dev.svc.cluster.local:8008"
     assert out["v2Model"] == "backend-0" and out["v2Cases"] == [v2_case]
@@ -210,39 +195,36 @@ def test_modelmesh_outputs_feed_the_smoke_gate(monkeypatch, run_program, pulumi_
          "llm-ab:modelmesh.install is not supported"),
     ],
 )
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_bad_modelmesh_config_fails_before_anything_is_registered(monkeypatch, mesh, message) -> None:
+def test_bad_modelmesh_config_fails_before_anything_is_registered(mesh, message) -> None:
     with pytest.raises(pulumi.RunError) as err:
-        record(monkeypatch, {**dev_config(), "llm-ab:modelmesh": mesh})
+        record({**dev_config(), "llm-ab:modelmesh": mesh})
     assert message in str(err.value)
 
 
 # --- each promotion and rollback previews as exactly the expected changes ----------------
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_tgi_promote_changes_only_the_stable_model_and_its_staging(monkeypatch) -> None:
+def test_tgi_promote_changes_only_the_stable_model_and_its_staging() -> None:
     before = dev_config()
     after = edited(before, "promote", "tgi")
     assert after["llm-ab:models"]["stable"] == before["llm-ab:models"]["canary"]
-    diff = preview_diff(record(monkeypatch, before), record(monkeypatch, after), ignore=SMOKE)
+    diff = preview_diff(record(before), record(after), ignore=SMOKE)
     assert diff.added == set() and diff.removed == set()
     assert diff.changed == {
         "tgi-stable-deploy": {"spec.template.spec.containers[tgi].env[MODEL_ID].value"},
         "staging-stable": {"spec.template.spec.containers[stage].args"},
     }
-    new = record(monkeypatch, after)
+    new = record(after)
     env = new["tgi-stable-deploy"][1]["spec"]["template"]["spec"]["containers"][0]["env"]
     model_id = next(e["value"] for e in env if e["name"] == "MODEL_ID")
     assert model_id.startswith("/mnt/datasets/model-weights/flan-t5-base/")
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_tgi_rollback_changes_only_the_replicas(monkeypatch) -> None:
+def test_tgi_rollback_changes_only_the_replicas() -> None:
     before = dev_config()
     after = edited(before, "rollback", "tgi")
     assert after["llm-ab:split"]["canaryPercent"] == 0
-    run_before, run_after = record(monkeypatch, before), record(monkeypatch, after)
+    run_before, run_after = record(before), record(after)
     diff = preview_diff(run_before, run_after)  # the smoke Job included: it is the only other change
     assert diff.added == set() and diff.removed == set()
     changed = dict(diff.changed)
@@ -257,11 +239,10 @@ def test_tgi_rollback_changes_only_the_replicas(monkeypatch) -> None:
     assert run_after["tgi-canary-deploy"][1]["spec"]["replicas"] == 0
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_modelmesh_promote_moves_the_candidate_into_the_primary(monkeypatch, mesh_config) -> None:
+def test_modelmesh_promote_moves_the_candidate_into_the_primary(mesh_config) -> None:
     after = edited(mesh_config, "promote", "modelmesh")
     assert after["llm-ab:modelmesh"]["models"] == {"primary": CANDIDATE}
-    run_before, run_after = record(monkeypatch, mesh_config), record(monkeypatch, after)
+    run_before, run_after = record(mesh_config), record(after)
     diff = preview_diff(run_before, run_after, ignore=SMOKE)
     assert diff.added == set()
     assert diff.removed == {"modelmesh-candidate", "modelmesh-staging-candidate"}
@@ -276,11 +257,10 @@ def test_modelmesh_promote_moves_the_candidate_into_the_primary(monkeypatch, mes
     assert [i["metadata"]["name"] for t, i in run_after.values() if t == ISVC] == ["backend-0"]
 
 
-@pytest.mark.usefixtures("pulumi_mocks")
-def test_modelmesh_rollback_removes_only_the_candidate(monkeypatch, mesh_config) -> None:
+def test_modelmesh_rollback_removes_only_the_candidate(mesh_config) -> None:
     after = edited(mesh_config, "rollback", "modelmesh")
     assert after["llm-ab:modelmesh"]["models"] == {"primary": {**PRIMARY, "version": "v0"}}
-    diff = preview_diff(record(monkeypatch, mesh_config), record(monkeypatch, after), ignore=SMOKE)
+    diff = preview_diff(record(mesh_config), record(after), ignore=SMOKE)
     assert diff.added == set() and diff.changed == {}
     assert diff.removed == {"modelmesh-candidate", "modelmesh-staging-candidate"}
 

@@ -6,11 +6,12 @@ import copy
 
 import pytest
 
-from components.smoke_test import DIGEST_LABEL, case_files, package_files
+from components.smoke_gate import DIGEST_LABEL, case_files, package_files
+from smoke.plan import Target
+from stacks.gates import smoke_plan
 from stacks.settings import parse_settings
-from stacks.smoke_layer import smoke_cli_args
-from tests.conftest import dev_config, raw_config
-from tests.stacks.test_program import run_main
+from tests.harness import raw_config
+from tests.samples import dev_config
 
 
 def smoke_job(mocks):
@@ -22,11 +23,10 @@ def flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-def test_smoke_job_runs_our_package_after_both_variants(monkeypatch, run_program, pulumi_mocks) -> None:
-    run_main(monkeypatch, run_program, dev_config())
+def test_smoke_job_runs_our_package_after_both_variants(run_main, pulumi_mocks) -> None:
+    run_main(dev_config())
     job = smoke_job(pulumi_mocks)
-    deps = {d._name for d in pulumi_mocks.options["smoke-job"].depends_on}
-    assert {"tgi-stable", "tgi-canary", "traffic"} <= deps
+    assert pulumi_mocks.depends_on("smoke-job") == {"tgi-stable", "tgi-canary", "traffic"}
     spec = job.inputs["spec"]
     assert spec["backoffLimit"] == 0 and spec["template"]["spec"]["restartPolicy"] == "Never"
     args = spec["template"]["spec"]["containers"][0]["args"]
@@ -42,13 +42,13 @@ def test_smoke_job_runs_our_package_after_both_variants(monkeypatch, run_program
     assert pulumi_mocks.options["smoke-job"].custom_timeouts.create == "1200s"
 
 
-def test_a_change_to_the_experiment_changes_the_checks_digest(monkeypatch, run_program, pulumi_mocks) -> None:
-    run_main(monkeypatch, run_program, dev_config())
+def test_a_change_to_the_experiment_changes_the_checks_digest(run_main, pulumi_mocks) -> None:
+    run_main(dev_config())
     before = smoke_job(pulumi_mocks).inputs["metadata"]["labels"][DIGEST_LABEL]
     pulumi_mocks.resources.clear()
     changed = copy.deepcopy(dev_config())
     changed["llm-ab:split"] = {"canaryPercent": 25, "replicas": 4, "tolerance": 5}
-    run_main(monkeypatch, run_program, changed)
+    run_main(changed)
     after = smoke_job(pulumi_mocks).inputs["metadata"]["labels"][DIGEST_LABEL]
     assert before != after
 
@@ -56,14 +56,37 @@ def test_a_change_to_the_experiment_changes_the_checks_digest(monkeypatch, run_p
 def test_a_switched_off_canary_is_not_probed_directly() -> None:
     raw = raw_config(dev_config())
     raw["split"] = {"canaryPercent": 0, "replicas": 2}
-    args = smoke_cli_args(parse_settings(raw))
+    plan = smoke_plan(parse_settings(raw))
+    assert plan.canary is None and plan.canary_percent == 0
+    assert plan.stable == Target(url="http://text-generation-inference-stable.llm-ab-dev.svc.cluster.local:8080",
+                                 model="google/flan-t5-small")
+    args = plan.to_argv()
     assert "--canary-url" not in args and "--stable-url" in args
     assert flag(args, "--canary-percent") == "0"
 
 
-def test_smoke_can_be_switched_off(monkeypatch, run_program, pulumi_mocks) -> None:
+def test_the_plan_expects_the_effective_share_not_the_declared_one() -> None:
+    raw = raw_config(dev_config())
+    raw["split"] = {"canaryPercent": 10, "replicas": 7, "tolerance": 5}  # 1 of 7 canary: 14.29 %
+    plan = smoke_plan(parse_settings(raw))
+    assert flag(plan.to_argv(), "--canary-percent") == "14.29"
+
+
+def test_the_cli_reads_back_every_flag_the_plan_writes() -> None:
+    from smoke.cli import build_parser
+
+    plan = smoke_plan(parse_settings(raw_config(dev_config())))
+    args = build_parser().parse_args(plan.to_argv())
+    assert (args.tgi_url, args.canary_percent, args.samples, args.timeout) == (
+        plan.tgi_url, 50.0, plan.samples, float(plan.timeout or 0))
+    assert (args.stable_url, args.stable_model) == (plan.stable.url, plan.stable.model)
+    assert (args.canary_url, args.canary_model) == (plan.canary.url, plan.canary.model)
+    assert args.cases == list(plan.cases) == ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml"]
+
+
+def test_smoke_can_be_switched_off(run_main, pulumi_mocks) -> None:
     config = {**dev_config(), "llm-ab:smoke": {"enabled": False}}
-    run_main(monkeypatch, run_program, config)
+    run_main(config)
     assert not [r for r in pulumi_mocks.resources if r.name.startswith("smoke")]
 
 

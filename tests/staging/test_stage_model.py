@@ -1,4 +1,4 @@
-"""Tests of staging/stage_model.py against a real S3 server (moto's, with IAM auth on).
+"""Tests of the staging package (python -m staging) against a real S3 server (moto's, with IAM auth on).
 
 The server runs in a child process on a free loopback port. Right after start
 the fixture creates IAM users and then switches moto's request authentication
@@ -14,7 +14,6 @@ subprocess against a small fake Hub on loopback (HF_ENDPOINT).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -24,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +34,7 @@ import pytest
 from botocore.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "staging" / "stage_model.py"
+PACKAGE = REPO_ROOT / "staging"
 COMMIT_1 = "1" * 40
 COMMIT_2 = "2" * 40
 MANIFEST = ".llm-ab-manifest.json"
@@ -165,16 +165,11 @@ def shared_botocore_data():
 
 
 @pytest.fixture(scope="module")
-def sm():
-    """The tool, loaded from its file as the Job runs it (not as a package module)."""
-    spec = importlib.util.spec_from_file_location("stage_model_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+def sm() -> types.SimpleNamespace:
+    """The tool's modules, by the name each function lives under (patches go where the code looks)."""
+    from staging import cli, common, files, hub, s3
+
+    return types.SimpleNamespace(cli=cli, common=common, files=files, hub=hub, s3=s3)
 
 
 @pytest.fixture(autouse=True)
@@ -252,14 +247,14 @@ class Recorder:
 @pytest.fixture
 def recorder(sm, monkeypatch):
     rec = Recorder()
-    original = sm.make_client
+    original = sm.s3.make_client
 
     def make_client(opts, **kwargs):
         client = original(opts, **kwargs)
         client.meta.events.register("before-parameter-build.s3", rec)
         return client
 
-    monkeypatch.setattr(sm, "make_client", make_client)
+    monkeypatch.setattr(sm.s3, "make_client", make_client)
     return rec
 
 
@@ -274,9 +269,9 @@ class FakeHub:
         self.resolved: list[str] = []
 
     def install(self, sm, monkeypatch):
-        monkeypatch.setattr(sm, "hub_snapshot_download", self.snapshot_download)
-        monkeypatch.setattr(sm, "hub_list_files", self.list_files)
-        monkeypatch.setattr(sm, "hub_resolve_commit", self.resolve)
+        monkeypatch.setattr(sm.hub, "hub_snapshot_download", self.snapshot_download)
+        monkeypatch.setattr(sm.hub, "hub_list_files", self.list_files)
+        monkeypatch.setattr(sm.hub, "hub_resolve_commit", self.resolve)
         self.sm = sm
         return self
 
@@ -287,7 +282,7 @@ class FakeHub:
     def list_files(self, _repo_id, commit):
         assert commit == self.commit
         return {
-            name: self.sm.HubFile(size=len(data), sha256=hashlib.sha256(data).hexdigest(), git_oid=None)
+            name: self.sm.hub.HubFile(size=len(data), sha256=hashlib.sha256(data).hexdigest(), git_oid=None)
             for name, data in self.files.items()
             if not name.startswith(".cache/")
         }
@@ -296,22 +291,22 @@ class FakeHub:
         self.downloads.append(
             {"repo_id": repo_id, "revision": revision, "allow_patterns": list(allow_patterns), "local_dir": local_dir}
         )
-        matching = {n: d for n, d in self.files.items() if self.sm.matches(n, allow_patterns)}
+        matching = {n: d for n, d in self.files.items() if self.sm.files.matches(n, allow_patterns)}
         write_model(Path(local_dir), matching)
         write_model(Path(local_dir), {".cache/huggingface/trees/x.json": b"{}"})  # as huggingface_hub does
         return local_dir
 
 
 def run(sm, capsys, *args: str) -> tuple[int, str, str]:
-    code = sm.main([str(a) for a in args])
+    code = sm.cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
 
 
 def run_cli(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *[str(a) for a in args]],
-        env=env,
+        [sys.executable, "-m", "staging", *[str(a) for a in args]],
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -389,7 +384,7 @@ def test_failed_upload_leaves_no_manifest_so_the_prefix_never_looks_complete(
     old = write_model(tmp_path / "old", model_files("v1"))
     assert run(sm, capsys, *common(server, bucket), "--source-dir", old)[0] == 0
     new = write_model(tmp_path / "new", model_files("v2"))
-    real_upload = sm.upload_file
+    real_upload = sm.s3.upload_file
     uploads = []
 
     def upload_then_fail(client, opts, f, config):
@@ -398,16 +393,16 @@ def test_failed_upload_leaves_no_manifest_so_the_prefix_never_looks_complete(
             raise ConnectionResetError("connection reset by peer")
         real_upload(client, opts, f, config)
 
-    monkeypatch.setattr(sm, "upload_file", upload_then_fail)
+    monkeypatch.setattr(sm.s3, "upload_file", upload_then_fail)
 
     with pytest.raises(ConnectionResetError):
-        sm.main(common(server, bucket, revision=COMMIT_2) + ["--source-dir", str(new)])
+        sm.cli.main(common(server, bucket, revision=COMMIT_2) + ["--source-dir", str(new)])
 
     assert uploads == ["model.safetensors", "tokenizer.json"]  # the other files were unchanged
     new_weights = server.s3.get_object(Bucket=bucket, Key=f"{prefix}/model.safetensors")["Body"].read()
     assert new_weights == model_files("v2")["model.safetensors"]
     assert f"{prefix}/{MANIFEST}" not in server.keys(bucket)  # neither the old one nor a new one
-    monkeypatch.setattr(sm, "upload_file", real_upload)
+    monkeypatch.setattr(sm.s3, "upload_file", real_upload)
     code, _, err = run(sm, capsys, *common(server, bucket, revision=COMMIT_2), "--source-dir", new)
     assert code == 0, err
     assert server.manifest(bucket, prefix)["revision"] == COMMIT_2
@@ -596,7 +591,7 @@ def test_upload_verification_failure_names_the_file_and_exits_5(
                 sha = "0" * 64
         client.put_object(Bucket=opts.bucket, Key=opts.key(f.path), Body=body, Metadata={"sha256": sha})
 
-    monkeypatch.setattr(sm, "upload_file", bad_upload)
+    monkeypatch.setattr(sm.s3, "upload_file", bad_upload)
 
     code, out, err = run(sm, capsys, *common(server, bucket), "--source-dir", src, "--json")
 
@@ -670,10 +665,10 @@ def test_download_that_differs_from_the_hub_listing_fails(sm, server, bucket, ca
 
     def listing_with_other_sha(repo_id, commit):
         out = listed(repo_id, commit)
-        out["model.safetensors"] = sm.HubFile(size=out["model.safetensors"].size, sha256="f" * 64, git_oid=None)
+        out["model.safetensors"] = sm.hub.HubFile(size=out["model.safetensors"].size, sha256="f" * 64, git_oid=None)
         return out
 
-    monkeypatch.setattr(sm, "hub_list_files", listing_with_other_sha)
+    monkeypatch.setattr(sm.hub, "hub_list_files", listing_with_other_sha)
 
     code, _, err = run(sm, capsys, *common(server, bucket))
 
@@ -689,7 +684,7 @@ def test_hub_errors_are_reported_without_traceback(sm, server, bucket, capsys, m
     def not_found(*_args):
         raise RepositoryNotFoundError("404 Client Error. Repository Not Found for url: .../api/models/google/nope")
 
-    monkeypatch.setattr(sm, "hub_list_files", not_found)
+    monkeypatch.setattr(sm.hub, "hub_list_files", not_found)
 
     code, _, err = run(sm, capsys, *common(server, bucket, repo="google/nope"))
 
@@ -841,10 +836,10 @@ def test_starting_server_answers_are_retried_until_the_bucket_is_usable(sm, monk
                 raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 503}}, "ListObjectsV2")
             return {"KeyCount": 0}
 
-    monkeypatch.setattr(sm, "make_client", lambda *_, **__: StartingMinio())
-    opts = sm.parse_options(["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m"])
+    monkeypatch.setattr(sm.s3, "make_client", lambda *_, **__: StartingMinio())
+    opts = sm.cli.parse_options(["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m"])
 
-    sm.wait_for_bucket(opts, sleep=sleeps.append, clock=lambda: 0.0)
+    sm.s3.wait_for_bucket(opts, sleep=sleeps.append, clock=lambda: 0.0)
 
     assert answers == []
     assert sleeps == [1.0, 2.0]  # exponential backoff
@@ -866,13 +861,13 @@ def test_deadline_caps_the_wait_for_a_server_that_never_gets_ready(sm, monkeypat
         sleeps.append(seconds)
         now[0] += seconds
 
-    monkeypatch.setattr(sm, "make_client", lambda *_, **__: NeverReady())
-    opts = sm.parse_options(
+    monkeypatch.setattr(sm.s3, "make_client", lambda *_, **__: NeverReady())
+    opts = sm.cli.parse_options(
         ["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m", "--wait-seconds", "20"]
     )
 
-    with pytest.raises(sm.StageError) as failed:
-        sm.wait_for_bucket(opts, sleep=sleep, clock=lambda: now[0])
+    with pytest.raises(sm.common.StageError) as failed:
+        sm.s3.wait_for_bucket(opts, sleep=sleep, clock=lambda: now[0])
 
     assert sleeps == [1.0, 2.0, 4.0, 8.0, 5.0]  # doubling, capped by the deadline
     assert failed.value.code == 3
@@ -943,17 +938,18 @@ def test_cli_reads_settings_from_env_and_prints_json(server, env, bucket, tmp_pa
     assert json.loads(run_cli(env).stdout)["status"] == "already-staged"
 
 
-def test_tool_is_one_file_that_imports_only_stdlib_huggingface_hub_and_boto3():
+def test_tool_is_a_flat_package_that_imports_only_stdlib_huggingface_hub_and_boto3():
+    """Shipped flat by ConfigMap (one key per file), so no subpackages; siblings by relative import."""
     import ast
 
-    tree = ast.parse(SCRIPT.read_text())
+    assert not [p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"]
     imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative imports would not work from the ConfigMap"
-            imported.add(node.module.split(".")[0])
+    for module in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
     assert third_party == {"boto3", "botocore", "huggingface_hub"}
     requirements = (REPO_ROOT / "staging" / "requirements.txt").read_text().lower()

@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from stacks.config_reader import ConfigError
-from stacks.modelmesh_settings import ModelMeshSettings, RuntimeSettings, parse_modelmesh
+from stacks.config_types import ConfigError
+from stacks.modelmesh_settings import ModelMeshSettings, RuntimeSettings
 from stacks.settings import parse_settings
-from tests.unit.test_settings import minimal
-
-REV_A = "a" * 40
-REV_B = "b" * 40
-PRIMARY = {"repo": "julien-c/wine-quality", "revision": REV_A, "file": "sklearn_model.joblib", "format": "sklearn"}
-CANDIDATE = {**PRIMARY, "revision": REV_B, "version": "v1"}
+from tests.samples import CANDIDATE, PRIMARY, REV_A, minimal
 
 
 def with_mesh(mesh: dict[str, Any], **top: Any) -> dict[str, Any]:
@@ -27,7 +22,7 @@ def with_mesh(mesh: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 
 def mesh_of(raw: dict[str, Any]) -> ModelMeshSettings:
-    return parse_settings(raw).extras["modelmesh"]
+    return parse_settings(raw).modelmesh
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def v2_case(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_the_feature_is_registered_and_off_by_default() -> None:
+def test_the_track_is_off_by_default() -> None:
     mm = mesh_of(minimal())
     assert mm == ModelMeshSettings()
     assert mm.enabled is False and mm.install is False and mm.app == "backend" and mm.routemap is False
@@ -138,13 +133,11 @@ def test_the_management_port_follows_the_data_port_for_mlserver() -> None:
 
 
 def test_enabled_needs_minio_storage(v2_case: str) -> None:
-    raw = with_mesh({"enabled": True, "models": {"primary": PRIMARY}, "smokeCases": [v2_case]})
-    settings = parse_settings(raw)
-    from dataclasses import replace
-
-    s3 = replace(settings, storage=replace(settings.storage, kind="s3"))
+    raw = with_mesh({"enabled": True, "models": {"primary": PRIMARY}, "smokeCases": [v2_case]},
+                    platform="eks", storage={"kind": "s3", "bucket": "llm-ab-test-weights-123456789012"},
+                    tgi={"gpusPerReplica": 0})
     with pytest.raises(ConfigError, match=r"modelmesh\.enabled needs storage\.kind minio"):
-        parse_modelmesh(raw, s3)
+        parse_settings(raw)
 
 
 def test_smoke_cases_are_not_needed_without_the_smoke_gate() -> None:

@@ -2,54 +2,37 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from stacks.config_reader import ConfigError
-from stacks.settings import Platform, Settings, image_is_pinned, parse_settings
-from tests.conftest import dev_config, raw_config
-
-SHA_A = "0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
-SHA_B = "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
-
-
-def minimal() -> dict[str, Any]:
-    return {"models": {"stable": {"id": "google/flan-t5-small", "revision": SHA_A},
-                       "canary": {"id": "google/flan-t5-base", "revision": SHA_B}}}
-
-
-def with_value(path: str, value: Any) -> dict[str, Any]:
-    """Minimal config with ``path`` (dotted) set to ``value``."""
-    raw = copy.deepcopy(minimal())
-    node = raw
-    *parents, leaf = path.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    return raw
+from policy.contract import image_is_pinned
+from stacks.config_types import ConfigError
+from stacks.settings import Platform, Settings, parse_settings
+from tests.harness import raw_config
+from tests.samples import SHA_A, dev_config, minimal, with_value
 
 
 def test_defaults_fill_everything_but_the_models() -> None:
     s = parse_settings(minimal())
     assert s.namespace == "llm-ab" and s.platform is Platform.LOCAL
-    assert (s.plan.stable_replicas, s.plan.canary_replicas) == (1, 1)
-    assert s.stable.path == "flan-t5-small" and s.stable.object_prefix == f"flan-t5-small/{SHA_A}"
+    assert (s.split.plan().stable_replicas, s.split.plan().canary_replicas) == (1, 1)
+    assert s.models.stable.path == "flan-t5-small" and s.models.stable.object_prefix == f"flan-t5-small/{SHA_A}"
     assert s.storage.protect is True and s.datashim.install is False and s.smoke.enabled is True
 
 
 def test_dev_stack_is_the_tutorials_pair() -> None:
     s: Settings = parse_settings(raw_config(dev_config()), stack="dev")
-    assert s.stable.id == "google/flan-t5-small" and s.canary.id == "google/flan-t5-base"
-    assert s.split.canary_percent == 50 and s.plan.total == 2
+    assert s.models.stable.id == "google/flan-t5-small" and s.models.canary.id == "google/flan-t5-base"
+    assert s.split.canary_percent == 50 and s.split.plan().total == 2
     assert s.tgi.image.endswith(":1.3.4")
 
 
 def test_scalar_strings_from_the_cli_are_accepted() -> None:
     # `pulumi config set --path split.canaryPercent 10` stores the string "10".
     s = parse_settings(with_value("split", {"canaryPercent": "10", "replicas": "10"}))
-    assert s.plan.canary_replicas == 1 and s.plan.stable_replicas == 9
+    plan = s.split.plan()
+    assert plan.canary_replicas == 1 and plan.stable_replicas == 9
 
 
 @pytest.mark.parametrize(
@@ -113,6 +96,9 @@ def test_split_that_does_not_fit_the_replicas_names_the_smallest_total() -> None
         ("python:latest", False),
         ("python", False),
         ("python:main", False),
+        ("repo:head", False),
+        ("python:slim", False),
+        ("repo@sha256:abc", False),
     ],
 )
 def test_image_pinning_rule(image: str, pinned: bool) -> None:
@@ -132,3 +118,17 @@ def test_flat_dotted_key_explains_how_to_set_an_object_field() -> None:
         parse_settings(raw)
     assert str(err.value) == ("llm-ab:split.canaryPercent is not a known setting: split is an object, so set its "
                               "field with `pulumi config set --path split.canaryPercent '10'`")
+
+
+def test_the_settings_schema_imports_no_pulumi_and_no_resource_module() -> None:
+    """Settings are pure: a bad value fails before anything that could register a resource is loaded."""
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    code = ("import sys, stacks.settings; "
+            "print(sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

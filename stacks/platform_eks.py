@@ -1,16 +1,16 @@
-"""The eks platform: VPC, EKS cluster, GPU node pools, then the same Kubernetes layer through them.
+"""The eks platform: VPC, EKS cluster, GPU node pools, add-ons, and the S3 weights bucket.
 
-``build_eks`` creates (with pulumi-aws, through one explicit AWS provider for ``eks.region``) the
+:func:`provision` creates (with pulumi-aws, through one explicit AWS provider for ``eks.region``) the
 network, the cluster and its system node group, one managed node group per ``gpu.nodePools``
 entry, and the S3 bucket when ``storage.kind`` is s3. One Kubernetes provider made from the
 cluster's kubeconfig then deploys the cluster add-ons (NVIDIA device plugin, a default EBS
-StorageClass) and the whole Kubernetes layer, with TGI placed on the TGI pool's nodes.
-The preview shows what the GPUs cost (outputs ``gpuPools`` and ``gpuCost``).
+StorageClass); the rest of the stack goes through that provider, with TGI placed on the TGI pool's
+nodes. The preview shows what the GPUs cost (outputs ``gpuPools`` and ``gpuCost``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -22,10 +22,9 @@ from components.eks_cluster import EksCluster, EksClusterArgs, SystemNodeGroupAr
 from components.eks_network import EksNetwork, EksNetworkArgs
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from components.s3_store import S3WeightsBucket, S3WeightsBucketArgs
-from stacks.eks_settings import EksSettings, GpuPoolSettings
+from stacks.eks_settings import GpuPoolSettings
 from stacks.gpu_capacity import PoolShape, pool_estimate, price_table, replica_cost, replicas_per_node
-from stacks.kubernetes_layer import LayerExtension, PlatformContext, S3Access, build_kubernetes_layer
-from stacks.llm_ab import layer_outputs
+from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings, Variant
 
 OUT_CLUSTER = "cluster"
@@ -49,10 +48,11 @@ def pool_shape(pool: GpuPoolSettings) -> PoolShape:
                      min_size=pool.min_size, desired_size=pool.desired_size, max_size=pool.max_size)
 
 
-def capacity_outputs(settings: Settings, eks: EksSettings) -> dict[str, Any]:
+def capacity_outputs(settings: Settings) -> dict[str, Any]:
     """``gpuPools`` and ``gpuCost``: plain values, so every preview shows them (pure)."""
+    eks, gpu = settings.eks, settings.gpu
     table = price_table()
-    pools = {pool.name: pool_estimate(pool_shape(pool), table) for pool in eks.gpu_pools}
+    pools = {pool.name: pool_estimate(pool_shape(pool), table) for pool in gpu.node_pools}
     per_hour = round(sum(p["usdPerHour"] for p in pools.values()), 2)
     cost: dict[str, Any] = {
         "usdPerHour": per_hour,
@@ -60,7 +60,7 @@ def capacity_outputs(settings: Settings, eks: EksSettings) -> dict[str, Any]:
         "usdPerHourAtMax": round(sum(p["usdPerHourAtMax"] for p in pools.values()), 2),
         "prices": table.describe(),
     }
-    tgi_pool = eks.tgi_pool
+    tgi_pool = gpu.tgi_pool
     gpus = settings.tgi.gpus_per_replica
     if tgi_pool is not None and gpus > 0:
         replicas = {v.value: settings.replicas(v) for v in Variant}
@@ -73,27 +73,28 @@ def capacity_outputs(settings: Settings, eks: EksSettings) -> dict[str, Any]:
     return {OUT_GPU_POOLS: pools, OUT_GPU_COST: cost}
 
 
-def capacity_warnings(settings: Settings, eks: EksSettings) -> list[str]:
+def capacity_warnings(settings: Settings) -> list[str]:
     """Things a reviewer should know that are not errors (pure)."""
     warnings: list[str] = []
-    gpus = settings.tgi.gpus_per_replica
-    if gpus == 0 and eks.gpu_pools:
+    gpus, pools = settings.tgi.gpus_per_replica, settings.gpu.node_pools
+    if gpus == 0 and pools:
         warnings.append("tgi.gpusPerReplica is 0: TGI runs on the system node group and the GPU pools "
-                        f"({', '.join(p.name for p in eks.gpu_pools)}) only cost money")
-    pool = eks.tgi_pool
+                        f"({', '.join(p.name for p in pools)}) only cost money")
+    pool = settings.gpu.tgi_pool
+    total = settings.split.replicas
     if gpus > 0 and pool is not None:
         slots = pool.desired_size * replicas_per_node(pool.instance_types, gpus)
-        if slots <= settings.plan.total:
+        if slots <= total:
             warnings.append(
-                f"GPU pool {pool.name!r} has no spare TGI slot ({slots} for {settings.plan.total} replicas): "
+                f"GPU pool {pool.name!r} has no spare TGI slot ({slots} for {total} replicas): "
                 "rolling updates surge one replica and will wait; raise its desiredSize by one")
     return warnings
 
 
-def build_eks(settings: Settings, extensions: Sequence[LayerExtension] = ()) -> Mapping[str, Any]:
-    """Create the EKS platform and deploy the Kubernetes layer onto it; returns the stack outputs."""
-    eks: EksSettings = settings.extras["eks"]
-    for warning in capacity_warnings(settings, eks):
+def provision(settings: Settings) -> Platform:
+    """Create the EKS platform: network, cluster, GPU pools, add-ons and (``storage.kind: s3``) the bucket."""
+    eks, gpu = settings.eks, settings.gpu
+    for warning in capacity_warnings(settings):
         pulumi.log.warn(warning)
 
     aws_provider = aws.Provider("aws", region=eks.region,
@@ -111,7 +112,7 @@ def build_eks(settings: Settings, extensions: Sequence[LayerExtension] = ()) -> 
     cluster = EksCluster(
         "eks",
         EksClusterArgs(
-            cluster_name=eks.cluster_name, kubernetes_version=eks.kubernetes_version, region=eks.region,
+            cluster_name=eks.cluster_name_of(settings.stack), kubernetes_version=eks.kubernetes_version, region=eks.region,
             subnet_ids=subnet_ids, endpoint_public_access_cidrs=eks.endpoint_public_access_cidrs,
             system_node_group=SystemNodeGroupArgs(
                 instance_types=system.instance_types, min_size=system.min_size, desired_size=system.desired_size,
@@ -134,20 +135,20 @@ def build_eks(settings: Settings, extensions: Sequence[LayerExtension] = ()) -> 
             ),
             opts=on_aws,
         )
-        for pool in eks.gpu_pools
+        for pool in gpu.node_pools
     ]
 
     # Every Kubernetes object below goes to this cluster, never to the ambient kube context.
     k8s_provider = k8s.Provider("eks-k8s", kubeconfig=cluster.kubeconfig)
     on_cluster = pulumi.ResourceOptions(providers=[k8s_provider])
     ready: list[pulumi.Resource] = [cluster.system_node_group, *cluster.addons, *pools]
-    plugin_pools = [p.name for p in eks.device_plugin_pools]
+    plugin_pools = [p.name for p in gpu.device_plugin_pools]
     if plugin_pools:
         ready.append(NvidiaDevicePlugin(
-            "nvidia-device-plugin", NvidiaDevicePluginArgs(image=eks.device_plugin_image, pools=plugin_pools),
+            "nvidia-device-plugin", NvidiaDevicePluginArgs(image=gpu.device_plugin.image, pools=plugin_pools),
             opts=on_cluster))
 
-    s3: S3Access | None = None
+    weights: WeightsStore | None = None
     if settings.storage.kind == "s3":
         bucket = S3WeightsBucket(
             "weights-s3",
@@ -156,33 +157,27 @@ def build_eks(settings: Settings, extensions: Sequence[LayerExtension] = ()) -> 
                                 staging_service_account=STAGING_SERVICE_ACCOUNT, protect=settings.storage.protect),
             opts=on_aws,
         )
-        s3 = S3Access(
-            endpoint=eks.s3_endpoint, bucket=bucket.bucket_name, region=eks.region,
-            staging_service_account=STAGING_SERVICE_ACCOUNT,
-            staging_service_account_annotations={IRSA_ROLE_ANNOTATION: bucket.staging_role_arn},
-            dataset_access_key_id=bucket.reader_access_key_id,
-            dataset_secret_access_key=bucket.reader_secret_access_key,
+        weights = WeightsStore(
+            endpoint=pulumi.Output.from_input(eks.s3_endpoint), bucket=bucket.bucket_name, region=eks.region,
+            reader_access_key=bucket.reader_access_key_id, reader_secret_key=bucket.reader_secret_access_key,
+            writer_service_account=STAGING_SERVICE_ACCOUNT,
+            writer_service_account_annotations={IRSA_ROLE_ANNOTATION: bucket.staging_role_arn},
         )
         ready.append(bucket)  # the Jobs need the bucket and their role's policy before they start
     else:
         ready.append(EbsStorageClass("ebs-gp3", EbsStorageClassArgs(retain=settings.storage.protect),
                                      opts=on_cluster))
 
-    tgi_pool = eks.tgi_pool
-    ctx = PlatformContext(
+    tgi_pool = gpu.tgi_pool
+    return Platform(
         provider=k8s_provider,
         gpu_node_selector=tgi_pool.node_selector if tgi_pool is not None else {},
-        s3=s3,
-        depends_on=ready,
+        ready=ready,
+        weights=weights,
+        outputs={
+            OUT_CLUSTER: {"name": cluster.cluster_name, "region": eks.region,
+                          "kubernetesVersion": eks.kubernetes_version, "endpoint": cluster.endpoint},
+            OUT_KUBECONFIG: cluster.kubeconfig,
+            **capacity_outputs(settings),
+        },
     )
-    layer = build_kubernetes_layer(settings, ctx, extensions)
-    outputs = layer_outputs(settings, layer)
-    outputs[OUT_CLUSTER] = {
-        "name": cluster.cluster_name,
-        "region": eks.region,
-        "kubernetesVersion": eks.kubernetes_version,
-        "endpoint": cluster.endpoint,
-    }
-    outputs[OUT_KUBECONFIG] = cluster.kubeconfig
-    outputs.update(capacity_outputs(settings, eks))
-    return outputs

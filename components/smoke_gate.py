@@ -7,6 +7,7 @@ checks, so any change to the experiment replaces it and the checks run again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.naming import common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
+from smoke.plan import SmokePlan
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 PACKAGE_MOUNT = "/opt/smoke/smoke"
@@ -61,13 +63,11 @@ class SmokeTestJobArgs:
     namespace: pulumi.Input[str]
     stack: str
     image: str
-    cli_args: Sequence[str]
-    """Arguments of ``python -m smoke`` (targets, models, declared split, ...)."""
-    cases: Sequence[str] = ()
-    """Case files, as repository paths."""
+    plan: SmokePlan
+    """What to check; its ``cases`` are repository paths (shipped by ConfigMap, passed as mounted)."""
     timeout_seconds: int = 900
     wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """What must be ready first (both TGI variants, ModelMesh)."""
+    """What the checks call, so what must be ready first (both TGI variants, the traffic Service, ModelMesh)."""
 
 
 class SmokeTestJob(pulumi.ComponentResource):
@@ -79,8 +79,8 @@ class SmokeTestJob(pulumi.ComponentResource):
     def __init__(self, name: str, args: SmokeTestJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmab:verify:SmokeTestJob", name, None, opts)
         labels = common_labels("smoke-test", args.stack)
-        package, cases = package_files(), case_files(args.cases)
-        cli_args = [*args.cli_args, *[a for c in cases for a in ("--cases", f"{CASES_MOUNT}/{c}")]]
+        package, cases = package_files(), case_files(args.plan.cases)
+        cli_args = dataclasses.replace(args.plan, cases=tuple(f"{CASES_MOUNT}/{c}" for c in cases)).to_argv()
         digest = checks_digest(cli_args, {**package, **cases})
 
         package_cm = k8s.core.v1.ConfigMap(

@@ -1,0 +1,338 @@
+"""The building blocks of the settings schema (pydantic v2): config sections, typed fields with
+the project's error messages, and the one place pydantic's errors become :class:`ConfigError`.
+
+Every error names the full key (``llm-ab:split.canaryPercent``), the value that was given and what
+is allowed, so a bad ``Pulumi.<stack>.yaml`` fails before any resource is registered. Field types
+are ``Annotated`` aliases whose before-validators coerce what the Pulumi CLI stores (scalars as
+strings) and raise our message; sections forbid unknown keys and read camelCase aliases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from policy.contract import image_is_pinned
+
+PROJECT = "llm-ab"
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+OBJECT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+"""A non-empty Kubernetes label value."""
+
+PINNED_COMMIT = "a pinned commit: 40 lower-case hex characters (branches and tags move)"
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid; the message names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{PROJECT}:{key} {message}")
+
+
+def show(value: Any) -> str:
+    """Render a config value the way a user wrote it (strings quoted, bools lower-case)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def is_dns_label(value: str) -> bool:
+    """A Kubernetes DNS label: lower-case letters, digits and '-', at most 63 characters."""
+    return len(value) <= 63 and bool(DNS_LABEL.match(value))
+
+
+def problem(message: str, at: str = "") -> PydanticCustomError:
+    """The error a validator raises: ``message`` about the field being validated, or about the
+    field ``at`` (a dotted key relative to the section) for rules across fields."""
+    return PydanticCustomError("config", "{message}", {"message": message, "at": at})
+
+
+# --- field types ----------------------------------------------------------------------------
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def to_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
+    allowed = f"a number from {_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"a number >= {_fmt(lo)}"
+
+    def check(value: Any) -> float:
+        parsed = to_number(value)
+        if parsed is None or not math.isfinite(parsed) or parsed < lo or (hi is not None and parsed > hi):
+            raise problem(f"must be {allowed}, got {show(value)}")
+        return parsed
+    return check
+
+
+def _whole(lo: int, hi: int | None) -> Callable[[Any], int]:
+    allowed = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
+
+    def check(value: Any) -> int:
+        parsed = to_number(value)
+        if parsed is None or parsed != int(parsed) or parsed < lo or (hi is not None and parsed > hi):
+            raise problem(f"must be {allowed}, got {show(value)}")
+        return int(parsed)
+    return check
+
+
+def Number(lo: float, hi: float | None = None) -> Any:  # noqa: N802 - a type factory
+    """A number within bounds; ``"10"`` (a CLI string) is accepted."""
+    return Annotated[float, BeforeValidator(_number(lo, hi))]
+
+
+def WholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
+    """A whole number within bounds; ``"10"`` and ``10.0`` are accepted, ``2.5`` is not."""
+    return Annotated[int, BeforeValidator(_whole(lo, hi))]
+
+
+def _boolean(value: Any) -> bool:
+    # Pulumi config stores scalars as strings unless the YAML value was typed.
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise problem(f"must be true or false, got {show(value)}")
+    return value
+
+
+Bool = Annotated[bool, BeforeValidator(_boolean)]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise problem(f"must be a non-empty string, got {show(value)}")
+    return value
+
+
+def _text_that(ok: Callable[[str], Any], must_be: str) -> Callable[[Any], str]:
+    """A before-validator: a non-empty string for which ``ok`` holds, else "must be <must_be>"."""
+    def check(value: Any) -> str:
+        text = _text(value)
+        if not ok(text):
+            raise problem(f"must be {must_be}, got {show(value)}")
+        return text
+    return check
+
+
+def Text(pattern: re.Pattern[str] | None = None, allowed: str = "") -> Any:  # noqa: N802 - a type factory
+    """A non-empty string, matching ``pattern`` when given (``allowed`` says what it is)."""
+    check = _text_that(pattern.match, allowed) if pattern is not None else _text
+    return Annotated[str, BeforeValidator(check)]
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise problem(f"must be a string, got {show(value)}")
+    return value
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+"""A string; empty means unset (None)."""
+
+
+def OneOf(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise problem(f"must be one of {', '.join(choices)}, got {show(value)}")
+        return str(value)
+    return Annotated[str, BeforeValidator(check)]
+
+
+def Choice(enum: type[Enum]) -> Any:  # noqa: N802 - a type factory
+    """One of an enum's values, as the enum."""
+    values = [e.value for e in enum]
+
+    def check(value: Any) -> Any:
+        if value not in values:
+            raise problem(f"must be one of {', '.join(values)}, got {show(value)}")
+        return enum(value)
+    return Annotated[enum, BeforeValidator(check)]
+
+
+def _quantity(value: Any) -> str:
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not QUANTITY.match(text):
+        raise problem(f"must be a Kubernetes quantity such as 500m, 4 or 16Gi, got {show(value)}")
+    return text
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+"""A Kubernetes resource quantity such as ``500m``, ``4``, ``16Gi``."""
+
+
+DnsLabel = Annotated[str, BeforeValidator(_text_that(
+    is_dns_label, "a DNS label (lower-case letters, digits and '-', at most 63 characters)"))]
+
+PinnedImage = Annotated[str, BeforeValidator(_text_that(
+    image_is_pinned, "an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or repo@sha256:...), "
+    "never latest or untagged"))]
+"""An image reference pinned by an exact version tag or a digest (``policy.contract``'s rule)."""
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise problem(f"must be a list of strings, got {show(value)}")
+    return tuple(value)
+
+
+StringList = Annotated[tuple[str, ...], BeforeValidator(_string_list)]
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise problem(f"must be an object of string values, got {show(value)}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    """One config object: camelCase keys, unknown keys rejected, immutable once validated."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+                              protected_namespaces=(), use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise problem(f"must be an object, got {show(data)}")
+        return data
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The config keys of this section (aliases), sorted."""
+        return sorted(f.alias or name for name, f in cls.model_fields.items())
+
+
+def given(data: Mapping[str, Any], key: str) -> bool:
+    """Whether raw section ``data`` sets ``key`` (None counts as unset, as in stack files)."""
+    return isinstance(data, Mapping) and data.get(key) is not None
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def config_key(loc: Iterable[str | int]) -> str:
+    """``('gpu', 'nodePools', 0, 'name')`` -> ``gpu.nodePools[0].name``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The section class that holds ``loc`` (for the keys an unknown key is compared with)."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return None
+        current = field.annotation
+        while typing.get_origin(current) is not None:  # Optional[X], tuple[X, ...]
+            current = next((a for a in typing.get_args(current) if isinstance(a, type)
+                            and issubclass(a, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
+    """The first of pydantic's errors, in the project's words."""
+    first = err.errors()[0]
+    loc = [p for p in first["loc"] if isinstance(p, str | int)]
+    kind = first["type"]
+    if kind == "config":
+        at = first["ctx"]["at"]
+        return ConfigError(config_key([*loc, at] if at else loc), first["ctx"]["message"])
+    if kind == "extra_forbidden":
+        section = _section_at(model, loc[:-1])
+        known = ", ".join(section.keys()) if section is not None else ""
+        return ConfigError(config_key(loc), f"is not a known setting (known here: {known})")
+    if kind == "missing":
+        return ConfigError(config_key(loc), "is required")
+    return ConfigError(config_key(loc), f"is invalid: {first['msg']}, got {show(first.get('input'))}")
+
+
+def validate(model: type[BaseModel], raw: Any, *, context: Mapping[str, Any] | None = None) -> Any:
+    """``model`` validated from raw config; a :class:`ConfigError` naming the first bad key."""
+    try:
+        return model.model_validate(raw, context=dict(context or {}))
+    except ValidationError as err:
+        raise config_error(err, model) from None
+
+
+class Amounts(Section):
+    """CPU and memory of a container's requests or limits."""
+
+    cpu: Quantity
+    """CPU, a Kubernetes quantity such as 500m or 2"""
+    memory: Quantity
+    """Memory, a Kubernetes quantity such as 1Gi"""
+
+
+class Resources(Section):
+    """CPU and memory requests and limits of a container."""
+
+    requests: Amounts
+    limits: Amounts
+
+    def to_k8s(self, extra_limits: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+        limits = {"cpu": self.limits.cpu, "memory": self.limits.memory, **(extra_limits or {})}
+        return {"requests": {"cpu": self.requests.cpu, "memory": self.requests.memory}, "limits": limits}
+
+
+def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[Any, Resources]:
+    """A ``resources`` field type whose unset parts fall back to these defaults, and its default."""
+    default = Resources(requests=Amounts(cpu=requests[0], memory=requests[1]),
+                        limits=Amounts(cpu=limits[0], memory=limits[1]))
+    plain = default.model_dump()
+
+    def merge(value: Any) -> Any:
+        if value is None:
+            return plain
+        if not isinstance(value, Mapping):
+            return value  # fails as "must be an object"
+        return {**plain, **{k: ({**plain[k], **v} if k in plain and isinstance(v, Mapping) else v)
+                            for k, v in value.items()}}
+    return Annotated[Resources, BeforeValidator(merge)], default

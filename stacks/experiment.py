@@ -1,0 +1,188 @@
+"""The experiment every platform deploys: namespace, weights store (MinIO unless the platform brings
+one), staging Jobs and Dataset, the TGI stable/canary pair and the traffic Service.
+
+It knows the platform only through :class:`stacks.platform.Platform` and no optional feature at all:
+what a feature needs of the namespace (its opt-in labels) is handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.credentials import CredentialGenerator
+from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
+from components.minio import MinioStore, MinioStoreArgs
+from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
+from components.naming import minio_selector, model_mount_path, split_annotations
+from components.staging import ModelStaging, ModelStagingArgs, StagedModel
+from components.tgi import TgiServer, TgiServerArgs
+from components.traffic import TrafficSplit, TrafficSplitArgs
+from stacks.platform import Platform, WeightsStore
+from stacks.settings import Settings, Variant
+
+OUT_NAMESPACE = "namespace"
+OUT_TRAFFIC_URL = "trafficUrl"
+OUT_STABLE_URL = "stableUrl"
+OUT_CANARY_URL = "canaryUrl"
+OUT_SPLIT = "split"
+OUT_REPLICAS = "replicas"
+OUT_GPUS = "gpus"
+OUT_MODELS = "models"
+OUT_DATASET = "dataset"
+OUT_BUCKET = "bucket"
+OUT_S3_ENDPOINT = "s3Endpoint"
+OUT_MINIO_ROOT_USER = "minioRootUser"
+OUT_MINIO_ROOT_PASSWORD = "minioRootPassword"
+OUT_CREDENTIAL_GENERATOR = "credentialGenerator"
+"""What generated the deployed credentials; the deploy driver compares it with the config (deploy/credentials.py)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """Handles to the experiment's components, for the features and gates built on it."""
+
+    namespace: ExperimentNamespace
+    weights: WeightsStore
+    dataset: DatashimDataset
+    staging: ModelStaging | None
+    tgi: Mapping[Variant, TgiServer]
+    traffic: TrafficSplit
+
+    @property
+    def serving(self) -> list[pulumi.Resource]:
+        """What serves requests: both TGI variants and the traffic Service."""
+        return [*self.tgi.values(), self.traffic]
+
+
+def experiment_namespace(settings: Settings, platform: Platform,
+                         feature_labels: Mapping[str, str]) -> ExperimentNamespace:
+    """The namespace, opted in to Datashim's webhook and to whatever ``feature_labels`` add."""
+    return ExperimentNamespace(
+        "experiment",
+        ExperimentNamespaceArgs(name=settings.namespace, stack=settings.stack,
+                                labels={**NAMESPACE_OPT_IN_LABELS, **feature_labels},
+                                retain=settings.storage.protect and settings.storage.kind == "minio"),
+        opts=platform.opts(),
+    )
+
+
+def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentNamespace) -> WeightsStore:
+    """MinIO in the experiment's namespace as the weights store."""
+    store = MinioStore(
+        "weights",
+        MinioStoreArgs(
+            namespace=namespace.name, stack=settings.stack, image=settings.storage.minio_image,
+            bucket=settings.storage.bucket, size=settings.storage.size,
+            storage_class=settings.storage.storage_class, protect=settings.storage.protect,
+            credential_generator=CredentialGenerator(settings.credentials.generator),
+            # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
+            extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": settings.datashim.operator_namespace}}}],
+        ),
+        opts=platform.opts(),
+    )
+    return WeightsStore(
+        endpoint=store.endpoint, bucket=store.bucket,
+        reader_access_key=store.reader_access_key, reader_secret_key=store.reader_secret_key,
+        writer_secret=store.writer_secret_name, ready=[store.bucket_job],
+        server_selector=minio_selector(settings.stack),
+        outputs={OUT_MINIO_ROOT_USER: pulumi.Output.secret(store.root_user),
+                 OUT_MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
+                 OUT_CREDENTIAL_GENERATOR: settings.credentials.generator},
+    )
+
+
+def build_experiment(settings: Settings, platform: Platform, namespace: ExperimentNamespace,
+                     weights: WeightsStore) -> Experiment:
+    """Staging, Dataset, TGI pair and traffic split, in the namespace, over the weights store."""
+    stack = settings.stack
+    staging: ModelStaging | None = None
+    if settings.staging.enabled:
+        staging = ModelStaging(
+            "staging",
+            ModelStagingArgs(
+                namespace=namespace.name, stack=stack, image=settings.staging.image, endpoint=weights.endpoint,
+                bucket=settings.storage.bucket, credentials_secret=weights.writer_secret,
+                service_account=weights.writer_service_account,
+                service_account_annotations=weights.writer_service_account_annotations,
+                region=weights.region, timeout_seconds=settings.staging.timeout_seconds,
+                models=[StagedModel(role=v.value, repo_id=settings.model(v).id, revision=settings.model(v).revision,
+                                    prefix=settings.model(v).object_prefix) for v in Variant],
+            ),
+            opts=platform.opts(depends_on=weights.ready),
+        )
+
+    dataset = DatashimDataset(
+        "dataset",
+        DatashimDatasetArgs(
+            namespace=namespace.name, stack=stack, dataset_name=settings.datashim.dataset_name,
+            endpoint=weights.endpoint, bucket=weights.bucket, access_key_id=weights.reader_access_key,
+            secret_access_key=weights.reader_secret_key, await_provision=settings.datashim.await_provision,
+            install=settings.datashim.install, version=settings.datashim.version,
+            operator_namespace=settings.datashim.operator_namespace,
+        ),
+        opts=platform.opts(depends_on=weights.ready),
+    )
+
+    # TGI starts only once its weights are in the bucket and the Dataset exists: Datashim's webhook
+    # rejects pods that name a missing Dataset, and TGI treats a missing path as a Hub repo id.
+    weights_in_place: list[pulumi.Resource] = [dataset, *([staging] if staging else [])]
+    tgi = settings.tgi
+    node_selector = {**tgi.node_selector, **(platform.gpu_node_selector if tgi.gpus_per_replica else {})}
+    # Both Deployments carry the declared split for the policy pack, so a new split.canaryPercent
+    # changes only them (replicas and this annotation) and the traffic Service not at all.
+    declared_split = split_annotations(settings.split.canary_percent, settings.split.tolerance)
+    servers = {
+        variant: TgiServer(
+            f"tgi-{variant.value}",
+            TgiServerArgs(
+                namespace=namespace.name, stack=stack, variant=variant.value, image=tgi.image,
+                dataset_name=settings.datashim.dataset_name,
+                model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
+                replicas=settings.replicas(variant), gpus=tgi.gpus_per_replica,
+                max_input_tokens=tgi.max_input_tokens, max_total_tokens=tgi.max_total_tokens,
+                max_batch_prefill_tokens=tgi.max_batch_prefill_tokens, resources=tgi.resources.to_k8s(),
+                startup_budget_seconds=tgi.startup_budget_seconds, shm_size=tgi.shm_size,
+                node_selector=node_selector, run_as_non_root=tgi.run_as_non_root,
+                split_annotations=declared_split,
+            ),
+            opts=platform.opts(depends_on=weights_in_place),
+        )
+        for variant in Variant
+    }
+    traffic = TrafficSplit(
+        "traffic",
+        TrafficSplitArgs(namespace=namespace.name, stack=stack, plan=settings.split.plan(),
+                         allowed_namespaces=settings.traffic.allowed_namespaces),
+        opts=platform.opts(),
+    )
+    return Experiment(namespace=namespace, weights=weights, dataset=dataset, staging=staging, tgi=servers,
+                      traffic=traffic)
+
+
+def gpus_per_variant(settings: Settings) -> dict[str, int]:
+    """GPUs each variant holds at the planned replica counts."""
+    return {v.value: settings.replicas(v) * settings.tgi.gpus_per_replica for v in Variant}
+
+
+def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, Any]:
+    """Stack outputs of the experiment; credentials only as secrets."""
+    return {
+        OUT_NAMESPACE: experiment.namespace.name,
+        OUT_TRAFFIC_URL: experiment.traffic.url,
+        OUT_STABLE_URL: experiment.tgi[Variant.STABLE].url,
+        OUT_CANARY_URL: experiment.tgi[Variant.CANARY].url,
+        OUT_SPLIT: experiment.traffic.split,
+        OUT_REPLICAS: {v.value: settings.replicas(v) for v in Variant},
+        OUT_GPUS: gpus_per_variant(settings),
+        OUT_MODELS: {v.value: {"id": settings.model(v).id, "revision": settings.model(v).revision}
+                     for v in Variant},
+        OUT_DATASET: experiment.dataset.dataset_name,
+        OUT_BUCKET: experiment.weights.bucket,
+        OUT_S3_ENDPOINT: experiment.weights.endpoint,
+        **experiment.weights.outputs,
+    }

@@ -1,0 +1,243 @@
+"""The S3 side: clients, waiting for the bucket, objects and the manifest, errors in plain words."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .common import (
+    ACCESS_DENIED_CODES,
+    CREDENTIAL_ERROR_CODES,
+    EXIT_S3,
+    MANIFEST_FORMAT,
+    Options,
+    META_SHA256,
+    RETRYABLE_CODES,
+    StageError,
+    log,
+)
+from .files import LocalFile
+
+
+def _error_code(e: Exception) -> str:
+    response = getattr(e, "response", None) or {}
+    return str(response.get("Error", {}).get("Code") or "")
+
+
+def _status(e: Exception) -> int:
+    response = getattr(e, "response", None) or {}
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def describe_s3_error(e: Exception, opts: Options, what: str = "") -> StageError:
+    """Turn a boto3/botocore exception into a one-line StageError(EXIT_S3)."""
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
+        return StageError(
+            EXIT_S3,
+            f"no usable S3 credentials for endpoint {opts.endpoint_label} ({type(e).__name__}): set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the staging Secret (or use IRSA)",
+        )
+    cause = e
+    # boto3's S3UploadFailedError wraps the ClientError
+    if not getattr(e, "response", None) and isinstance(getattr(e, "__cause__", None), Exception):
+        cause = e.__cause__  # type: ignore[assignment]
+    code = _error_code(cause)
+    status = _status(cause)
+    if code in CREDENTIAL_ERROR_CODES:
+        return StageError(
+            EXIT_S3,
+            f"S3 rejected the credentials for endpoint {opts.endpoint_label} ({code}): check the staging Secret",
+        )
+    if code in ACCESS_DENIED_CODES or (status == 403 and not code.isalpha()):
+        return StageError(
+            EXIT_S3,
+            f"S3 denied access to bucket '{opts.bucket}' at endpoint {opts.endpoint_label} ({code or status}): the "
+            "staging credentials need s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it",
+        )
+    if code == "NoSuchBucket":
+        return StageError(
+            EXIT_S3,
+            f"bucket '{opts.bucket}' does not exist at endpoint {opts.endpoint_label} "
+            "(create it or pass --create-bucket)",
+        )
+    if code == "AuthorizationHeaderMalformed":
+        return StageError(
+            EXIT_S3, f"S3 endpoint {opts.endpoint_label} rejected the request signature ({code}): check AWS_REGION"
+        )
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    where = f" {what}" if what else ""
+    return StageError(EXIT_S3, f"S3 error{where} at endpoint {opts.endpoint_label}: {message}")
+
+
+def make_client(opts: Options, *, probe: bool = False, session: Any = None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(
+        region_name=region,
+        connect_timeout=5 if probe else 10,
+        read_timeout=15 if probe else 120,
+        retries={"total_max_attempts": 1} if probe else {"mode": "standard", "max_attempts": 10},
+        s3={"addressing_style": "path"} if opts.endpoint_url else {},
+        user_agent_extra="llm-ab-stage-model",
+    )
+    return (session or boto3.session.Session()).client("s3", endpoint_url=opts.endpoint_url, config=config)
+
+
+def wait_for_bucket(
+    opts: Options,
+    *,
+    session: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Check the bucket is reachable and usable, waiting for a starting endpoint.
+
+    Connection failures and 5xx/SlowDown answers are retried with backoff until
+    --wait-seconds have passed; credential, permission and missing-bucket
+    answers fail at once.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+    client = make_client(opts, probe=True, session=session)
+    deadline = clock() + opts.wait_seconds
+    delay = 1.0
+    attempt = 0
+    created = False
+    while True:
+        attempt += 1
+        try:
+            client.list_objects_v2(Bucket=opts.bucket, Prefix=f"{opts.prefix}/", MaxKeys=1)
+            if attempt > 1:
+                log(f"S3 endpoint {opts.endpoint_label} answered after {attempt} attempts")
+            return
+        except ClientError as e:
+            code, status = _error_code(e), _status(e)
+            if code == "NoSuchBucket" and opts.create_bucket and not created:
+                _create_bucket(client, opts)
+                created = True
+                continue
+            if code in RETRYABLE_CODES or status >= 500:
+                last = f"{code or status}"
+            else:
+                raise describe_s3_error(e, opts, f"checking bucket '{opts.bucket}'") from None
+        except (ConnectionError, HTTPClientError) as e:
+            last = f"cannot connect ({type(e).__name__})"
+        except BotoCoreError as e:
+            raise describe_s3_error(e, opts, f"checking bucket '{opts.bucket}'") from None
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise StageError(
+                EXIT_S3,
+                f"S3 endpoint {opts.endpoint_label} still unusable after waiting {opts.wait_seconds:g}s "
+                f"({attempt} attempt{'s' if attempt != 1 else ''}; last: {last}): is it running and is "
+                "--endpoint-url right?",
+            )
+        pause = min(delay, remaining)
+        log(f"waiting for S3 endpoint {opts.endpoint_label} ({last}); retrying in {pause:.1f}s")
+        sleep(pause)
+        delay = min(delay * 2, 10.0)
+
+
+def _create_bucket(client: Any, opts: Options) -> None:
+    from botocore.exceptions import ClientError
+
+    region = client.meta.region_name
+    kwargs: dict[str, Any] = {"Bucket": opts.bucket}
+    if region and region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**kwargs)
+        log(f"created bucket '{opts.bucket}'")
+    except ClientError as e:
+        if _error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise describe_s3_error(e, opts, f"creating bucket '{opts.bucket}'") from None
+
+
+def head(client: Any, bucket: str, key: str) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.head_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if _error_code(e) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def object_matches(info: dict | None, size: int, sha256: str) -> str | None:
+    """None if the HEAD result has this size and sha256 metadata, else why not."""
+    if info is None:
+        return "missing"
+    if info.get("ContentLength") != size:
+        return f"size {info.get('ContentLength')} != {size}"
+    got = (info.get("Metadata") or {}).get(META_SHA256)
+    if got != sha256:
+        return f"sha256 metadata {got or '(none)'} != {sha256}"
+    return None
+
+
+def read_manifest(client: Any, opts: Options) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        body = client.get_object(Bucket=opts.bucket, Key=opts.manifest_key)["Body"].read()
+    except ClientError as e:
+        if _error_code(e) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    try:
+        manifest = json.loads(body)
+        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("files"), list):
+            raise ValueError(f"format {manifest.get('format')!r}")
+        for entry in manifest["files"]:
+            if not (isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int) and entry.get("sha256")):
+                raise ValueError("bad file entry")
+        return manifest
+    except (ValueError, AttributeError, TypeError) as e:
+        log(f"warning: ignoring unreadable manifest s3://{opts.bucket}/{opts.manifest_key} ({e})")
+        return None
+
+
+def staged_state(client: Any, opts: Options, manifest: dict | None, commit: str | None) -> str | None:
+    """None if the bucket already holds exactly what we would stage; else the reason it doesn't."""
+    if manifest is None:
+        return "no manifest"
+    recorded = f"{manifest.get('repo_id')}@{manifest.get('revision')}"
+    if manifest.get("repo_id") != opts.repo_id or manifest.get("revision") != opts.revision:
+        return f"bucket holds {recorded}"
+    if commit is not None and manifest.get("commit") not in (None, commit):
+        return f"{opts.revision} now points to {commit}, bucket holds commit {manifest.get('commit')}"
+    if sorted(manifest.get("allow_patterns") or []) != sorted(opts.allow_patterns):
+        return f"allow patterns changed (bucket: {','.join(manifest.get('allow_patterns') or [])})"
+    if bool(manifest.get("allow_bin")) != opts.allow_bin:
+        return f"--allow-bin changed (bucket: {bool(manifest.get('allow_bin'))})"
+    for entry in manifest["files"]:
+        why = object_matches(head(client, opts.bucket, opts.key(entry["path"])), entry["size"], entry["sha256"])
+        if why:
+            return f"{entry['path']}: {why}"
+    return None
+
+
+def upload_file(client: Any, opts: Options, f: LocalFile, transfer_config: Any) -> None:
+    """Upload one file with its sha256 as metadata (multipart above the threshold)."""
+    client.upload_file(
+        f.abspath,
+        opts.bucket,
+        opts.key(f.path),
+        ExtraArgs={"Metadata": {META_SHA256: f.sha256}},
+        Config=transfer_config,
+    )
+
+
+def list_keys(client: Any, opts: Options) -> list[str]:
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=opts.bucket, Prefix=f"{opts.prefix}/"):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys

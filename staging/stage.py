@@ -1,0 +1,171 @@
+"""Staging itself: already staged? otherwise download, verify, upload, prune and write the manifest."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import hub, s3
+from .common import COMMIT_RE, EXIT_VERIFY, MANIFEST_FORMAT, MANIFEST_NAME, META_SHA256, Options, StageError, human, log
+from .files import check_weights, collect_files, effective_patterns, list_local, matches
+from .hub import _hub_call, verify_against_hub
+from .s3 import describe_s3_error, head, list_keys, object_matches, read_manifest, staged_state, wait_for_bucket
+
+
+@dataclass
+class Result:
+    status: str  # "staged" | "already-staged"
+    opts: Options
+    commit: str | None = None
+    files: list[dict] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def summary(self) -> dict:
+        o = self.opts
+        return {
+            "status": self.status,
+            "repo_id": o.repo_id,
+            "revision": o.revision,
+            "commit": self.commit,
+            "bucket": o.bucket,
+            "prefix": o.prefix,
+            "endpoint_url": o.endpoint_url,
+            "manifest_key": o.manifest_key,
+            "files": len(self.files),
+            "total_bytes": sum(f["size"] for f in self.files),
+            "uploaded": self.uploaded,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "reason": self.reason,
+        }
+
+
+def stage(opts: Options) -> Result:
+    import boto3
+    from boto3.exceptions import Boto3Error  # S3UploadFailedError and friends
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.session.Session()  # one per run: clients share its loaded service model
+    wait_for_bucket(opts, session=session)
+    client = s3.make_client(opts, session=session)
+    try:
+        return _stage(client, opts)
+    except (ClientError, BotoCoreError, Boto3Error) as e:
+        raise describe_s3_error(e, opts) from None
+
+
+def _stage(client: Any, opts: Options) -> Result:
+    where = f"s3://{opts.bucket}/{opts.prefix}/"
+    from_hub = opts.source_dir is None
+    commit: str | None = None
+    if from_hub:
+        if COMMIT_RE.match(opts.revision):
+            commit = opts.revision
+        else:
+            log(f"warning: revision {opts.revision!r} is not a commit sha; pin a commit for reproducible variants")
+            commit = _hub_call("resolving", opts, lambda: hub.hub_resolve_commit(opts.repo_id, opts.revision))
+
+    manifest = read_manifest(client, opts)
+    why = staged_state(client, opts, manifest, commit)
+    if why is None:
+        assert manifest is not None
+        log(f"{opts.repo_id}@{opts.revision} already staged at {where} ({len(manifest['files'])} files); nothing to do")
+        return Result(
+            "already-staged", opts, commit=manifest.get("commit"), files=manifest["files"], reason="already staged"
+        )
+    log(f"staging {opts.repo_id}@{opts.revision} to {where} ({why})")
+
+    with tempfile.TemporaryDirectory(prefix="stage-model-", dir=opts.work_dir) as tmp:
+        if from_hub:
+            assert commit is not None
+            expected = _hub_call("listing", opts, lambda: hub.hub_list_files(opts.repo_id, commit))
+            patterns = effective_patterns(expected, opts)
+            check_weights(sorted(p for p in expected if matches(p, patterns)), opts, patterns)  # before downloading
+            local_dir = os.path.join(tmp, "snapshot")
+            started = time.monotonic()
+            root = _hub_call(
+                "downloading", opts, lambda: hub.hub_snapshot_download(opts.repo_id, commit, patterns, local_dir)
+            )
+            files = collect_files(str(root), patterns)
+            took = time.monotonic() - started
+            log(f"downloaded {len(files)} files ({human(sum(f.size for f in files))}) in {took:.1f}s")
+            verify_against_hub(files, expected, opts, patterns)
+        else:
+            patterns = effective_patterns(list_local(opts.source_dir), opts)  # type: ignore[arg-type]
+            files = collect_files(opts.source_dir, patterns)  # type: ignore[arg-type]
+            check_weights([f.path for f in files], opts, patterns)
+
+        from boto3.s3.transfer import TransferConfig
+
+        transfer = TransferConfig(
+            multipart_threshold=opts.multipart_threshold,
+            multipart_chunksize=opts.multipart_threshold,
+            max_concurrency=4,
+        )
+        # A manifest present means "complete and matching": remove it before touching anything.
+        if manifest is not None or head(client, opts.bucket, opts.manifest_key) is not None:
+            client.delete_object(Bucket=opts.bucket, Key=opts.manifest_key)
+
+        result = Result("staged", opts, commit=commit)
+        for f in files:
+            key = opts.key(f.path)
+            if object_matches(head(client, opts.bucket, key), f.size, f.sha256) is None:
+                result.unchanged.append(f.path)
+                log(f"unchanged {f.path} ({human(f.size)})")
+                continue
+            started = time.monotonic()
+            s3.upload_file(client, opts, f, transfer)
+            why_not = object_matches(head(client, opts.bucket, key), f.size, f.sha256)
+            if why_not:
+                raise StageError(
+                    EXIT_VERIFY, f"verification failed for {f.path} (s3://{opts.bucket}/{key}) after upload: {why_not}"
+                )
+            result.uploaded.append(f.path)
+            log(f"uploaded {f.path} ({human(f.size)}) in {time.monotonic() - started:.1f}s, verified")
+
+    keep = {opts.key(f.path) for f in files}
+    for key in list_keys(client, opts):
+        if key not in keep and key != opts.manifest_key:
+            client.delete_object(Bucket=opts.bucket, Key=key)
+            result.deleted.append(key[len(opts.prefix) + 1 :])
+            log(f"deleted {key} (not in {opts.repo_id}@{opts.revision})")
+
+    result.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+    new_manifest = {
+        "format": MANIFEST_FORMAT,
+        "repo_id": opts.repo_id,
+        "revision": opts.revision,
+        "commit": commit,
+        "source": "hub" if from_hub else "local",
+        "allow_patterns": list(opts.allow_patterns),
+        "allow_bin": opts.allow_bin,
+        "files": result.files,
+        "total_bytes": sum(f.size for f in files),
+        "staged_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    body = (json.dumps(new_manifest, indent=2, sort_keys=True) + "\n").encode()
+    client.put_object(
+        Bucket=opts.bucket,
+        Key=opts.manifest_key,
+        Body=body,
+        ContentType="application/json",
+        Metadata={META_SHA256: hashlib.sha256(body).hexdigest()},
+    )
+    why_not = object_matches(head(client, opts.bucket, opts.manifest_key), len(body), hashlib.sha256(body).hexdigest())
+    if why_not:
+        raise StageError(EXIT_VERIFY, f"verification failed for {MANIFEST_NAME} after upload: {why_not}")
+    total = sum(f.size for f in files)
+    log(
+        f"staged {opts.repo_id}@{opts.revision} to {where}: {len(files)} files, {human(total)} "
+        f"({len(result.uploaded)} uploaded, {len(result.unchanged)} unchanged, {len(result.deleted)} deleted)"
+    )
+    return result

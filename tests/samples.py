@@ -1,0 +1,44 @@
+"""Sample configs the tests share: the stack files' configs and a ModelMesh pair (plain data)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.harness import stack_config
+
+SHA_A = "0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
+SHA_B = "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
+"""The tutorial pair's pinned revisions (flan-t5-small, flan-t5-base)."""
+
+REV_A = "a" * 40
+REV_B = "b" * 40
+PRIMARY = {"repo": "julien-c/wine-quality", "revision": REV_A, "file": "sklearn_model.joblib", "format": "sklearn"}
+"""A ModelMesh primary: the scikit-learn wine-quality model."""
+CANDIDATE = {**PRIMARY, "revision": REV_B, "version": "v1"}
+
+
+def dev_config() -> dict[str, Any]:
+    """The dev stack's config, as the engine hands it to the program (``llm-ab:key`` -> value)."""
+    return stack_config("dev")
+
+
+def staging_config() -> dict[str, Any]:
+    return stack_config("staging")
+
+
+def minimal() -> dict[str, Any]:
+    """The least raw config (no project prefix) that parses: just the two models."""
+    return {"models": {"stable": {"id": "google/flan-t5-small", "revision": SHA_A},
+                       "canary": {"id": "google/flan-t5-base", "revision": SHA_B}}}
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    """:func:`minimal` with ``path`` (dotted) set to ``value``."""
+    raw = copy.deepcopy(minimal())
+    node = raw
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return raw

@@ -61,6 +61,10 @@ def test_every_stack_in_the_workflow_has_its_stack_file_and_policy_config() -> N
         assert (ROOT / f"Pulumi.{stack}.yaml").exists(), stack
 
 
-def test_ci_installs_the_same_pulumi_the_pack_is_pinned_to() -> None:
+def test_ci_installs_the_cli_the_toolchain_builds_which_is_not_older_than_the_packs_sdk() -> None:
+    built = re.search(r"^PULUMI_VERSION=(\S+)", (ROOT / "scripts" / "toolchain").read_text(), re.MULTILINE)
     pinned = re.search(r"^pulumi==(\S+)", (POLICY_DIR / "requirements.txt").read_text(), re.MULTILINE)
-    assert pinned is not None and workflow()["env"]["PULUMI_VERSION"] == pinned.group(1)
+    assert built is not None and pinned is not None
+    assert workflow()["env"]["PULUMI_VERSION"] == built.group(1) == "3.274.1"
+    as_tuple = lambda v: tuple(int(x) for x in v.split("."))  # noqa: E731
+    assert as_tuple(built.group(1)) >= as_tuple(pinned.group(1))

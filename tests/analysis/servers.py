@@ -210,6 +210,8 @@ class _TgiHandler(_Streaming):
             self._json(200, {"model_id": self.behaviour.model_id, "version": "3.3.7", "max_input_tokens": 512})
         elif self.path == "/metrics":
             self._text(200, self.stats.text(), "text/plain; version=0.0.4")
+        elif self.path == "/_injected":
+            self._json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
         else:
             self._json(404, {"error": "not found", "error_type": "not_found"})
 
@@ -326,6 +328,8 @@ class _OpenAiHandler(_Streaming):
             self._json(200, {"object": "list", "data": [{"id": self.behaviour.model_id, "object": "model"}]})
         elif self.path == "/metrics":
             self._text(200, generate_latest(self.stats.registry).decode(), "text/plain; version=0.0.4")
+        elif self.path == "/_injected":
+            self._json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
         else:
             self._json(404, {"object": "error", "message": "not found"})
 
@@ -421,3 +425,32 @@ def start_openai_stream(model_id: str, stops: list[Callable[[], None]], **behavi
     running = RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
     running.stats = stats  # type: ignore[attr-defined]
     return running
+
+
+# -- out-of-process servers ----------------------------------------------------------------------
+#
+# Latency figures measured by a client that shares a process (and the GIL) with the servers are
+# dominated by that contention, so the end-to-end tests start their servers in a child process:
+# ``python -m tests.analysis.servers '<json spec>'`` prints one URL per server, serves until its
+# standard input closes (so it never outlives the test process), and answers ``GET /_injected``
+# with the errors it injected so far.
+
+
+def _serve_spec(spec: list[dict[str, Any]]) -> None:
+    import sys
+
+    stops: list[Callable[[], None]] = []
+    for item in spec:
+        kind = item.pop("kind")
+        model = item.pop("model_id")
+        start = start_tgi_stream if kind == "tgi" else start_openai_stream
+        print(start(model, stops, **item).url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin (or dies)
+    for stop in reversed(stops):
+        stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve_spec(json.loads(sys.argv[1]))

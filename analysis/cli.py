@@ -150,14 +150,14 @@ def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
 
 
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.mode == "open" and args.concurrency is not None:
+        parser.error("--concurrency is for --mode closed; open loop takes --rate")
+    if args.mode == "closed" and args.rate is not None:
+        parser.error("--rate is for --mode open; closed loop (the default) takes --concurrency")
     if args.mode == "open" and args.rate is None:
         parser.error("--mode open needs --rate R (arrivals per second per target)")
     if args.mode == "closed" and args.concurrency is None:
         parser.error("--mode closed needs --concurrency N (clients per target)")
-    if args.mode == "open" and args.concurrency is not None:
-        parser.error("--concurrency is for --mode closed; open loop takes --rate")
-    if args.mode == "closed" and args.rate is not None:
-        parser.error("--rate is for --mode open; closed loop takes --concurrency")
     if args.scrape_interval < 0:
         parser.error(f"--scrape-interval must be >= 0, got {args.scrape_interval:g}")
     for flag in ("stable_url", "canary_url", "traffic_url"):

@@ -20,7 +20,7 @@ from .loadgen import MODES, LoadPlan, Target
 from .prompts import LengthControls, Prompt, PromptFileError, from_case_files, from_jsonl, prepare
 from .report import ConsoleUi, make_console
 from .runner import AnalysisConfig, PreflightError, run
-from .thresholds import CONFIG_KEYS, CONFIG_PREFIX, Thresholds, ThresholdError, thresholds_from_config
+from .thresholds import CONFIG_KEYS, CONFIG_PREFIX, ThresholdError, Thresholds, thresholds_from_config
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -95,47 +95,90 @@ def build_parser() -> argparse.ArgumentParser:
     targets = parser.add_argument_group("targets")
     targets.add_argument("--stable-url", metavar="URL", required=True, help="stable variant's own Service")
     targets.add_argument("--canary-url", metavar="URL", required=True, help="canary variant's own Service")
-    targets.add_argument("--traffic-url", metavar="URL", help="traffic Service (loaded in a second phase; reported only)")
+    targets.add_argument(
+        "--traffic-url", metavar="URL", help="traffic Service (loaded in a second phase; reported only)"
+    )
     targets.add_argument("--engine", choices=ENGINES, default="tgi", help="protocol of every target (default tgi)")
     for name in ("stable", "canary", "traffic"):
-        targets.add_argument(f"--{name}-engine", choices=ENGINES, help=f"protocol of the {name} target (default --engine)")
         targets.add_argument(
-            f"--{name}-model", metavar="ID",
+            f"--{name}-engine", choices=ENGINES, help=f"protocol of the {name} target (default --engine)"
+        )
+        targets.add_argument(
+            f"--{name}-model",
+            metavar="ID",
             help=f"model the {name} target serves (default: learned from /info or /v1/models)",
         )
     load = parser.add_argument_group("load")
     load.add_argument("--mode", choices=MODES, default="closed", help="open (Poisson arrivals) or closed loop")
     load.add_argument("--rate", type=_positive_float, metavar="R", help="open loop: arrivals per second per target")
     load.add_argument("--concurrency", type=_positive_int, metavar="N", help="closed loop: clients per target")
-    load.add_argument("--requests", type=_positive_int, metavar="N", required=True, help="at most N requests per target")
-    load.add_argument("--duration", type=_positive_float, metavar="S", required=True,
-                      help="no request starts after S seconds of a phase")
-    load.add_argument("--request-timeout", type=_positive_float, metavar="S", default=60.0,
-                      help="limit of one streamed request (default 60)")
-    load.add_argument("--ready-timeout", type=_positive_float, metavar="S", default=30.0,
-                      help="how long to wait for each endpoint to answer before the load (default 30)")
-    load.add_argument("--max-inflight", type=_positive_int, metavar="N", default=256,
-                      help="open loop: cap of requests in flight per target (default 256)")
-    load.add_argument("--scrape-interval", type=float, metavar="S", default=1.0,
-                      help="in-run /metrics scrape period for gauges; 0 = off (default 1)")
+    load.add_argument(
+        "--requests", type=_positive_int, metavar="N", required=True, help="at most N requests per target"
+    )
+    load.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        required=True,
+        help="no request starts after S seconds of a phase",
+    )
+    load.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        metavar="S",
+        default=60.0,
+        help="limit of one streamed request (default 60)",
+    )
+    load.add_argument(
+        "--ready-timeout",
+        type=_positive_float,
+        metavar="S",
+        default=30.0,
+        help="how long to wait for each endpoint to answer before the load (default 30)",
+    )
+    load.add_argument(
+        "--max-inflight",
+        type=_positive_int,
+        metavar="N",
+        default=256,
+        help="open loop: cap of requests in flight per target (default 256)",
+    )
+    load.add_argument(
+        "--scrape-interval",
+        type=float,
+        metavar="S",
+        default=1.0,
+        help="in-run /metrics scrape period for gauges; 0 = off (default 1)",
+    )
     load.add_argument("--no-server-metrics", action="store_true", help="do not scrape /metrics")
     load.add_argument("--seed", type=int, default=0, help="seed of arrivals and bootstrap (default 0)")
     prompts = parser.add_argument_group("prompts")
     source = prompts.add_mutually_exclusive_group()
     source.add_argument("--cases", metavar="PATH", action="append", help="smoke case file or directory (repeatable)")
     source.add_argument("--prompts", metavar="FILE", help="JSONL prompt set (one JSON object per line)")
-    prompts.add_argument("--max-new-tokens", type=_positive_int, metavar="N", help="override every prompt's max_new_tokens")
+    prompts.add_argument(
+        "--max-new-tokens", type=_positive_int, metavar="N", help="override every prompt's max_new_tokens"
+    )
     prompts.add_argument("--max-prompt-chars", type=_positive_int, metavar="N", help="cut prompts to N characters")
-    prompts.add_argument("--truncate-tokens", type=_positive_int, metavar="N",
-                         help="server-side truncation to the last N prompt tokens")
+    prompts.add_argument(
+        "--truncate-tokens", type=_positive_int, metavar="N", help="server-side truncation to the last N prompt tokens"
+    )
     decision = parser.add_argument_group("thresholds (stack settings analysis.*)")
     for f in fields(Thresholds):
         decision.add_argument(
-            _flag(f.name), dest=f.name, type=_threshold_value, metavar="X",
+            _flag(f.name),
+            dest=f.name,
+            type=_threshold_value,
+            metavar="X",
             help=f"{CONFIG_PREFIX}{CONFIG_KEYS[f.name]} ({_HELP_UNITS[f.name]}; default {f.default})",
         )
-    decision.add_argument("--bootstrap-resamples", type=_positive_int, metavar="B", default=2000,
-                          help="bootstrap resamples per latency metric (default 2000)")
+    decision.add_argument(
+        "--bootstrap-resamples",
+        type=_positive_int,
+        metavar="B",
+        default=2000,
+        help="bootstrap resamples per latency metric (default 2000)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as JSON on stdout (human output to stderr)")
     out.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with charts")
@@ -145,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
     """Thresholds from the flags given (others keep their defaults); ThresholdError names the setting."""
-    values = {CONFIG_KEYS[f.name]: getattr(args, f.name) for f in fields(Thresholds) if getattr(args, f.name) is not None}
+    values = {
+        CONFIG_KEYS[f.name]: getattr(args, f.name) for f in fields(Thresholds) if getattr(args, f.name) is not None
+    }
     return thresholds_from_config(values)
 
 

@@ -163,7 +163,12 @@ class OpenAiEngine:
             body["temperature"] = 0.0
         elif "temperature" in p:
             body["temperature"] = p["temperature"]
-        for ours, theirs in (("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"), ("truncate", "truncate_prompt_tokens")):
+        for ours, theirs in (
+            ("top_p", "top_p"),
+            ("seed", "seed"),
+            ("stop", "stop"),
+            ("truncate", "truncate_prompt_tokens"),
+        ):
             if ours in p:
                 body[theirs] = p[ours]
         return body

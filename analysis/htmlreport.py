@@ -29,8 +29,15 @@ def _ecdf(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=380,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template="plotly_white",
+        height=380,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -43,28 +50,47 @@ def _figures(records: dict[str, list[RequestRecord]]) -> dict[str, go.Figure]:
             values = [getattr(r, attr) for r in ok if getattr(r, attr) is not None]
             if values:
                 x, y = _ecdf(values)
-                figs[key].add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colour, "shape": "hv"}))
+                figs[key].add_trace(
+                    go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colour, "shape": "hv"})
+                )
         timed = [r for r in ok if r.ttft_s is not None]
-        figs["ttft-over-time"].add_trace(go.Scatter(
-            x=[r.started_s for r in timed], y=[r.ttft_s * 1000 for r in timed], mode="markers", name=name,
-            marker={"color": colour, "size": 5, "opacity": 0.7}))
+        figs["ttft-over-time"].add_trace(
+            go.Scatter(
+                x=[r.started_s for r in timed],
+                y=[r.ttft_s * 1000 for r in timed],
+                mode="markers",
+                name=name,
+                marker={"color": colour, "size": 5, "opacity": 0.7},
+            )
+        )
         rated = [r for r in ok if r.tokens_per_s is not None]
-        figs["tokens-per-s-over-time"].add_trace(go.Scatter(
-            x=[r.started_s for r in rated], y=[r.tokens_per_s for r in rated], mode="markers", name=name,
-            marker={"color": colour, "size": 5, "opacity": 0.7}))
+        figs["tokens-per-s-over-time"].add_trace(
+            go.Scatter(
+                x=[r.started_s for r in rated],
+                y=[r.tokens_per_s for r in rated],
+                mode="markers",
+                name=name,
+                marker={"color": colour, "size": 5, "opacity": 0.7},
+            )
+        )
         itl = [r.mean_itl_s * 1000 for r in ok if r.mean_itl_s is not None]
         if itl:
             figs["itl-distribution"].add_trace(go.Histogram(x=itl, name=name, marker={"color": colour}, opacity=0.6))
     kinds = sorted({r.error.value for recs in records.values() for r in recs if r.error is not None})
     for name, recs in records.items():
         counts = [sum(1 for r in recs if r.error is not None and r.error.value == k) for k in kinds]
-        figs["errors-by-kind"].add_trace(go.Bar(x=kinds or ["none"], y=counts or [0], name=name,
-                                                marker={"color": COLOURS.get(name, "#333333")}))
+        figs["errors-by-kind"].add_trace(
+            go.Bar(x=kinds or ["none"], y=counts or [0], name=name, marker={"color": COLOURS.get(name, "#333333")})
+        )
     _layout(figs["ttft-cdf"], "Time to first token: CDF", "TTFT (ms)", "fraction of requests")
     _layout(figs["e2e-cdf"], "End-to-end latency: CDF", "latency (ms)", "fraction of requests")
     _layout(figs["ttft-over-time"], "Time to first token over the run", "request start (s into the phase)", "TTFT (ms)")
-    _layout(figs["tokens-per-s-over-time"], "Output tokens/s per request over the run",
-            "request start (s into the phase)", "tokens/s")
+    _layout(
+        figs["tokens-per-s-over-time"],
+        "Output tokens/s per request over the run",
+        "request start (s into the phase)",
+        "tokens/s",
+    )
     _layout(figs["itl-distribution"], "Mean inter-token latency per request", "ITL (ms)", "requests")
     figs["itl-distribution"].update_layout(barmode="overlay")
     _layout(figs["errors-by-kind"], "Errors by kind", "kind", "requests")
@@ -84,31 +110,70 @@ def render(report: AnalysisReport) -> str:
     comparison = _table(
         ("Metric", "Stable", "Canary", "Canary - stable", "Interval", "Pass rule", "Result", "Why"),
         [
-            (r.metric, fmt_value(r.stable, r.unit), fmt_value(r.canary, r.unit), *fmt_estimate(r), r.rule,
-             r.status.value.upper(), r.reason)
+            (
+                r.metric,
+                fmt_value(r.stable, r.unit),
+                fmt_value(r.canary, r.unit),
+                *fmt_estimate(r),
+                r.rule,
+                r.status.value.upper(),
+                r.reason,
+            )
             for r in report.comparison.rows
         ],
     )
     clients = _table(
-        ("Target", "URL", "Engine", "Requests", "OK", "Errors", "TTFT p50", "TTFT p95", "E2E p50", "E2E p95",
-         "tok/s p50", "Req/s"),
+        (
+            "Target",
+            "URL",
+            "Engine",
+            "Requests",
+            "OK",
+            "Errors",
+            "TTFT p50",
+            "TTFT p95",
+            "E2E p50",
+            "E2E p95",
+            "tok/s p50",
+            "Req/s",
+        ),
         [
-            (s.target, s.url, s.engine, str(s.requests), str(s.ok),
-             ", ".join(f"{k} {v}" for k, v in s.errors.items()) or "0", fmt_seconds(s.ttft_p50),
-             fmt_seconds(s.ttft_p95), fmt_seconds(s.e2e_p50), fmt_seconds(s.e2e_p95),
-             "-" if s.tokens_per_s_p50 is None else f"{s.tokens_per_s_p50:.1f}",
-             "-" if s.achieved_rps is None else f"{s.achieved_rps:.1f}")
+            (
+                s.target,
+                s.url,
+                s.engine,
+                str(s.requests),
+                str(s.ok),
+                ", ".join(f"{k} {v}" for k, v in s.errors.items()) or "0",
+                fmt_seconds(s.ttft_p50),
+                fmt_seconds(s.ttft_p95),
+                fmt_seconds(s.e2e_p50),
+                fmt_seconds(s.e2e_p95),
+                "-" if s.tokens_per_s_p50 is None else f"{s.tokens_per_s_p50:.1f}",
+                "-" if s.achieved_rps is None else f"{s.achieved_rps:.1f}",
+            )
             for s in report.summaries.values()
         ],
     )
     server_rows = [
-        (target, d.name, d.type, "" if d.delta is None else f"{d.delta:g}",
-         "" if d.mean is None else f"{d.mean:.4g}", "" if d.p50 is None else f"{d.p50:.4g}",
-         "" if d.p95 is None else f"{d.p95:.4g}", "" if d.sampled_max is None else f"{d.sampled_max:g}")
+        (
+            target,
+            d.name,
+            d.type,
+            "" if d.delta is None else f"{d.delta:g}",
+            "" if d.mean is None else f"{d.mean:.4g}",
+            "" if d.p50 is None else f"{d.p50:.4g}",
+            "" if d.p95 is None else f"{d.p95:.4g}",
+            "" if d.sampled_max is None else f"{d.sampled_max:g}",
+        )
         for target, deltas in report.server.items()
         for d in deltas
     ]
-    server = _table(("Target", "Family", "Type", "Delta / n", "Mean", "p50", "p95", "Gauge max"), server_rows) if server_rows else "<p>No server metrics were scraped.</p>"
+    server = (
+        _table(("Target", "Family", "Type", "Delta / n", "Mean", "p50", "p95", "Gauge max"), server_rows)
+        if server_rows
+        else "<p>No server metrics were scraped.</p>"
+    )
     figs = _figures(report.records)
     charts = "\n".join(
         f'<div class="chart">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=key)}</div>'

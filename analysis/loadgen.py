@@ -15,6 +15,7 @@ gauges (queue size, batch size); the counters and histograms are read before and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -94,8 +95,10 @@ class LoadPlan:
 
     def describe(self) -> str:
         """One line for the run plan."""
-        load = f"open loop, Poisson arrivals at {self.rate:g}/s" if self.mode == "open" else (
-            f"closed loop, {self.concurrency} concurrent clients"
+        load = (
+            f"open loop, Poisson arrivals at {self.rate:g}/s"
+            if self.mode == "open"
+            else (f"closed loop, {self.concurrency} concurrent clients")
         )
         return (
             f"{load}; at most {self.requests} requests or {self.duration_s:g} s per target, "
@@ -323,14 +326,18 @@ async def _scrape_into(client: httpx.AsyncClient, target: Target, server: Server
 
 
 async def _sample_gauges(
-    client: httpx.AsyncClient, targets: Sequence[Target], server: dict[str, ServerMetrics], interval: float, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    targets: Sequence[Target],
+    server: dict[str, ServerMetrics],
+    interval: float,
+    stop: asyncio.Event,
 ) -> None:
     while not stop.is_set():
-        await asyncio.gather(*(_scrape_into(client, t, server[t.name], "during") for t in targets if server[t.name].error is None))
-        try:
+        await asyncio.gather(
+            *(_scrape_into(client, t, server[t.name], "during") for t in targets if server[t.name].error is None)
+        )
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
 
 
 async def run_phase_async(
@@ -345,7 +352,9 @@ async def run_phase_async(
         raise ValueError("no prompts to send")
     records: dict[str, list[RequestRecord]] = {t.name: [] for t in targets}
     server = {t.name: ServerMetrics() for t in targets}
-    limits = httpx.Limits(max_connections=max(plan.max_inflight, plan.concurrency or 0) + 8, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=max(plan.max_inflight, plan.concurrency or 0) + 8, max_keepalive_connections=64
+    )
     timeout = httpx.Timeout(plan.request_timeout_s, connect=plan.connect_timeout_s)
 
     def sink(record: RequestRecord) -> None:

@@ -75,11 +75,7 @@ class Snapshot:
 
     def gauge_values(self) -> dict[str, float]:
         """Every gauge's value summed over its label sets."""
-        return {
-            name: sum(fam.samples.values())
-            for name, fam in self.families.items()
-            if fam.type == "gauge"
-        }
+        return {name: sum(fam.samples.values()) for name, fam in self.families.items() if fam.type == "gauge"}
 
 
 def parse(text: str) -> Snapshot:
@@ -174,7 +170,9 @@ def _counter_delta(name: str, before: Family | None, after: Family) -> MetricDel
 
     b, a = per_labels(before), per_labels(after)
     # A counter that went down was reset (pod restart): count from zero, as PromQL's increase() does.
-    deltas = {labels: (a[labels] - b.get(labels, 0.0)) if a[labels] >= b.get(labels, 0.0) else a[labels] for labels in a}
+    deltas = {
+        labels: (a[labels] - b.get(labels, 0.0)) if a[labels] >= b.get(labels, 0.0) else a[labels] for labels in a
+    }
     breakdown = {_label_text(k): v for k, v in sorted(deltas.items()) if k and v}
     return MetricDelta(name, "counter", delta=sum(deltas.values()), breakdown=breakdown)
 
@@ -261,11 +259,7 @@ def deltas(before: Snapshot, after: Snapshot, during: GaugeSamples | None = None
 
 def interesting(rows: Iterable[MetricDelta]) -> list[MetricDelta]:
     """Rows worth showing: preferred families, and any other that changed."""
-    return [
-        r
-        for r in rows
-        if r.name in _ORDER or (r.delta not in (None, 0.0)) or (r.sampled_max not in (None, 0.0))
-    ]
+    return [r for r in rows if r.name in _ORDER or (r.delta not in (None, 0.0)) or (r.sampled_max not in (None, 0.0))]
 
 
 def by_name(rows: Sequence[MetricDelta]) -> dict[str, MetricDelta]:

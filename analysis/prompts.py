@@ -155,7 +155,9 @@ def from_jsonl(path: str) -> list[Prompt]:
         expectations: tuple[ScoredExpectation, ...] = ()
         if "expect" in item:
             ((kind, value),) = item["expect"].items()
-            expectations = (ScoredExpectation(item.get("model"), Expectation(kind, "" if kind == "non_empty" else value)),)
+            expectations = (
+                ScoredExpectation(item.get("model"), Expectation(kind, "" if kind == "non_empty" else value)),
+            )
         prompts.append(
             Prompt(
                 name=item.get("name", f"{Path(path).name}:{number}"),

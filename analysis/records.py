@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     """Why a request failed; one kind per failed request."""
 
     TIMEOUT = "timeout"
@@ -39,7 +39,7 @@ class RequestRecord:
     started_s: float
     """Start time relative to the start of the run."""
     scheduled_s: float | None = None
-    """Open loop: when the arrival was due (relative to the run start); ``started_s - scheduled_s`` is the client's lag."""
+    """Open loop: when the arrival was due (from the run start); ``started_s - scheduled_s`` is the client's lag."""
     ttft_s: float | None = None
     """Time to first token (first non-empty token event)."""
     e2e_s: float | None = None

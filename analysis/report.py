@@ -82,7 +82,9 @@ class ConsoleUi:
             table.add_row(target.name, escape(target.url), target.engine, escape(target.model or "-"))
         self.console.print(table)
         self.console.print(f"Load: {escape(config.plan.describe())}")
-        phases = "stable and canary together, then the traffic Service" if config.traffic else "stable and canary together"
+        phases = (
+            "stable and canary together, then the traffic Service" if config.traffic else "stable and canary together"
+        )
         self.console.print(f"Phases: {phases}; {len(config.prompts)} prompt(s) round-robin")
         t = config.thresholds
         self.console.print(
@@ -94,6 +96,7 @@ class ConsoleUi:
 
     def phase_started(self, name: str, targets: Sequence[Target], requests: int) -> None:
         """A progress bar per target of the phase."""
+        self.console.print(f"Phase [bold]{name}[/]: {', '.join(t.name for t in targets)}")
         self._progress = Progress(
             TextColumn("{task.description:<8}"),
             BarColumn(),
@@ -135,7 +138,8 @@ class ConsoleUi:
         for name, summary in report.summaries.items():
             if summary.requests and summary.ok == 0:
                 self.console.print(
-                    f"[bold red]{name}[/]: all {summary.requests} requests failed; first: {escape(summary.first_error or '')}"
+                    f"[bold red]{name}[/]: all {summary.requests} requests failed; "
+                    f"first: {escape(summary.first_error or '')}"
                 )
         verdict = report.comparison.verdict
         self.console.print(

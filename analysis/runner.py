@@ -57,8 +57,9 @@ class AnalysisConfig:
     ready_timeout_s: float = 30.0
     """How long the pre-flight check waits for each endpoint to answer."""
     scrape_metrics: bool = True
-    flags: dict[str, str] = field(default_factory=lambda: {"stable": "--stable-url", "canary": "--canary-url",
-                                                           "traffic": "--traffic-url"})
+    flags: dict[str, str] = field(
+        default_factory=lambda: {"stable": "--stable-url", "canary": "--canary-url", "traffic": "--traffic-url"}
+    )
     """CLI flag of each target's URL, for error messages."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,11 +179,16 @@ def run(config: AnalysisConfig, ui: Ui | None = None) -> AnalysisReport:
     for target in config.targets():
         phase = phases["traffic" if target.name == "traffic" else "variants"]
         summaries[target.name] = summarize(
-            records[target.name], target=target.name, url=target.url, engine=target.engine, model=target.model,
+            records[target.name],
+            target=target.name,
+            url=target.url,
+            engine=target.engine,
+            model=target.model,
             elapsed_s=phase.elapsed_s,
         )
-    comparison = compare(records["stable"], records["canary"], config.thresholds, resamples=config.resamples,
-                         seed=config.seed)
+    comparison = compare(
+        records["stable"], records["canary"], config.thresholds, resamples=config.resamples, seed=config.seed
+    )
     return AnalysisReport(
         config=config,
         summaries=summaries,

@@ -87,7 +87,9 @@ def summarize(
         tokens_per_s_p50=_q(tps, 0.5),
         output_tokens_mean=float(np.mean([r.output_tokens for r in ok])) if ok else None,
         input_tokens_mean=float(np.mean(inputs)) if inputs else None,
-        achieved_rps=sum(r.error is not ErrorKind.CLIENT_OVERLOAD for r in records) / elapsed_s if elapsed_s > 0 else None,
+        achieved_rps=sum(r.error is not ErrorKind.CLIENT_OVERLOAD for r in records) / elapsed_s
+        if elapsed_s > 0
+        else None,
         throughput_tokens_per_s=sum(r.output_tokens for r in ok) / elapsed_s if elapsed_s > 0 else None,
         case_scored=len(scored),
         case_passed=sum(scored),

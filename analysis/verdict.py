@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .records import RequestRecord
@@ -30,7 +30,7 @@ from .stats import Interval, bootstrap_quantile_change, newcombe_interval, quant
 from .thresholds import Thresholds
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The decision about the canary; the exit code follows it."""
 
     PROMOTE = "PROMOTE"
@@ -43,7 +43,7 @@ class Verdict(str, Enum):
         return {Verdict.PROMOTE: 0, Verdict.HOLD: 3, Verdict.ROLLBACK: 1}[self]
 
 
-class RowStatus(str, Enum):
+class RowStatus(StrEnum):
     """The outcome of one metric row."""
 
     PASS = "pass"
@@ -63,7 +63,7 @@ class Row:
     unit: str
     """``s``, ``tok/s`` or ``rate``."""
     kind: str
-    """``relative`` (change as a fraction of stable), ``absolute`` (canary's own rate) or ``difference`` (canary - stable)."""
+    """``relative`` (a fraction of stable), ``absolute`` (the canary's rate) or ``difference`` (canary - stable)."""
     stable: float | None
     canary: float | None
     interval: Interval | None
@@ -176,26 +176,51 @@ def latency_row(
     margin_pct = getattr(thresholds, metric.threshold)
     margin = None if margin_pct is None else margin_pct / 100
     sign = "-" if metric.higher_is_better else "+"
-    rule = "informational" if margin is None else f"{'drop' if metric.higher_is_better else 'increase'} <= {sign}{margin:.0%}"
+    rule = (
+        "informational"
+        if margin is None
+        else f"{'drop' if metric.higher_is_better else 'increase'} <= {sign}{margin:.0%}"
+    )
     stable_q = quantile(s, metric.q) if s else None
     canary_q = quantile(c, metric.q) if c else None
     common = {"metric": metric.metric, "unit": metric.unit, "kind": "relative", "stable": stable_q, "canary": canary_q}
     if len(s) < 2 or len(c) < 2:
         status = RowStatus.INFO if margin is None else RowStatus.HOLD
-        return Row(**common, interval=None, margin=margin, rule=rule, status=status,
-                   reason=f"too few successful requests to compare (stable {len(s)}, canary {len(c)})",
-                   n_stable=len(s), n_canary=len(c))
-    interval = bootstrap_quantile_change(s, c, metric.q, confidence=thresholds.confidence, resamples=resamples, seed=seed)
+        return Row(
+            **common,
+            interval=None,
+            margin=margin,
+            rule=rule,
+            status=status,
+            reason=f"too few successful requests to compare (stable {len(s)}, canary {len(c)})",
+            n_stable=len(s),
+            n_canary=len(c),
+        )
+    interval = bootstrap_quantile_change(
+        s, c, metric.q, confidence=thresholds.confidence, resamples=resamples, seed=seed
+    )
     if margin is None:
         status, reason = RowStatus.INFO, "no margin set"
     elif min(len(s), len(c)) < thresholds.min_samples:
-        status, reason = RowStatus.HOLD, (
-            f"too few samples: stable {len(s)}, canary {len(c)} successful requests (minSamples {thresholds.min_samples})"
+        status, reason = (
+            RowStatus.HOLD,
+            (
+                f"too few samples: stable {len(s)}, canary {len(c)} successful requests "
+                f"(minSamples {thresholds.min_samples})"
+            ),
         )
     else:
         status, reason = _relative_status(interval, margin, metric.higher_is_better)
-    return Row(**common, interval=interval, margin=margin, rule=rule, status=status, reason=reason,
-               n_stable=len(s), n_canary=len(c))
+    return Row(
+        **common,
+        interval=interval,
+        margin=margin,
+        rule=rule,
+        status=status,
+        reason=reason,
+        n_stable=len(s),
+        n_canary=len(c),
+    )
 
 
 def _gate_small(status: RowStatus, reason: str, n: int, min_samples: int) -> tuple[RowStatus, str]:
@@ -217,8 +242,20 @@ def error_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord],
         status, reason = RowStatus.HOLD, f"interval straddles {t.max_error_rate:.2%}"
     status, reason = _gate_small(status, reason, nc, t.min_samples)
     rows = [
-        Row("error rate (canary)", "rate", "absolute", ks / ns if ns else None, kc / nc if nc else None, own,
-            t.max_error_rate, f"canary <= {t.max_error_rate:.1%}", status, reason, ns, nc)
+        Row(
+            "error rate (canary)",
+            "rate",
+            "absolute",
+            ks / ns if ns else None,
+            kc / nc if nc else None,
+            own,
+            t.max_error_rate,
+            f"canary <= {t.max_error_rate:.1%}",
+            status,
+            reason,
+            ns,
+            nc,
+        )
     ]
     diff = newcombe_interval(kc, nc, ks, ns, t.confidence)
     if diff.high <= t.max_error_rate_increase:
@@ -229,8 +266,20 @@ def error_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord],
         status, reason = RowStatus.HOLD, f"interval straddles +{t.max_error_rate_increase:.2%}"
     status, reason = _gate_small(status, reason, min(ns, nc), t.min_samples)
     rows.append(
-        Row("error rate increase", "rate", "difference", ks / ns if ns else None, kc / nc if nc else None, diff,
-            t.max_error_rate_increase, f"canary - stable <= +{t.max_error_rate_increase:.1%}", status, reason, ns, nc)
+        Row(
+            "error rate increase",
+            "rate",
+            "difference",
+            ks / ns if ns else None,
+            kc / nc if nc else None,
+            diff,
+            t.max_error_rate_increase,
+            f"canary - stable <= +{t.max_error_rate_increase:.1%}",
+            status,
+            reason,
+            ns,
+            nc,
+        )
     )
     return rows
 
@@ -244,9 +293,20 @@ def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], 
     rate_s = ps / ns if ns else None
     rate_c = pc / nc if nc else None
     if nc == 0:
-        skip = Row("case-pass rate (canary)", "rate", "absolute", rate_s, None, None, t.min_case_pass_rate,
-                   f"canary >= {t.min_case_pass_rate:.0%}", RowStatus.SKIP,
-                   "no scored golden case for the canary (no case expectation matches its model)", ns, 0)
+        skip = Row(
+            "case-pass rate (canary)",
+            "rate",
+            "absolute",
+            rate_s,
+            None,
+            None,
+            t.min_case_pass_rate,
+            f"canary >= {t.min_case_pass_rate:.0%}",
+            RowStatus.SKIP,
+            "no scored golden case for the canary (no case expectation matches its model)",
+            ns,
+            0,
+        )
         return [skip]
     own = wilson_interval(pc, nc, t.confidence)
     if own.low >= t.min_case_pass_rate:
@@ -257,13 +317,38 @@ def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], 
         status, reason = RowStatus.HOLD, f"interval straddles {t.min_case_pass_rate:.1%}"
     status, reason = _gate_small(status, reason, nc, t.min_samples)
     rows = [
-        Row("case-pass rate (canary)", "rate", "absolute", rate_s, rate_c, own, t.min_case_pass_rate,
-            f"canary >= {t.min_case_pass_rate:.0%}", status, reason, ns, nc)
+        Row(
+            "case-pass rate (canary)",
+            "rate",
+            "absolute",
+            rate_s,
+            rate_c,
+            own,
+            t.min_case_pass_rate,
+            f"canary >= {t.min_case_pass_rate:.0%}",
+            status,
+            reason,
+            ns,
+            nc,
+        )
     ]
     if ns == 0:
-        rows.append(Row("case-pass rate drop", "rate", "difference", None, rate_c, None, t.max_case_pass_rate_drop,
-                        f"canary - stable >= -{t.max_case_pass_rate_drop:.0%}", RowStatus.SKIP,
-                        "no scored golden case for stable", 0, nc))
+        rows.append(
+            Row(
+                "case-pass rate drop",
+                "rate",
+                "difference",
+                None,
+                rate_c,
+                None,
+                t.max_case_pass_rate_drop,
+                f"canary - stable >= -{t.max_case_pass_rate_drop:.0%}",
+                RowStatus.SKIP,
+                "no scored golden case for stable",
+                0,
+                nc,
+            )
+        )
         return rows
     diff = newcombe_interval(pc, nc, ps, ns, t.confidence)
     if diff.low >= -t.max_case_pass_rate_drop:
@@ -273,8 +358,22 @@ def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], 
     else:
         status, reason = RowStatus.HOLD, f"interval straddles -{t.max_case_pass_rate_drop:.1%}"
     status, reason = _gate_small(status, reason, min(ns, nc), t.min_samples)
-    rows.append(Row("case-pass rate drop", "rate", "difference", rate_s, rate_c, diff, t.max_case_pass_rate_drop,
-                    f"canary - stable >= -{t.max_case_pass_rate_drop:.0%}", status, reason, ns, nc))
+    rows.append(
+        Row(
+            "case-pass rate drop",
+            "rate",
+            "difference",
+            rate_s,
+            rate_c,
+            diff,
+            t.max_case_pass_rate_drop,
+            f"canary - stable >= -{t.max_case_pass_rate_drop:.0%}",
+            status,
+            reason,
+            ns,
+            nc,
+        )
+    )
     return rows
 
 
@@ -287,7 +386,9 @@ def compare(
     seed: int = 0,
 ) -> Comparison:
     """Every row and the overall verdict for the two variants' records."""
-    rows: list[Row] = [latency_row(m, stable, canary, thresholds, resamples, seed + i) for i, m in enumerate(LATENCY_METRICS)]
+    rows: list[Row] = [
+        latency_row(m, stable, canary, thresholds, resamples, seed + i) for i, m in enumerate(LATENCY_METRICS)
+    ]
     rows += error_rows(stable, canary, thresholds)
     rows += case_rows(stable, canary, thresholds)
     return Comparison(tuple(rows), *decide(rows))

@@ -68,13 +68,19 @@ class ServerProcess:
     def __init__(self, specs: list[dict[str, Any]]) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.analysis.servers", json.dumps(specs)],
-            cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         self.urls = [self.process.stdout.readline().strip() for _ in specs]
         if not all(url.startswith("http://127.0.0.1:") for url in self.urls):
             self.close()
-            raise RuntimeError(f"server process did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+            raise RuntimeError(
+                f"server process did not start: {self.process.stderr.read() if self.process.stderr else ''}"
+            )
 
     def injected(self, url: str) -> dict[str, Any]:
         """What the server at ``url`` served and injected."""

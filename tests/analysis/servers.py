@@ -15,6 +15,7 @@ never sleeps longer than ``MAX_SLEEP_S``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -183,10 +184,8 @@ class _Streaming(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the connection mid-stream without the terminating chunk."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.request.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _read_json(self) -> Any:
         length = int(self.headers.get("Content-Length", "0"))
@@ -217,7 +216,11 @@ class _TgiHandler(_Streaming):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         request = self._read_json()
-        if self.path != "/generate_stream" or not isinstance(request, dict) or not isinstance(request.get("inputs"), str):
+        if (
+            self.path != "/generate_stream"
+            or not isinstance(request, dict)
+            or not isinstance(request.get("inputs"), str)
+        ):
             self._json(422, {"error": "expected {inputs: str} on /generate_stream", "error_type": "validation"})
             return
         parameters = request.get("parameters") or {}
@@ -277,7 +280,12 @@ class _TgiHandler(_Streaming):
                 "token": {"id": 100 + i, "text": text, "logprob": -0.1, "special": False},
                 "generated_text": "".join(tokens) if last else None,
                 "details": (
-                    {"finish_reason": finish, "generated_tokens": len(tokens), "seed": None, "input_length": input_length}
+                    {
+                        "finish_reason": finish,
+                        "generated_tokens": len(tokens),
+                        "seed": None,
+                        "input_length": input_length,
+                    }
                     if last and details
                     else None
                 ),
@@ -335,7 +343,11 @@ class _OpenAiHandler(_Streaming):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         request = self._read_json()
-        if self.path != "/v1/completions" or not isinstance(request, dict) or not isinstance(request.get("prompt"), str):
+        if (
+            self.path != "/v1/completions"
+            or not isinstance(request, dict)
+            or not isinstance(request.get("prompt"), str)
+        ):
             self._json(400, {"object": "error", "message": "expected {prompt: str} on /v1/completions"})
             return
         if request.get("model") != self.behaviour.model_id:
@@ -357,7 +369,12 @@ class _OpenAiHandler(_Streaming):
                 self._drop()
                 return
             self._start_stream()
-            base = {"id": "cmpl-1", "object": "text_completion", "created": int(time.time()), "model": self.behaviour.model_id}
+            base = {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": self.behaviour.model_id,
+            }
             for i, text in enumerate(tokens):
                 if i:
                     time.sleep(self.behaviour.token_s)

@@ -16,12 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis.conftest import BASE_ID, SMALL_ID, ServerProcess, openai_spec, run_main, tgi_spec
+from tests.analysis.conftest import BASE_ID, SMALL_ID, ServerProcess, run_main, tgi_spec
 from tests.smoke.servers import SQUARE_ROOT_PROMPT
 
 RunCli = Callable[..., tuple[int, str, str]]
-LOAD = ("--concurrency", "4", "--requests", "200", "--duration", "30", "--max-new-tokens", "6",
-        "--bootstrap-resamples", "1000", "--scrape-interval", "0.25")
+LOAD = (
+    "--concurrency",
+    "4",
+    "--requests",
+    "200",
+    "--duration",
+    "30",
+    "--max-new-tokens",
+    "6",
+    "--bootstrap-resamples",
+    "1000",
+    "--scrape-interval",
+    "0.25",
+)
 """200 requests per variant from 4 clients: about 2 s against 30 ms servers. More clients make
 the rig's own queueing (two Python processes on a busy machine) dominate the tails."""
 LATENCY = dict(ttft_s=0.03, ttft_sigma=0.15, token_s=0.002)
@@ -41,12 +53,27 @@ def prompts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def rollback_run(prompts_file: Path) -> Iterator[tuple[int, dict]]:
-    servers = ServerProcess([tgi_spec(SMALL_ID, seed=1, **LATENCY),
-                             tgi_spec(BASE_ID, seed=2, ttft_s=0.042, ttft_sigma=0.15, token_s=0.0028)])
+    servers = ServerProcess(
+        [
+            tgi_spec(SMALL_ID, seed=1, **LATENCY),
+            tgi_spec(BASE_ID, seed=2, ttft_s=0.042, ttft_sigma=0.15, token_s=0.0028),
+        ]
+    )
     try:
-        code, out, err = run_main("--stable-url", servers.urls[0], "--canary-url", servers.urls[1], *LOAD,
-                                  "--prompts", str(prompts_file), "--max-ttft-p50-regression-pct", "10",
-                                  "--max-e2e-p50-regression-pct", "10", "--json")
+        code, out, err = run_main(
+            "--stable-url",
+            servers.urls[0],
+            "--canary-url",
+            servers.urls[1],
+            *LOAD,
+            "--prompts",
+            str(prompts_file),
+            "--max-ttft-p50-regression-pct",
+            "10",
+            "--max-e2e-p50-regression-pct",
+            "10",
+            "--json",
+        )
         yield code, json.loads(out)
     finally:
         servers.close()
@@ -58,10 +85,24 @@ def promote_run(prompts_file: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out_dir = tmp_path_factory.mktemp("report")
     try:
         code, out, err = run_main(
-            "--stable-url", servers.urls[0], "--canary-url", servers.urls[1], "--traffic-url", servers.urls[0],
-            *LOAD, "--prompts", str(prompts_file), "--max-ttft-p95-regression-pct", "none",
-            "--max-e2e-p95-regression-pct", "none", "--json", "--html", str(out_dir / "report.html"),
-            "--records", str(out_dir / "records.jsonl"),
+            "--stable-url",
+            servers.urls[0],
+            "--canary-url",
+            servers.urls[1],
+            "--traffic-url",
+            servers.urls[0],
+            *LOAD,
+            "--prompts",
+            str(prompts_file),
+            "--max-ttft-p95-regression-pct",
+            "none",
+            "--max-e2e-p95-regression-pct",
+            "none",
+            "--json",
+            "--html",
+            str(out_dir / "report.html"),
+            "--records",
+            str(out_dir / "records.jsonl"),
         )
         yield code, json.loads(out), err, out_dir
     finally:
@@ -92,8 +133,14 @@ def test_equal_variants_with_enough_samples_are_promoted_with_exit_0(promote_run
     code, report, err, _ = promote_run
     assert (code, report["verdict"]) == (0, "PROMOTE"), (report["reasons"], report["targets"])
     rows = _rows(report)
-    for metric in ("TTFT p50", "end-to-end p50", "error rate (canary)", "error rate increase",
-                   "case-pass rate (canary)", "case-pass rate drop"):
+    for metric in (
+        "TTFT p50",
+        "end-to-end p50",
+        "error rate (canary)",
+        "error rate increase",
+        "case-pass rate (canary)",
+        "case-pass rate drop",
+    ):
         assert rows[metric]["status"] == "pass", rows[metric]
     assert rows["TTFT p95"]["status"] == "info" and rows["TTFT p95"]["ci_low"] is not None
     assert rows["TTFT p50"]["ci_low"] <= 0 <= rows["TTFT p50"]["ci_high"]
@@ -131,9 +178,15 @@ def test_human_output_has_progress_bars_tables_and_the_verdict(promote_run: tupl
 def test_the_html_report_is_self_contained_with_every_chart(promote_run: tuple[int, dict, str, Path]) -> None:
     _, _, _, out_dir = promote_run
     page = (out_dir / "report.html").read_text()
-    assert "<span class=\"verdict\">PROMOTE</span>" in page
-    for chart in ("ttft-cdf", "e2e-cdf", "ttft-over-time", "tokens-per-s-over-time", "itl-distribution",
-                  "errors-by-kind"):
+    assert '<span class="verdict">PROMOTE</span>' in page
+    for chart in (
+        "ttft-cdf",
+        "e2e-cdf",
+        "ttft-over-time",
+        "tokens-per-s-over-time",
+        "itl-distribution",
+        "errors-by-kind",
+    ):
         assert f'id="{chart}"' in page, chart
     assert page.count("Plotly.newPlot(") == 6
     assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts from elsewhere"
@@ -151,8 +204,21 @@ def test_request_records_are_written_as_jsonl(promote_run: tuple[int, dict, str,
 
 def test_too_few_samples_hold_with_exit_3(run_cli: RunCli, tgi_stream: Callable, prompts_file: Path) -> None:
     stable, canary = tgi_stream(SMALL_ID, **FAST), tgi_stream(BASE_ID, **FAST)
-    code, out, _ = run_cli("--stable-url", stable.url, "--canary-url", canary.url, "--concurrency", "2",
-                           "--requests", "10", "--duration", "10", "--json", "--prompts", str(prompts_file))
+    code, out, _ = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        canary.url,
+        "--concurrency",
+        "2",
+        "--requests",
+        "10",
+        "--duration",
+        "10",
+        "--json",
+        "--prompts",
+        str(prompts_file),
+    )
     report = json.loads(out)
     assert (code, report["verdict"]) == (3, "HOLD")
     assert "TTFT p50: too few samples: stable 10, canary 10 successful requests (minSamples 30)" in report["reasons"]
@@ -161,11 +227,30 @@ def test_too_few_samples_hold_with_exit_3(run_cli: RunCli, tgi_stream: Callable,
 def test_five_percent_errors_on_the_canary_roll_back(run_cli: RunCli, tgi_stream: Callable, prompts_file: Path) -> None:
     stable = tgi_stream(SMALL_ID, **FAST)
     canary = tgi_stream(BASE_ID, error_rate=0.05, error_mode="stream_error", seed=11, **FAST)
-    code, out, _ = run_cli("--stable-url", stable.url, "--canary-url", canary.url, "--concurrency", "8",
-                           "--requests", "300", "--duration", "30", "--max-new-tokens", "2", "--json",
-                           "--prompts", str(prompts_file), "--no-server-metrics",
-                           "--max-error-rate", "0.01", "--max-error-rate-increase", "0.01",
-                           "--bootstrap-resamples", "200")
+    code, out, _ = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        canary.url,
+        "--concurrency",
+        "8",
+        "--requests",
+        "300",
+        "--duration",
+        "30",
+        "--max-new-tokens",
+        "2",
+        "--json",
+        "--prompts",
+        str(prompts_file),
+        "--no-server-metrics",
+        "--max-error-rate",
+        "0.01",
+        "--max-error-rate-increase",
+        "0.01",
+        "--bootstrap-resamples",
+        "200",
+    )
     report = json.loads(out)
     injected = canary.behaviour.injected["stream_error"]
     assert report["targets"]["canary"]["errors"] == {"stream_error": injected}
@@ -179,9 +264,23 @@ def test_five_percent_errors_on_the_canary_roll_back(run_cli: RunCli, tgi_stream
 def test_shipped_cases_score_each_variant_by_its_own_model(run_cli: RunCli, tgi_stream: Callable) -> None:
     stable = tgi_stream(SMALL_ID, answers={SQUARE_ROOT_PROMPT: "0"}, **FAST)
     canary = tgi_stream(BASE_ID, answers={SQUARE_ROOT_PROMPT: "x = 4 * 2 = 8 x = 16 y = 16 to the power of 2"}, **FAST)
-    code, out, _ = run_cli("--stable-url", stable.url, "--canary-url", canary.url, "--concurrency", "3",
-                           "--requests", "60", "--duration", "20", "--max-new-tokens", "32", "--json",
-                           "--bootstrap-resamples", "200")
+    code, out, _ = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        canary.url,
+        "--concurrency",
+        "3",
+        "--requests",
+        "60",
+        "--duration",
+        "20",
+        "--max-new-tokens",
+        "32",
+        "--json",
+        "--bootstrap-resamples",
+        "200",
+    )
     report = json.loads(out)
     assert report["config"]["targets"]["stable"]["model"] == SMALL_ID  # learned from /info
     assert report["targets"]["stable"]["case_scored"] == 60 and report["targets"]["stable"]["case_passed"] == 60
@@ -189,16 +288,36 @@ def test_shipped_cases_score_each_variant_by_its_own_model(run_cli: RunCli, tgi_
     assert _rows(report)["case-pass rate (canary)"]["status"] == "pass"
 
 
-def test_a_tgi_stable_against_an_openai_compatible_canary(run_cli: RunCli, tgi_stream: Callable,
-                                                           openai_stream: Callable, prompts_file: Path) -> None:
+def test_a_tgi_stable_against_an_openai_compatible_canary(
+    run_cli: RunCli, tgi_stream: Callable, openai_stream: Callable, prompts_file: Path
+) -> None:
     stable = tgi_stream(SMALL_ID, **FAST)
     canary = openai_stream("google/flan-t5-base", **FAST)
-    code, out, _ = run_cli("--stable-url", stable.url, "--canary-url", canary.url, "--canary-engine", "openai",
-                           "--concurrency", "2", "--requests", "20", "--duration", "10", "--json",
-                           "--bootstrap-resamples", "200", "--prompts", str(prompts_file))
+    code, out, _ = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        canary.url,
+        "--canary-engine",
+        "openai",
+        "--concurrency",
+        "2",
+        "--requests",
+        "20",
+        "--duration",
+        "10",
+        "--json",
+        "--bootstrap-resamples",
+        "200",
+        "--prompts",
+        str(prompts_file),
+    )
     report = json.loads(out)
-    assert report["config"]["targets"]["canary"] == {"url": canary.url, "engine": "openai",
-                                                      "model": "google/flan-t5-base"}  # from /v1/models
+    assert report["config"]["targets"]["canary"] == {
+        "url": canary.url,
+        "engine": "openai",
+        "model": "google/flan-t5-base",
+    }  # from /v1/models
     assert report["targets"]["canary"]["ok"] == 20 and report["targets"]["canary"]["output_tokens_mean"] == 8
     names = {m["name"] for m in report["server_metrics"]["canary"]}
     assert {"vllm:request_success", "vllm:e2e_request_latency_seconds"} <= names
@@ -210,8 +329,21 @@ def test_a_canary_url_that_never_answers_exits_1_naming_the_flag(run_cli: RunCli
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    code, out, err = run_cli("--stable-url", stable.url, "--canary-url", dead, "--concurrency", "1",
-                             "--requests", "5", "--duration", "5", "--ready-timeout", "1", "--json")
+    code, out, err = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        dead,
+        "--concurrency",
+        "1",
+        "--requests",
+        "5",
+        "--duration",
+        "5",
+        "--ready-timeout",
+        "1",
+        "--json",
+    )
     assert code == 1
     assert f"error: endpoint not answering: --canary-url {dead}: still unavailable after" in err
     assert "Traceback" not in err
@@ -221,7 +353,10 @@ def test_a_canary_url_that_never_answers_exits_1_naming_the_flag(run_cli: RunCli
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--max-error-rate", "1.5"), "error: --max-error-rate (analysis.maxErrorRate: must be between 0 and 1, got 1.5)"),
+        (
+            ("--max-error-rate", "1.5"),
+            "error: --max-error-rate (analysis.maxErrorRate: must be between 0 and 1, got 1.5)",
+        ),
         (("--min-samples", "1"), "error: --min-samples (analysis.minSamples: must be an integer >= 2, got 1)"),
         (("--confidence", "high"), "error: --confidence (analysis.confidence: must be a number, got 'high')"),
         (("--mode", "open"), "error: --mode open needs --rate R"),
@@ -230,8 +365,16 @@ def test_a_canary_url_that_never_answers_exits_1_naming_the_flag(run_cli: RunCli
     ],
 )
 def test_bad_usage_exits_2_naming_the_input(run_cli: RunCli, args: tuple[str, ...], message: str) -> None:
-    base = ["--stable-url", "http://127.0.0.1:9", "--canary-url", "http://127.0.0.1:9", "--requests", "5",
-            "--duration", "5"]
+    base = [
+        "--stable-url",
+        "http://127.0.0.1:9",
+        "--canary-url",
+        "http://127.0.0.1:9",
+        "--requests",
+        "5",
+        "--duration",
+        "5",
+    ]
     if "--mode" not in args and "--rate" not in args:
         base += ["--concurrency", "1"]
     argv = [*base, *args] if args[0] != "--requests" else [*base[:4], *args, "--duration", "5", "--concurrency", "1"]
@@ -244,8 +387,20 @@ def test_bad_usage_exits_2_naming_the_input(run_cli: RunCli, args: tuple[str, ..
 def test_a_prompt_file_that_is_not_jsonl_exits_2_naming_file_and_line(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "prompts.json"
     path.write_text('[\n  {"prompt": "hi"}\n]\n')
-    code, _, err = run_cli("--stable-url", "http://127.0.0.1:9", "--canary-url", "http://127.0.0.1:9",
-                           "--concurrency", "1", "--requests", "5", "--duration", "5", "--prompts", str(path))
+    code, _, err = run_cli(
+        "--stable-url",
+        "http://127.0.0.1:9",
+        "--canary-url",
+        "http://127.0.0.1:9",
+        "--concurrency",
+        "1",
+        "--requests",
+        "5",
+        "--duration",
+        "5",
+        "--prompts",
+        str(path),
+    )
     assert code == 2
     assert f"{path}:1: not a JSON object (JSONL needs one per line)" in err
     assert "Traceback" not in err

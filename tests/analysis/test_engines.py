@@ -26,7 +26,7 @@ def _events(lines: list[str]) -> list[str]:
 
 
 def test_sse_parser_handles_both_data_spacings_comments_and_multiline_data() -> None:
-    lines = ["data:{\"a\":1}", "", ": keep-alive", "", "event: message", "data: {\"b\":", "data: 2}", "", "data: [DONE]"]
+    lines = ['data:{"a":1}', "", ": keep-alive", "", "event: message", 'data: {"b":', "data: 2}", "", "data: [DONE]"]
     assert _events(lines) == ['{"a":1}', '{"b":\n2}', "[DONE]"]
 
 
@@ -36,11 +36,18 @@ def test_sse_parser_ignores_blank_lines_between_events() -> None:
 
 def test_tgi_stream_yields_tokens_then_final_details() -> None:
     eng, state = TgiEngine(), StreamState()
-    first = {"index": 1, "token": {"id": 1, "text": "y", "logprob": -0.1, "special": False},
-             "generated_text": None, "details": None}
-    last = {"index": 2, "token": {"id": 2, "text": " = 16", "logprob": -0.2, "special": False},
-            "generated_text": "y = 16",
-            "details": {"finish_reason": "length", "generated_tokens": 2, "seed": None, "input_length": 23}}
+    first = {
+        "index": 1,
+        "token": {"id": 1, "text": "y", "logprob": -0.1, "special": False},
+        "generated_text": None,
+        "details": None,
+    }
+    last = {
+        "index": 2,
+        "token": {"id": 2, "text": " = 16", "logprob": -0.2, "special": False},
+        "generated_text": "y = 16",
+        "details": {"finish_reason": "length", "generated_tokens": 2, "seed": None, "input_length": 23},
+    }
     assert eng.decode(json.dumps(first), state).tokens == 1
     decoded = eng.decode(json.dumps(last), state)
     assert decoded.final and state.final
@@ -77,8 +84,14 @@ def test_openai_body_translates_greedy_tgi_parameters() -> None:
     prompt = Prompt("p", "hi", {"do_sample": False, "max_new_tokens": 7, "stop": ["\n"], "truncate": 64})
     body = OpenAiEngine().body(prompt, "google/flan-t5-base")
     assert body == {
-        "model": "google/flan-t5-base", "prompt": "hi", "max_tokens": 7, "stream": True,
-        "stream_options": {"include_usage": True}, "temperature": 0.0, "stop": ["\n"], "truncate_prompt_tokens": 64,
+        "model": "google/flan-t5-base",
+        "prompt": "hi",
+        "max_tokens": 7,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.0,
+        "stop": ["\n"],
+        "truncate_prompt_tokens": 64,
     }
 
 

@@ -43,7 +43,11 @@ def test_openai_stream_reads_usage_and_sends_the_model(openai_stream: Start) -> 
     target = Target("canary", server.url, engine="openai", model="google/flan-t5-base")
     (record,) = run_phase([target], PROMPTS, LoadPlan(concurrency=1, requests=1, duration_s=5)).records["canary"]
     assert record.ok, record.error_detail
-    assert (record.output_tokens, record.input_tokens, record.finish_reason) == (8, len(PROMPTS[0].text.split()), "eos_token")
+    assert (record.output_tokens, record.input_tokens, record.finish_reason) == (
+        8,
+        len(PROMPTS[0].text.split()),
+        "eos_token",
+    )
     assert record.text == "a generated answer with eight tokens in it"
 
 
@@ -52,8 +56,11 @@ def test_the_case_expectation_for_the_variants_model_scores_its_answer(tgi_strea
     prompt = Prompt("sky", "What colour is the sky?", {"max_new_tokens": 4}, (expect,))
     good = tgi_stream(SMALL_ID, answers={prompt.text: "blue"})
     other = tgi_stream(BASE_ID, answers={prompt.text: "blue"})
-    result = run_phase([Target("stable", good.url, model=SMALL_ID), Target("canary", other.url, model=BASE_ID)],
-                       [prompt], LoadPlan(concurrency=1, requests=2, duration_s=5))
+    result = run_phase(
+        [Target("stable", good.url, model=SMALL_ID), Target("canary", other.url, model=BASE_ID)],
+        [prompt],
+        LoadPlan(concurrency=1, requests=2, duration_s=5),
+    )
     assert [r.case_pass for r in result.records["stable"]] == [True, True]
     assert [r.case_pass for r in result.records["canary"]] == [None, None]  # no expectation for flan-t5-base
 
@@ -70,8 +77,12 @@ def test_the_case_expectation_for_the_variants_model_scores_its_answer(tgi_strea
 )
 def test_injected_errors_are_counted_by_kind(tgi_stream: Start, mode: str, kind: ErrorKind) -> None:
     server = tgi_stream(ttft_s=0.002, token_s=0.0005, error_rate=0.3, error_mode=mode, seed=3)
-    records = run_phase([Target("stable", server.url)], PROMPTS, LoadPlan(concurrency=4, requests=40, duration_s=10),
-                        scrape_metrics=False).records["stable"]
+    records = run_phase(
+        [Target("stable", server.url)],
+        PROMPTS,
+        LoadPlan(concurrency=4, requests=40, duration_s=10),
+        scrape_metrics=False,
+    ).records["stable"]
     counts = Counter(r.error for r in records)
     injected = server.behaviour.injected[mode]
     assert injected > 0
@@ -141,8 +152,9 @@ def test_server_metrics_deltas_come_from_the_served_metrics_text(tgi_stream: Sta
     vllm = openai_stream("m", ttft_s=0.01, token_s=0.001)
     tgi.stats.request_count = 1000  # counts from before the run are not part of the delta
     plan = LoadPlan(concurrency=3, requests=30, duration_s=10, scrape_interval_s=0.05)
-    result = run_phase([Target("stable", tgi.url), Target("canary", vllm.url, engine="openai", model="m")],
-                       PROMPTS, plan)
+    result = run_phase(
+        [Target("stable", tgi.url), Target("canary", vllm.url, engine="openai", model="m")], PROMPTS, plan
+    )
     ok = sum(r.ok for r in result.records["stable"])
     rows = by_name(result.server["stable"].deltas())
     assert rows["tgi_request_count"].delta == 30

@@ -86,7 +86,9 @@ def test_vllm_families_with_total_suffix_and_colons() -> None:
         (0.5, {0.1: 0.0, float("inf"): 0.0}, None),
     ],
 )
-def test_histogram_quantile_interpolates_like_promql(q: float, buckets: dict[float, float], expected: float | None) -> None:
+def test_histogram_quantile_interpolates_like_promql(
+    q: float, buckets: dict[float, float], expected: float | None
+) -> None:
     assert histogram_quantile(q, buckets) == (pytest.approx(expected) if expected is not None else None)
 
 

@@ -35,7 +35,7 @@ def test_invalid_case_file_is_reported_with_its_path(tmp_path: Path) -> None:
 def test_jsonl_prompts_with_defaults_parameters_and_expectations(tmp_path: Path) -> None:
     path = tmp_path / "set.jsonl"
     path.write_text(
-        '# a comment\n'
+        "# a comment\n"
         '{"prompt": "Say hi", "name": "hi", "parameters": {"max_new_tokens": 4}, "expect": {"contains": "hi"}}\n'
         "\n"
         '{"prompt": "Count", "expect": {"non_empty": true}, "model": "google/flan-t5-base"}\n'

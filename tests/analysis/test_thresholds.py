@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.thresholds import CONFIG_KEYS, Thresholds, ThresholdError, thresholds_from_config
+from analysis.thresholds import CONFIG_KEYS, ThresholdError, Thresholds, thresholds_from_config
 
 
 def test_defaults_are_valid_and_keyed_by_config_key() -> None:
@@ -39,8 +39,12 @@ def test_out_of_range_threshold_names_its_config_key(field: str, value: object, 
 
 def test_from_config_accepts_prefixed_keys_and_pulumi_strings() -> None:
     thresholds = thresholds_from_config(
-        {"analysis.maxTtftP95RegressionPct": "15", "maxErrorRate": 0.01, "analysis.minSamples": "50",
-         "analysis.maxE2eP50RegressionPct": "none"}
+        {
+            "analysis.maxTtftP95RegressionPct": "15",
+            "maxErrorRate": 0.01,
+            "analysis.minSamples": "50",
+            "analysis.maxE2eP50RegressionPct": "none",
+        }
     )
     assert thresholds.max_ttft_p95_regression_pct == 15.0
     assert thresholds.max_error_rate == 0.01
@@ -50,7 +54,9 @@ def test_from_config_accepts_prefixed_keys_and_pulumi_strings() -> None:
 
 
 def test_from_config_rejects_an_unknown_key_listing_the_known_ones() -> None:
-    with pytest.raises(ThresholdError, match=r"analysis\.maxErrorRat: is not a known threshold \(known: .*maxErrorRate"):
+    with pytest.raises(
+        ThresholdError, match=r"analysis\.maxErrorRat: is not a known threshold \(known: .*maxErrorRate"
+    ):
         thresholds_from_config({"analysis.maxErrorRat": 0.1})
 
 

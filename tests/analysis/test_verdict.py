@@ -56,8 +56,9 @@ def test_equal_variants_with_enough_samples_are_promoted() -> None:
 
 
 def test_a_canary_40_percent_slower_is_rolled_back_naming_the_latency_rows() -> None:
-    result = compare(records("stable", 300, seed=1), records("canary", 300, slower=1.4, seed=2), Thresholds(),
-                     resamples=500)
+    result = compare(
+        records("stable", 300, seed=1), records("canary", 300, slower=1.4, seed=2), Thresholds(), resamples=500
+    )
     assert result.verdict is Verdict.ROLLBACK and result.verdict.exit_code == 1
     failed = {r.metric for r in result.rows if r.status is RowStatus.FAIL}
     assert {"TTFT p50", "end-to-end p50"} <= failed
@@ -92,29 +93,38 @@ def test_five_percent_canary_errors_against_a_one_percent_limit_roll_back() -> N
 
 
 def test_metrics_without_a_margin_are_shown_but_never_decide() -> None:
-    thresholds = Thresholds(max_ttft_p50_regression_pct=None, max_ttft_p95_regression_pct=None,
-                            max_e2e_p50_regression_pct=None, max_e2e_p95_regression_pct=None)
-    result = compare(records("stable", 200, seed=1), records("canary", 200, slower=2.0, seed=2), thresholds,
-                     resamples=300)
+    thresholds = Thresholds(
+        max_ttft_p50_regression_pct=None,
+        max_ttft_p95_regression_pct=None,
+        max_e2e_p50_regression_pct=None,
+        max_e2e_p95_regression_pct=None,
+    )
+    result = compare(
+        records("stable", 200, seed=1), records("canary", 200, slower=2.0, seed=2), thresholds, resamples=300
+    )
     assert row(result, "TTFT p50").status is RowStatus.INFO
     assert row(result, "TTFT p50").interval is not None
     assert result.verdict is Verdict.PROMOTE
 
 
 def test_a_tokens_per_second_drop_beyond_its_margin_fails() -> None:
-    thresholds = Thresholds(max_tokens_per_s_drop_pct=10.0, max_e2e_p50_regression_pct=None,
-                            max_e2e_p95_regression_pct=None, max_ttft_p50_regression_pct=None,
-                            max_ttft_p95_regression_pct=None)
-    result = compare(records("stable", 300, seed=1), records("canary", 300, slower=1.5, seed=2), thresholds,
-                     resamples=300)
+    thresholds = Thresholds(
+        max_tokens_per_s_drop_pct=10.0,
+        max_e2e_p50_regression_pct=None,
+        max_e2e_p95_regression_pct=None,
+        max_ttft_p50_regression_pct=None,
+        max_ttft_p95_regression_pct=None,
+    )
+    result = compare(
+        records("stable", 300, seed=1), records("canary", 300, slower=1.5, seed=2), thresholds, resamples=300
+    )
     tps = row(result, "tokens/s p50 (per request)")
     assert tps.status is RowStatus.FAIL and tps.reason.startswith("drop at least")
     assert tps.interval is not None and tps.interval.high < -0.10
 
 
 def test_case_pass_rate_below_its_floor_fails_and_unscored_cases_skip() -> None:
-    result = compare(records("stable", 100, passes=100), records("canary", 100, passes=50), Thresholds(),
-                     resamples=200)
+    result = compare(records("stable", 100, passes=100), records("canary", 100, passes=50), Thresholds(), resamples=200)
     assert row(result, "case-pass rate (canary)").status is RowStatus.FAIL
     assert row(result, "case-pass rate drop").status is RowStatus.FAIL
     # 0 errors in 0 vs 0 needs n >= z^2 (1 - d) / d = 188 per variant for the 2-point increase margin.

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.analysis.servers import start_openai_stream, start_tgi_stream
-from tests.smoke.servers import REPO_ROOT, RunningServer
+from tests.analysis.servers import ServerProcess, start_openai_stream, start_tgi_stream
+from tests.smoke.servers import RunningServer
 
 SMALL_ID = "/mnt/datasets/model-weights/flan-t5-small/0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
 BASE_ID = "/mnt/datasets/model-weights/flan-t5-base/7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
@@ -60,51 +56,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return run
-
-
-class ServerProcess:
-    """Streaming servers in a child process (so the client's timings do not share the GIL with them)."""
-
-    def __init__(self, specs: list[dict[str, Any]]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.analysis.servers", json.dumps(specs)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.urls = [self.process.stdout.readline().strip() for _ in specs]
-        if not all(url.startswith("http://127.0.0.1:") for url in self.urls):
-            self.close()
-            raise RuntimeError(
-                f"server process did not start: {self.process.stderr.read() if self.process.stderr else ''}"
-            )
-
-    def injected(self, url: str) -> dict[str, Any]:
-        """What the server at ``url`` served and injected."""
-        return dict(httpx.get(url + "/_injected", timeout=5).json())
-
-    def close(self) -> None:
-        """Close its stdin (it then stops its servers and exits); kill if it does not."""
-        if self.process.stdin:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-
-def tgi_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
-    """Spec of one TGI server for :class:`ServerProcess`."""
-    return {"kind": "tgi", "model_id": model_id, **behaviour}
-
-
-def openai_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
-    """Spec of one OpenAI-compatible server for :class:`ServerProcess`."""
-    return {"kind": "openai", "model_id": model_id, **behaviour}
 
 
 @pytest.fixture

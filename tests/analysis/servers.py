@@ -20,6 +20,8 @@ import json
 import math
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +29,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from tests.smoke.servers import RunningServer
+from tests.smoke.servers import REPO_ROOT, RunningServer
 
 MAX_SLEEP_S = 3.0
 ERROR_MODES = ("http_500", "http_424", "http_429", "stream_error", "drop", "hang")
@@ -454,8 +457,6 @@ def start_openai_stream(model_id: str, stops: list[Callable[[], None]], **behavi
 
 
 def _serve_spec(spec: list[dict[str, Any]]) -> None:
-    import sys
-
     stops: list[Callable[[], None]] = []
     for item in spec:
         kind = item.pop("kind")
@@ -467,7 +468,50 @@ def _serve_spec(spec: list[dict[str, Any]]) -> None:
         stop()
 
 
-if __name__ == "__main__":
-    import sys
+class ServerProcess:
+    """Streaming servers in a child process (so the client's timings do not share the GIL with them)."""
 
+    def __init__(self, specs: list[dict[str, Any]]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.analysis.servers", json.dumps(specs)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.urls = [self.process.stdout.readline().strip() for _ in specs]
+        if not all(url.startswith("http://127.0.0.1:") for url in self.urls):
+            self.close()
+            raise RuntimeError(
+                f"server process did not start: {self.process.stderr.read() if self.process.stderr else ''}"
+            )
+
+    def injected(self, url: str) -> dict[str, Any]:
+        """What the server at ``url`` served and injected."""
+        return dict(httpx.get(url + "/_injected", timeout=5).json())
+
+    def close(self) -> None:
+        """Close its stdin (it then stops its servers and exits); kill if it does not."""
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def tgi_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
+    """Spec of one TGI server for :class:`ServerProcess`."""
+    return {"kind": "tgi", "model_id": model_id, **behaviour}
+
+
+def openai_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
+    """Spec of one OpenAI-compatible server for :class:`ServerProcess`."""
+    return {"kind": "openai", "model_id": model_id, **behaviour}
+
+
+if __name__ == "__main__":
     _serve_spec(json.loads(sys.argv[1]))

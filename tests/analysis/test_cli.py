@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis.conftest import BASE_ID, SMALL_ID, ServerProcess, run_main, tgi_spec
+from tests.analysis.conftest import BASE_ID, SMALL_ID, run_main
+from tests.analysis.servers import ServerProcess, tgi_spec
 from tests.smoke.servers import SQUARE_ROOT_PROMPT
 
 RunCli = Callable[..., tuple[int, str, str]]

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from .records import RequestRecord
-from .report import fmt_estimate, fmt_seconds, fmt_value
+from .report import delta_text, fmt_estimate, fmt_seconds, fmt_value
 from .runner import AnalysisReport
 
 COLOURS = {"stable": "#1f77b4", "canary": "#ff7f0e", "traffic": "#7f7f7f"}
@@ -155,23 +155,14 @@ def render(report: AnalysisReport) -> str:
             for s in report.summaries.values()
         ],
     )
-    server_rows = [
-        (
-            target,
-            d.name,
-            d.type,
-            "" if d.delta is None else f"{d.delta:g}",
-            "" if d.mean is None else f"{d.mean:.4g}",
-            "" if d.p50 is None else f"{d.p50:.4g}",
-            "" if d.p95 is None else f"{d.p95:.4g}",
-            "" if d.sampled_max is None else f"{d.sampled_max:g}",
-        )
-        for target, deltas in report.server.items()
-        for d in deltas
-    ]
+    names = [n for n in ("stable", "canary", "traffic") if report.server.get(n)]
+    families: list[str] = []
+    for name in names:
+        families += [d.name for d in report.server[name] if d.name not in families]
+    by_target = {n: {d.name: d for d in report.server[n]} for n in names}
     server = (
-        _table(("Target", "Family", "Type", "Delta / n", "Mean", "p50", "p95", "Gauge max"), server_rows)
-        if server_rows
+        _table(("Family", *names), [(f, *(delta_text(by_target[n].get(f)) for n in names)) for f in families])
+        if families
         else "<p>No server metrics were scraped.</p>"
     )
     figs = _figures(report.records)

@@ -201,7 +201,8 @@ def _comparison_table(rows: Sequence[Row]) -> Table:
     return table
 
 
-def _delta_text(delta: MetricDelta | None) -> str:
+def delta_text(delta: MetricDelta | None) -> str:
+    """One family's change over the run as text (counter increase, histogram n/mean/p50/p95, gauge max)."""
     if delta is None:
         return "-"
     if delta.type == "counter":
@@ -235,5 +236,5 @@ def _server_table(report: AnalysisReport) -> Table | None:
                 families.append(delta.name)
     by_target = {n: {d.name: d for d in report.server[n]} for n in names}
     for family in families:
-        table.add_row(family, *(_delta_text(by_target[n].get(family)) for n in names))
+        table.add_row(family, *(delta_text(by_target[n].get(family)) for n in names))
     return table

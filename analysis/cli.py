@@ -20,7 +20,14 @@ from .loadgen import MODES, LoadPlan, Target
 from .prompts import LengthControls, Prompt, PromptFileError, from_case_files, from_jsonl, prepare
 from .report import ConsoleUi, make_console
 from .runner import AnalysisConfig, PreflightError, run
-from .thresholds import CONFIG_KEYS, CONFIG_PREFIX, ThresholdError, Thresholds, thresholds_from_config
+from .thresholds import (
+    CONFIG_KEYS,
+    CONFIG_PREFIX,
+    ThresholdError,
+    Thresholds,
+    analysis_object_from_pulumi_json,
+    thresholds_from_config,
+)
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -173,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{CONFIG_PREFIX}{CONFIG_KEYS[f.name]} ({_HELP_UNITS[f.name]}; default {f.default})",
         )
     decision.add_argument(
+        "--stack-config",
+        metavar="FILE",
+        help="`pulumi config --json` output: its analysis.* thresholds are the defaults the flags override",
+    )
+    decision.add_argument(
         "--bootstrap-resamples",
         type=_positive_int,
         metavar="B",
@@ -186,12 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STACK_ONLY_KEYS = ("enabled", "requests", "concurrency", "rate", "mode", "durationSeconds", "maxNewTokens")
+"""Keys of the ``analysis`` config object that are not thresholds (the Job's own settings); skipped here."""
+
+
 def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
-    """Thresholds from the flags given (others keep their defaults); ThresholdError names the setting."""
-    values = {
-        CONFIG_KEYS[f.name]: getattr(args, f.name) for f in fields(Thresholds) if getattr(args, f.name) is not None
-    }
-    return thresholds_from_config(values)
+    """Thresholds from ``--stack-config``, then the flags given; ThresholdError names the setting."""
+    values: dict[str, object] = {}
+    if args.stack_config:
+        try:
+            document = json.loads(Path(args.stack_config).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ThresholdError("(file)", f"cannot read {args.stack_config} as JSON: {err}") from None
+        values.update(analysis_object_from_pulumi_json(document))
+    values.update(
+        {CONFIG_KEYS[f.name]: getattr(args, f.name) for f in fields(Thresholds) if getattr(args, f.name) is not None}
+    )
+    return thresholds_from_config(values, other_keys=STACK_ONLY_KEYS)
 
 
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -257,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         thresholds = thresholds_from_args(args)
     except ThresholdError as error:
-        flag = next((_flag(n) for n, k in CONFIG_KEYS.items() if k == error.key), "")
+        flag = next((_flag(n) for n, k in CONFIG_KEYS.items() if k == error.key), "--stack-config")
         print(f"{parser.prog}: error: {flag} ({error})", file=err)
         return USAGE_ERROR
     try:

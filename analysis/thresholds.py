@@ -7,8 +7,9 @@ in-cluster Job can pass the same values as CLI flags. Errors name the key and th
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -111,21 +112,51 @@ def _check_number(
 _BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
 
 
-def thresholds_from_config(values: Mapping[str, Any]) -> Thresholds:
+def thresholds_from_config(values: Mapping[str, Any], other_keys: Collection[str] = ()) -> Thresholds:
     """Build :class:`Thresholds` from config values keyed ``analysis.<key>`` or ``<key>`` (camelCase).
 
-    Missing keys keep their defaults; an unknown key raises :class:`ThresholdError` listing the
-    known ones, so a typo in stack config is not silently ignored. Numbers given as strings (as
-    ``pulumi config set`` stores them) are converted.
+    ``values`` is the ``analysis`` config object (or its flat ``analysis.*`` keys). Missing keys
+    keep their defaults; ``other_keys`` are the object's non-threshold settings (``enabled``,
+    ``requests``, ...), skipped here; any other unknown key raises :class:`ThresholdError`
+    listing the known ones, so a typo in stack config is not silently ignored. Numbers given as
+    strings (as ``pulumi config set`` stores them) are converted.
     """
     kwargs: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = raw_key[len(CONFIG_PREFIX) :] if raw_key.startswith(CONFIG_PREFIX) else raw_key
+        if key in other_keys:
+            continue
         if key not in _BY_KEY:
             raise ThresholdError(key, f"is not a known threshold (known: {', '.join(CONFIG_KEYS.values())})")
         name = _BY_KEY[key]
         kwargs[name] = _coerce(key, name, value)
     return Thresholds(**kwargs)
+
+
+def analysis_object_from_pulumi_json(document: Any) -> dict[str, Any]:
+    """The ``<project>:analysis`` object from ``pulumi config --json`` output (empty when absent).
+
+    Pulumi prints each key as ``{"value": "<json text>", "objectValue": {...}, "secret": bool}``;
+    flat ``<project>:analysis.<key>`` entries are accepted too.
+    """
+    if not isinstance(document, dict):
+        raise ThresholdError("(file)", "pulumi config --json output must be a JSON object")
+    found: dict[str, Any] = {}
+    for full_key, entry in document.items():
+        _, _, key = str(full_key).rpartition(":")
+        value = entry.get("objectValue", entry.get("value")) if isinstance(entry, dict) else entry
+        if key == "analysis":
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise ThresholdError("(object)", f"is not a JSON object: {value!r}") from None
+            if not isinstance(value, dict):
+                raise ThresholdError("(object)", f"must be an object of settings, got {value!r}")
+            found.update(value)
+        elif key.startswith(CONFIG_PREFIX):
+            found[key[len(CONFIG_PREFIX) :]] = value
+    return found
 
 
 def _coerce(key: str, name: str, value: Any) -> Any:

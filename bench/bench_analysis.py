@@ -15,7 +15,7 @@
    sample (no sequential stopping), so its requests needed is the n in the table.
 
 Every load is bounded in count and time and sent to 127.0.0.1 only.
-Run: ``python bench/bench_analysis.py [--repetitions 200] [--seed 1] [--quick]``.
+Run: ``python bench/bench_analysis.py [--repetitions 200] [--seed 1] [--quick] [--sections ...]``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from analysis.loadgen import LoadPlan, Target, run_phase  # noqa: E402
 from analysis.prompts import Prompt  # noqa: E402
 from analysis.records import ErrorKind, RequestRecord  # noqa: E402
 from analysis.thresholds import Thresholds  # noqa: E402
-from analysis.verdict import Verdict, compare  # noqa: E402
+from analysis.verdict import RowStatus, Verdict, compare  # noqa: E402
 from tests.analysis.servers import ServerProcess, tgi_spec  # noqa: E402
 
 TTFT_S, TOKEN_S, TOKENS = 0.020, 0.002, 8
+SECTIONS = ("overhead", "ceiling", "verdict")
 PROMPTS = [Prompt("bench", "Tell me about the weather", {"max_new_tokens": TOKENS, "do_sample": False})]
 
 LOCUSTFILE = """
@@ -133,24 +134,25 @@ def ceiling(quick: bool, locust: str | None) -> None:
     duration = 3.0 if quick else 6.0
     try:
         url = servers.urls[0]
-        print("| tool | users | requests | req/s | token events/s | errors |")
-        print("|---|---:|---:|---:|---:|---|")
-        for users in (8, 32):
+        print("| round | tool | users | requests | req/s | token events/s | errors |")
+        print("|---:|---|---:|---:|---:|---:|---|")
+        # Alternate the tools, twice each, so a change in the machine's load hits both.
+        for round_, users in ((1, 8), (1, 32), (2, 8), (2, 32)):
             plan = LoadPlan(concurrency=users, requests=100_000, duration_s=duration)
             result = run_phase([Target("t", url)], PROMPTS, plan, scrape_metrics=False)
             recs = result.records["t"]
             ok = [r for r in recs if r.ok]
             errors = Counter(r.error.value for r in recs if r.error is not None)
             print(
-                f"| analysis (httpx, asyncio, SSE parsed) | {users} | {len(recs)} | "
+                f"| {round_} | analysis (httpx, asyncio, SSE parsed) | {users} | {len(recs)} | "
                 f"{len(recs) / result.elapsed_s:.0f} | "
                 f"{sum(r.output_tokens for r in ok) / result.elapsed_s:.0f} | {dict(errors) or 0} |"
             )
             if locust:
-                print(run_locust(locust, url, users, duration))
+                print(f"| {round_} " + run_locust(locust, url, users, duration))
         if not locust:
             print(
-                "| locust | - | - | - | - | not run: no locust executable (pip install locust==2.47.0 in a "
+                "| - | locust | - | - | - | - | not run: no locust executable (pip install locust==2.47.0 in a "
                 "separate venv, then --locust PATH) |"
             )
     finally:
@@ -234,26 +236,30 @@ def operating_characteristics(repetitions: int, seed: int, quick: bool) -> None:
     print()
     print(
         "| n per variant | P(PROMOTE) equal | P(ROLLBACK) equal (false alarm) | P(ROLLBACK) canary +40 % (power) "
-        "| P(PROMOTE) canary +40 % (false promote) | s per verdict |"
+        "| P(PROMOTE) canary +40 % (false promote) | rows holding an equal canary (share of runs) | s per verdict |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|")
     rng = np.random.default_rng(seed)
     thresholds = Thresholds()
     for n in (50, 100, 200) if quick else (50, 100, 200, 400):
         counts = {("equal", v): 0 for v in Verdict} | {("slow", v): 0 for v in Verdict}
+        holding: Counter[str] = Counter()
         started = time.perf_counter()
         for rep in range(repetitions):
             stable = simulated("stable", n, 1.0, rng)
             for label, slower in (("equal", 1.0), ("slow", 1.4)):
                 canary = simulated("canary", n, slower, rng)
-                verdict = compare(stable, canary, thresholds, resamples=1000, seed=rep).verdict
-                counts[(label, verdict)] += 1
+                comparison = compare(stable, canary, thresholds, resamples=1000, seed=rep)
+                counts[(label, comparison.verdict)] += 1
+                if label == "equal":
+                    holding.update(r.metric for r in comparison.rows if r.status is RowStatus.HOLD)
         per = (time.perf_counter() - started) / (2 * repetitions)
         print(
             f"| {n} | {counts[('equal', Verdict.PROMOTE)] / repetitions:.3f} | "
             f"{counts[('equal', Verdict.ROLLBACK)] / repetitions:.3f} | "
             f"{counts[('slow', Verdict.ROLLBACK)] / repetitions:.3f} | "
-            f"{counts[('slow', Verdict.PROMOTE)] / repetitions:.3f} | {per:.3f} |"
+            f"{counts[('slow', Verdict.PROMOTE)] / repetitions:.3f} | "
+            f"{', '.join(f'{m} {c / repetitions:.2f}' for m, c in holding.most_common(3)) or '-'} | {per:.3f} |"
         )
     print(f"{repetitions} seeded repetitions per cell (seed {seed}); a rate of 0 means none of them.")
     print(
@@ -274,6 +280,9 @@ def main() -> int:
         default=os.environ.get("LOCUST") or shutil.which("locust"),
         help="locust executable for the side-by-side ceiling (default: $LOCUST or PATH)",
     )
+    parser.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="which measurements (default all)"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(
@@ -281,9 +290,14 @@ def main() -> int:
         f"at start, Python {sys.version.split()[0]}"
     )
     print()
-    overhead(args.quick)
-    ceiling(args.quick, args.locust)
-    operating_characteristics(args.repetitions if not args.quick else min(args.repetitions, 60), args.seed, args.quick)
+    if "overhead" in args.sections:
+        overhead(args.quick)
+    if "ceiling" in args.sections:
+        ceiling(args.quick, args.locust)
+    if "verdict" in args.sections:
+        operating_characteristics(
+            args.repetitions if not args.quick else min(args.repetitions, 60), args.seed, args.quick
+        )
     return 0
 
 

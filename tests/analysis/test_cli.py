@@ -411,3 +411,56 @@ def test_the_module_entry_point_prints_help(run_cli: RunCli) -> None:
     code, out, _ = run_cli("--help")
     assert code == 0
     assert "analysis.maxTtftP95RegressionPct" in out and "PROMOTE when every" in out
+
+
+def test_stack_config_thresholds_are_defaults_the_flags_override(
+    run_cli: RunCli, tgi_stream: Callable, prompts_file: Path, tmp_path: Path
+) -> None:
+    stable, canary = tgi_stream(SMALL_ID, **FAST), tgi_stream(BASE_ID, **FAST)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"llm-ab:analysis": {"objectValue": {"enabled": True, "minSamples": 5, "maxErrorRate": 0.2}}})
+    )
+    code, out, _ = run_cli(
+        "--stable-url",
+        stable.url,
+        "--canary-url",
+        canary.url,
+        "--concurrency",
+        "1",
+        "--requests",
+        "3",
+        "--duration",
+        "5",
+        "--json",
+        "--prompts",
+        str(prompts_file),
+        "--stack-config",
+        str(config),
+        "--max-error-rate",
+        "0.3",
+    )
+    thresholds = json.loads(out)["config"]["thresholds"]
+    assert (thresholds["minSamples"], thresholds["maxErrorRate"]) == (5, 0.3)
+    assert code == 3
+
+
+def test_an_unreadable_stack_config_exits_2(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"llm-ab:analysis": {"objectValue": {"maxErrorRat": 0.2}}}')
+    code, _, err = run_cli(
+        "--stable-url",
+        "http://127.0.0.1:9",
+        "--canary-url",
+        "http://127.0.0.1:9",
+        "--concurrency",
+        "1",
+        "--requests",
+        "3",
+        "--duration",
+        "5",
+        "--stack-config",
+        str(config),
+    )
+    assert code == 2
+    assert "error: --stack-config (analysis.maxErrorRat: is not a known threshold" in err

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.thresholds import CONFIG_KEYS, ThresholdError, Thresholds, thresholds_from_config
+from analysis.thresholds import (
+    CONFIG_KEYS,
+    ThresholdError,
+    Thresholds,
+    analysis_object_from_pulumi_json,
+    thresholds_from_config,
+)
 
 
 def test_defaults_are_valid_and_keyed_by_config_key() -> None:
@@ -63,3 +69,28 @@ def test_from_config_rejects_an_unknown_key_listing_the_known_ones() -> None:
 def test_from_config_rejects_a_non_numeric_string() -> None:
     with pytest.raises(ThresholdError, match=r"analysis\.minSamples: must be a number, got 'many'"):
         thresholds_from_config({"minSamples": "many"})
+
+
+def test_the_analysis_object_of_pulumi_config_json_is_read() -> None:
+    document = {
+        "llm-ab:namespace": {"value": "llm-ab-dev", "secret": False},
+        "llm-ab:analysis": {
+            "value": '{"enabled":false,"maxErrorRate":0.01,"minSamples":100}',
+            "objectValue": {"enabled": False, "maxErrorRate": 0.01, "minSamples": 100},
+            "secret": False,
+        },
+    }
+    values = analysis_object_from_pulumi_json(document)
+    assert values == {"enabled": False, "maxErrorRate": 0.01, "minSamples": 100}
+    thresholds = thresholds_from_config(values, other_keys=("enabled",))
+    assert (thresholds.max_error_rate, thresholds.min_samples) == (0.01, 100)
+
+
+def test_flat_analysis_keys_and_value_only_entries_are_read() -> None:
+    document = {"llm-ab:analysis.confidence": {"value": "0.9"}, "llm-ab:analysis": {"value": '{"minSamples": 40}'}}
+    assert analysis_object_from_pulumi_json(document) == {"confidence": "0.9", "minSamples": 40}
+
+
+def test_an_analysis_setting_that_is_not_an_object_is_named() -> None:
+    with pytest.raises(ThresholdError, match=r"analysis\.\(object\): must be an object of settings, got 3"):
+        analysis_object_from_pulumi_json({"llm-ab:analysis": {"value": "3"}})

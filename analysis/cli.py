@@ -20,6 +20,7 @@ from .loadgen import MODES, LoadPlan, Target
 from .prompts import LengthControls, Prompt, PromptFileError, from_case_files, from_jsonl, prepare
 from .report import ConsoleUi, make_console
 from .runner import AnalysisConfig, PreflightError, run
+from .sequential import MAX_LOOKS
 from .thresholds import (
     CONFIG_KEYS,
     CONFIG_PREFIX,
@@ -180,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{CONFIG_PREFIX}{CONFIG_KEYS[f.name]} ({_HELP_UNITS[f.name]}; default {f.default})",
         )
     decision.add_argument(
+        "--looks",
+        type=_positive_int,
+        metavar="K",
+        default=1,
+        help=f"sequential design: analyse after each of K equal stages, stop at the first PROMOTE or ROLLBACK; "
+        f"intervals at 1 - (1 - confidence) / K (Bonferroni); 1..{MAX_LOOKS} (default 1: fixed sample)",
+    )
+    decision.add_argument(
         "--stack-config",
         metavar="FILE",
         help="`pulumi config --json` output: its analysis.* thresholds are the defaults the flags override",
@@ -226,6 +235,10 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error("--mode open needs --rate R (arrivals per second per target)")
     if args.mode == "closed" and args.concurrency is None:
         parser.error("--mode closed needs --concurrency N (clients per target)")
+    if args.looks > MAX_LOOKS:
+        parser.error(f"--looks must be 1..{MAX_LOOKS}, got {args.looks}")
+    if args.looks > args.requests:
+        parser.error(f"--looks {args.looks} needs at least as many --requests, got {args.requests}")
     if args.scrape_interval < 0:
         parser.error(f"--scrape-interval must be >= 0, got {args.scrape_interval:g}")
     for flag in ("stable_url", "canary_url", "traffic_url"):
@@ -268,6 +281,7 @@ def build_config(args: argparse.Namespace, thresholds: Thresholds, prompts: tupl
         seed=args.seed,
         ready_timeout_s=args.ready_timeout,
         scrape_metrics=not args.no_server_metrics,
+        looks=args.looks,
     )
 
 

@@ -19,6 +19,7 @@ from .loadgen import Target
 from .metrics import MetricDelta
 from .records import RequestRecord
 from .runner import AnalysisConfig, AnalysisReport
+from .sequential import Look
 from .summary import TargetSummary
 from .verdict import Row, RowStatus, Verdict
 
@@ -123,6 +124,18 @@ class ConsoleUi:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def look(self, look: Look, looks: int) -> None:
+        """One line per interim analysis of a sequential run."""
+        if self._progress is not None:
+            self._progress.refresh()
+        style = _VERDICT_STYLE[look.verdict]
+        why = f": {escape(look.reasons[0])}" if look.reasons else ""
+        more = f" (+{len(look.reasons) - 1} more)" if len(look.reasons) > 1 else ""
+        self.console.print(
+            f"Look {look.look}/{looks}: stable {look.n_stable}, canary {look.n_canary} requests, "
+            f"{look.confidence:.2%} intervals -> [{style}]{look.verdict.value}[/]{why}{more}"
+        )
 
     def results(self, report: AnalysisReport) -> None:
         """Client figures, the comparison, server deltas and the verdict."""

@@ -17,10 +17,11 @@ import httpx
 from smoke.net import EndpointError, RetryPolicy, excerpt, json_body, request
 from smoke.tgi import TgiClient
 
-from .loadgen import LoadPlan, PhaseResult, Target, run_phase
+from .loadgen import LoadPlan, PhaseResult, ServerMetrics, Target, run_phase
 from .metrics import MetricDelta
 from .prompts import Prompt
 from .records import RequestRecord
+from .sequential import Look, evaluate, stage_sizes
 from .summary import TargetSummary, summarize
 from .thresholds import Thresholds
 from .verdict import Comparison, compare
@@ -39,6 +40,7 @@ class Ui(Protocol):
     def phase_started(self, name: str, targets: Sequence[Target], requests: int) -> None: ...
     def record(self, record: RequestRecord) -> None: ...
     def phase_done(self) -> None: ...
+    def look(self, look: Look, looks: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class AnalysisConfig:
     ready_timeout_s: float = 30.0
     """How long the pre-flight check waits for each endpoint to answer."""
     scrape_metrics: bool = True
+    looks: int = 1
+    """Interim analyses of the variant phase (1: fixed sample; see :mod:`analysis.sequential`)."""
     flags: dict[str, str] = field(
         default_factory=lambda: {"stable": "--stable-url", "canary": "--canary-url", "traffic": "--traffic-url"}
     )
@@ -71,6 +75,7 @@ class AnalysisConfig:
             "thresholds": self.thresholds.to_dict(),
             "bootstrap_resamples": self.resamples,
             "seed": self.seed,
+            "looks": self.looks,
         }
 
     def targets(self) -> list[Target]:
@@ -91,6 +96,8 @@ class AnalysisReport:
     phases: dict[str, tuple[float, float]]
     """Phase name -> (wall-clock start, seconds)."""
     seconds: float
+    looks: list[Look] = field(default_factory=list)
+    """The interim analyses when the design is sequential (empty for a fixed sample)."""
 
     @property
     def exit_code(self) -> int:
@@ -111,6 +118,13 @@ class AnalysisReport:
             "seconds": self.seconds,
             "config": self.config.to_dict(),
         }
+        if self.looks:
+            out["sequential"] = {
+                "looks_planned": self.config.looks,
+                "stopped_at_look": self.looks[-1].look,
+                "per_look_confidence": self.looks[-1].confidence,
+                "history": [look.to_dict() for look in self.looks],
+            }
         if with_records:
             out["records"] = {k: [r.to_dict() for r in v] for k, v in self.records.items()}
         return out
@@ -153,16 +167,14 @@ def run(config: AnalysisConfig, ui: Ui | None = None) -> AnalysisReport:
     config = replace(config, stable=ready["stable"], canary=ready["canary"], traffic=ready.get("traffic"))
     if ui:
         ui.plan(config)
-    phases: dict[str, PhaseResult] = {}
-    phase_targets = {"variants": [config.stable, config.canary]}
+    variants, comparison, history = _variant_phase(config, ui)
+    phases: dict[str, PhaseResult] = {"variants": variants}
     if config.traffic is not None:
-        phase_targets["traffic"] = [config.traffic]
-    for name, targets in phase_targets.items():
         if ui:
-            ui.phase_started(name, targets, config.plan.requests)
+            ui.phase_started("traffic", [config.traffic], config.plan.requests)
         try:
-            phases[name] = run_phase(
-                targets, config.prompts, config.plan, ui.record if ui else None, config.scrape_metrics
+            phases["traffic"] = run_phase(
+                [config.traffic], config.prompts, config.plan, ui.record if ui else None, config.scrape_metrics
             )
         finally:
             if ui:
@@ -186,9 +198,6 @@ def run(config: AnalysisConfig, ui: Ui | None = None) -> AnalysisReport:
             model=target.model,
             elapsed_s=phase.elapsed_s,
         )
-    comparison = compare(
-        records["stable"], records["canary"], config.thresholds, resamples=config.resamples, seed=config.seed
-    )
     return AnalysisReport(
         config=config,
         summaries=summaries,
@@ -198,4 +207,79 @@ def run(config: AnalysisConfig, ui: Ui | None = None) -> AnalysisReport:
         records=records,
         phases={name: (p.started_at, p.elapsed_s) for name, p in phases.items()},
         seconds=time.perf_counter() - started,
+        looks=history,
     )
+
+
+def _variant_phase(config: AnalysisConfig, ui: Ui | None) -> tuple[PhaseResult, Comparison, list[Look]]:
+    """Load stable and canary together, in ``config.looks`` stages with an analysis after each.
+
+    With one look this is a single stage and one comparison at ``confidence``. With more, the
+    stages share the phase's duration bound and request cap, records keep one index and time
+    axis across stages, and the phase stops at the first PROMOTE or ROLLBACK.
+    """
+    targets = [config.stable, config.canary]
+    names = [t.name for t in targets]
+    stages: list[PhaseResult] = []
+    records: dict[str, list[RequestRecord]] = {n: [] for n in names}
+    history: list[Look] = []
+    comparison: Comparison | None = None
+    start = time.perf_counter()
+    if ui:
+        ui.phase_started("variants", targets, config.plan.requests)
+    try:
+        for k, size in enumerate(stage_sizes(config.plan.requests, config.looks), start=1):
+            offset = time.perf_counter() - start
+            remaining = config.plan.duration_s - offset
+            if remaining <= 0:
+                break  # the duration bound ends the phase before the planned looks
+            plan = replace(config.plan, requests=size, duration_s=remaining, seed=config.plan.seed + k - 1)
+            stage = run_phase(targets, config.prompts, plan, ui.record if ui else None, config.scrape_metrics)
+            stages.append(stage)
+            for name in names:
+                for record in stage.records[name]:
+                    record.index += len(records[name])
+                    record.started_s += offset
+                    if record.scheduled_s is not None:
+                        record.scheduled_s += offset
+                records[name] += stage.records[name]
+            if config.looks == 1:
+                break
+            comparison, look, stop = evaluate(
+                records["stable"],
+                records["canary"],
+                config.thresholds,
+                look=k,
+                looks=config.looks,
+                resamples=config.resamples,
+                seed=config.seed,
+            )
+            history.append(look)
+            if ui:
+                ui.look(look, config.looks)
+            if stop:
+                break
+    finally:
+        if ui:
+            ui.phase_done()
+    if comparison is None:
+        comparison = compare(
+            records["stable"], records["canary"], config.thresholds, resamples=config.resamples, seed=config.seed
+        )
+    server = {name: _merge_server([stage.server[name] for stage in stages]) for name in names}
+    phase = PhaseResult(
+        records=records,
+        server=server,
+        started_at=stages[0].started_at,
+        elapsed_s=sum(stage.elapsed_s for stage in stages),
+    )
+    return phase, comparison, history
+
+
+def _merge_server(parts: Sequence[ServerMetrics]) -> ServerMetrics:
+    """One target's scrapes over several stages: the first before, the last after, every in-run sample."""
+    merged = ServerMetrics(before=parts[0].before, after=parts[-1].after)
+    for part in parts:
+        merged.during.scrapes.extend(part.during.scrapes)
+        merged.error = merged.error or part.error
+    return merged

@@ -170,8 +170,9 @@ def latency_row(
     thresholds: Thresholds,
     resamples: int,
     seed: int,
+    confidence: float | None = None,
 ) -> Row:
-    """One quantile row (see the module docstring for the rule)."""
+    """One quantile row (see the module docstring for the rule); ``confidence`` overrides the thresholds'."""
     s, c = _values(stable, metric.value), _values(canary, metric.value)
     margin_pct = getattr(thresholds, metric.threshold)
     margin = None if margin_pct is None else margin_pct / 100
@@ -197,7 +198,7 @@ def latency_row(
             n_canary=len(c),
         )
     interval = bootstrap_quantile_change(
-        s, c, metric.q, confidence=thresholds.confidence, resamples=resamples, seed=seed
+        s, c, metric.q, confidence=confidence or thresholds.confidence, resamples=resamples, seed=seed
     )
     if margin is None:
         status, reason = RowStatus.INFO, "no margin set"
@@ -229,11 +230,13 @@ def _gate_small(status: RowStatus, reason: str, n: int, min_samples: int) -> tup
     return status, reason
 
 
-def error_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], t: Thresholds) -> list[Row]:
+def error_rows(
+    stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], t: Thresholds, confidence: float | None = None
+) -> list[Row]:
     """The canary's error rate (Wilson) and its increase over stable (Newcombe)."""
     ks, ns = sum(not r.ok for r in stable), len(stable)
     kc, nc = sum(not r.ok for r in canary), len(canary)
-    own = wilson_interval(kc, nc, t.confidence)
+    own = wilson_interval(kc, nc, confidence or t.confidence)
     if own.high <= t.max_error_rate:
         status, reason = RowStatus.PASS, f"upper bound {own.high:.2%} <= {t.max_error_rate:.2%}"
     elif own.low > t.max_error_rate:
@@ -257,7 +260,7 @@ def error_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord],
             nc,
         )
     ]
-    diff = newcombe_interval(kc, nc, ks, ns, t.confidence)
+    diff = newcombe_interval(kc, nc, ks, ns, confidence or t.confidence)
     if diff.high <= t.max_error_rate_increase:
         status, reason = RowStatus.PASS, f"increase at most {diff.high:+.2%}"
     elif diff.low > t.max_error_rate_increase:
@@ -284,7 +287,9 @@ def error_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord],
     return rows
 
 
-def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], t: Thresholds) -> list[Row]:
+def case_rows(
+    stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], t: Thresholds, confidence: float | None = None
+) -> list[Row]:
     """The canary's golden-case pass rate (Wilson) and its drop below stable (Newcombe)."""
     scored_s = [r.case_pass for r in stable if r.case_pass is not None]
     scored_c = [r.case_pass for r in canary if r.case_pass is not None]
@@ -308,7 +313,7 @@ def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], 
             0,
         )
         return [skip]
-    own = wilson_interval(pc, nc, t.confidence)
+    own = wilson_interval(pc, nc, confidence or t.confidence)
     if own.low >= t.min_case_pass_rate:
         status, reason = RowStatus.PASS, f"lower bound {own.low:.1%} >= {t.min_case_pass_rate:.1%}"
     elif own.high < t.min_case_pass_rate:
@@ -350,7 +355,7 @@ def case_rows(stable: Sequence[RequestRecord], canary: Sequence[RequestRecord], 
             )
         )
         return rows
-    diff = newcombe_interval(pc, nc, ps, ns, t.confidence)
+    diff = newcombe_interval(pc, nc, ps, ns, confidence or t.confidence)
     if diff.low >= -t.max_case_pass_rate_drop:
         status, reason = RowStatus.PASS, f"drop at most {-diff.low:.1%}"
     elif diff.high < -t.max_case_pass_rate_drop:
@@ -384,13 +389,18 @@ def compare(
     *,
     resamples: int = 2000,
     seed: int = 0,
+    confidence: float | None = None,
 ) -> Comparison:
-    """Every row and the overall verdict for the two variants' records."""
+    """Every row and the overall verdict for the two variants' records.
+
+    ``confidence`` overrides ``thresholds.confidence`` (the sequential design's per-look level).
+    """
     rows: list[Row] = [
-        latency_row(m, stable, canary, thresholds, resamples, seed + i) for i, m in enumerate(LATENCY_METRICS)
+        latency_row(m, stable, canary, thresholds, resamples, seed + i, confidence)
+        for i, m in enumerate(LATENCY_METRICS)
     ]
-    rows += error_rows(stable, canary, thresholds)
-    rows += case_rows(stable, canary, thresholds)
+    rows += error_rows(stable, canary, thresholds, confidence)
+    rows += case_rows(stable, canary, thresholds, confidence)
     return Comparison(tuple(rows), *decide(rows))
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.loadgen import LoadPlan, Target, run_phase  # noqa: E402
 from analysis.prompts import Prompt  # noqa: E402
 from analysis.records import ErrorKind, RequestRecord  # noqa: E402
+from analysis.sequential import simulate_prefixes  # noqa: E402
 from analysis.thresholds import Thresholds  # noqa: E402
 from analysis.verdict import RowStatus, Verdict, compare  # noqa: E402
 from tests.analysis.servers import ServerProcess, tgi_spec  # noqa: E402
@@ -267,6 +268,43 @@ def operating_characteristics(repetitions: int, seed: int, quick: bool) -> None:
         "default 2-point error-rate-increase margin (Newcombe upper bound of 0/n - 0/n); below that the verdict "
         "is HOLD."
     )
+    print()
+    sequential_vs_fixed(repetitions, seed, quick)
+
+
+def sequential_vs_fixed(repetitions: int, seed: int, quick: bool) -> None:
+    """The sequential design (K looks, Bonferroni) against the fixed sample of the same maximum."""
+    n_max, looks = (200, 2) if quick else (400, 4)
+    print(f"### 3b. Sequential ({looks} looks, Bonferroni) against a fixed sample of {n_max} per variant")
+    print()
+    print("| canary | design | P(PROMOTE) | P(HOLD) | P(ROLLBACK) | mean requests per variant | s per run |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rng = np.random.default_rng(seed + 1)
+    thresholds = Thresholds()
+    for label, slower in (("equal", 1.0), ("+40 %", 1.4)):
+        tallies = {d: Counter() for d in ("fixed", "sequential")}
+        used = {"fixed": 0, "sequential": 0}
+        seconds = {"fixed": 0.0, "sequential": 0.0}
+        for rep in range(repetitions):
+            stable, canary = simulated("stable", n_max, 1.0, rng), simulated("canary", n_max, slower, rng)
+            started = time.perf_counter()
+            tallies["fixed"][compare(stable, canary, thresholds, resamples=500, seed=rep).verdict] += 1
+            seconds["fixed"] += time.perf_counter() - started
+            used["fixed"] += n_max
+            started = time.perf_counter()
+            comparison, history = simulate_prefixes(stable, canary, thresholds, looks, resamples=500, seed=rep)
+            seconds["sequential"] += time.perf_counter() - started
+            tallies["sequential"][comparison.verdict] += 1
+            used["sequential"] += history[-1].n_stable
+        for design in ("fixed", "sequential"):
+            t = tallies[design]
+            print(
+                f"| {label} | {design} | {t[Verdict.PROMOTE] / repetitions:.3f} | "
+                f"{t[Verdict.HOLD] / repetitions:.3f} | "
+                f"{t[Verdict.ROLLBACK] / repetitions:.3f} | {used[design] / repetitions:.0f} | "
+                f"{seconds[design] / repetitions:.3f} |"
+            )
+    print(f"{repetitions} seeded repetitions per row, 500 bootstrap resamples per look.")
     print()
 
 

@@ -464,3 +464,32 @@ def test_an_unreadable_stack_config_exits_2(run_cli: RunCli, tmp_path: Path) -> 
     )
     assert code == 2
     assert "error: --stack-config (analysis.maxErrorRat: is not a known threshold" in err
+
+
+def test_a_sequential_run_stops_at_the_first_decisive_look(prompts_file: Path) -> None:
+    """A canary twice as slow is rolled back at look 1 of 3, after a third of the requests."""
+    servers = ServerProcess(
+        [tgi_spec(SMALL_ID, seed=1, **LATENCY), tgi_spec(BASE_ID, seed=2, ttft_s=0.06, ttft_sigma=0.15, token_s=0.004)]
+    )
+    try:
+        code, out, err = run_main(
+            "--stable-url",
+            servers.urls[0],
+            "--canary-url",
+            servers.urls[1],
+            *LOAD,
+            "--prompts",
+            str(prompts_file),
+            "--looks",
+            "3",
+            "--json",
+        )
+    finally:
+        servers.close()
+    report = json.loads(out)
+    assert (code, report["verdict"]) == (1, "ROLLBACK"), report["reasons"]
+    sequential = report["sequential"]
+    assert sequential["stopped_at_look"] == 1 and sequential["looks_planned"] == 3
+    assert sequential["per_look_confidence"] == pytest.approx(1 - 0.05 / 3)
+    assert report["targets"]["canary"]["requests"] == 67  # 200 split 67 + 67 + 66
+    assert re.search(r"Look 1/3: stable 67, canary 67 requests, 98\.33% intervals -> ROLLBACK", err)

@@ -168,4 +168,5 @@ def _coerce(key: str, name: str, value: Any) -> Any:
     try:
         return int(text) if name == "min_samples" else float(text)
     except ValueError:
-        raise ThresholdError(key, f"must be a number, got {value!r}") from None
+        kind = "an integer" if name == "min_samples" else "a number"
+        raise ThresholdError(key, f"must be {kind}, got {value!r}") from None

@@ -67,7 +67,11 @@ def test_from_config_rejects_an_unknown_key_listing_the_known_ones() -> None:
 
 
 def test_from_config_rejects_a_non_numeric_string() -> None:
-    with pytest.raises(ThresholdError, match=r"analysis\.minSamples: must be a number, got 'many'"):
+    with pytest.raises(ThresholdError, match=r"analysis\.minSamples: must be an integer, got '30\.5'"):
+        thresholds_from_config({"minSamples": "30.5"})
+    with pytest.raises(ThresholdError, match=r"analysis\.confidence: must be a number, got 'high'"):
+        thresholds_from_config({"confidence": "high"})
+    with pytest.raises(ThresholdError, match=r"analysis\.minSamples: must be an integer, got 'many'"):
         thresholds_from_config({"minSamples": "many"})
 
 

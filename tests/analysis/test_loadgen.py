@@ -119,7 +119,7 @@ def test_closed_loop_stops_at_the_duration_before_the_request_count(tgi_stream: 
     records = result.records["stable"]
     assert 4 <= len(records) <= 2 * (0.5 / 0.05 + 1), f"{len(records)} requests in 0.5 s with 2 clients"
     assert max(r.started_s for r in records) < 0.5
-    assert result.elapsed_s < 0.5 + 0.2
+    assert result.elapsed_s < 0.5 + 0.5  # the last requests started before 0.5 s end within ~60 ms
 
 
 def test_open_loop_sends_the_poisson_arrivals_on_schedule(tgi_stream: Start) -> None:

@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
             dest=f.name,
             type=_threshold_value,
             metavar="X",
-            help=f"{CONFIG_PREFIX}{CONFIG_KEYS[f.name]} ({_HELP_UNITS[f.name]}; default {f.default})",
+            help=f"{CONFIG_PREFIX}{CONFIG_KEYS[f.name]} ({_HELP_UNITS[f.name]}; default "
+            f"{'none: informational' if f.default is None else f.default})",
         )
     decision.add_argument(
         "--looks",

@@ -1,0 +1,85 @@
+"""Fixtures of the analysis tests: streaming TGI and OpenAI-compatible servers on loopback, the CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.analysis.servers import ServerProcess, start_openai_stream, start_tgi_stream
+from tests.smoke.servers import RunningServer
+
+SMALL_ID = "/mnt/datasets/model-weights/flan-t5-small/0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
+BASE_ID = "/mnt/datasets/model-weights/flan-t5-base/7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
+
+
+@pytest.fixture
+def tgi_stream() -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``tgi_stream(model_id, ttft_s=..., token_s=..., error_rate=..., error_mode=...)``."""
+    stops: list[Callable[[], None]] = []
+
+    def start(model_id: str = SMALL_ID, **behaviour: Any) -> RunningServer:
+        return start_tgi_stream(model_id, stops, **behaviour)
+
+    yield start
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def openai_stream() -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``openai_stream(model_id, ...)`` for an OpenAI-compatible (vLLM-like) server."""
+    stops: list[Callable[[], None]] = []
+
+    def start(model_id: str = "google/flan-t5-base", **behaviour: Any) -> RunningServer:
+        return start_openai_stream(model_id, stops, **behaviour)
+
+    yield start
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``analysis.cli.main(argv)`` in-process; return (exit code, stdout, stderr)."""
+    from analysis.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:  # argparse usage errors
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """Factory: ``server_process(tgi_spec(...), openai_spec(...))``; stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(*specs: dict[str, Any]) -> ServerProcess:
+        started.append(ServerProcess(list(specs)))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.close()
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    """Run ``analysis.cli.main`` capturing stdout/stderr without pytest's capsys (for module fixtures)."""
+    from analysis.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()

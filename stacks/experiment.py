@@ -21,24 +21,9 @@ from components.naming import minio_selector, model_mount_path, split_annotation
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from components.tgi import TgiServer, TgiServerArgs
 from components.traffic import TrafficSplit, TrafficSplitArgs
+from stacks import outputs as OUT
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings, Variant
-
-OUT_NAMESPACE = "namespace"
-OUT_TRAFFIC_URL = "trafficUrl"
-OUT_STABLE_URL = "stableUrl"
-OUT_CANARY_URL = "canaryUrl"
-OUT_SPLIT = "split"
-OUT_REPLICAS = "replicas"
-OUT_GPUS = "gpus"
-OUT_MODELS = "models"
-OUT_DATASET = "dataset"
-OUT_BUCKET = "bucket"
-OUT_S3_ENDPOINT = "s3Endpoint"
-OUT_MINIO_ROOT_USER = "minioRootUser"
-OUT_MINIO_ROOT_PASSWORD = "minioRootPassword"
-OUT_CREDENTIAL_GENERATOR = "credentialGenerator"
-"""What generated the deployed credentials; the deploy driver compares it with the config (deploy/credentials.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,9 +75,9 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
         reader_access_key=store.reader_access_key, reader_secret_key=store.reader_secret_key,
         writer_secret=store.writer_secret_name, ready=[store.bucket_job],
         server_selector=minio_selector(settings.stack),
-        outputs={OUT_MINIO_ROOT_USER: pulumi.Output.secret(store.root_user),
-                 OUT_MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
-                 OUT_CREDENTIAL_GENERATOR: settings.credentials.generator},
+        outputs={OUT.MINIO_ROOT_USER: pulumi.Output.secret(store.root_user),
+                 OUT.MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
+                 OUT.CREDENTIAL_GENERATOR: settings.credentials.generator},
     )
 
 
@@ -172,17 +157,17 @@ def gpus_per_variant(settings: Settings) -> dict[str, int]:
 def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, Any]:
     """Stack outputs of the experiment; credentials only as secrets."""
     return {
-        OUT_NAMESPACE: experiment.namespace.name,
-        OUT_TRAFFIC_URL: experiment.traffic.url,
-        OUT_STABLE_URL: experiment.tgi[Variant.STABLE].url,
-        OUT_CANARY_URL: experiment.tgi[Variant.CANARY].url,
-        OUT_SPLIT: experiment.traffic.split,
-        OUT_REPLICAS: {v.value: settings.replicas(v) for v in Variant},
-        OUT_GPUS: gpus_per_variant(settings),
-        OUT_MODELS: {v.value: {"id": settings.model(v).id, "revision": settings.model(v).revision}
+        OUT.NAMESPACE: experiment.namespace.name,
+        OUT.TRAFFIC_URL: experiment.traffic.url,
+        OUT.STABLE_URL: experiment.tgi[Variant.STABLE].url,
+        OUT.CANARY_URL: experiment.tgi[Variant.CANARY].url,
+        OUT.SPLIT: experiment.traffic.split,
+        OUT.REPLICAS: {v.value: settings.replicas(v) for v in Variant},
+        OUT.GPUS: gpus_per_variant(settings),
+        OUT.MODELS: {v.value: {"id": settings.model(v).id, "revision": settings.model(v).revision}
                      for v in Variant},
-        OUT_DATASET: experiment.dataset.dataset_name,
-        OUT_BUCKET: experiment.weights.bucket,
-        OUT_S3_ENDPOINT: experiment.weights.endpoint,
+        OUT.DATASET: experiment.dataset.dataset_name,
+        OUT.BUCKET: experiment.weights.bucket,
+        OUT.S3_ENDPOINT: experiment.weights.endpoint,
         **experiment.weights.outputs,
     }

@@ -16,10 +16,10 @@ from components.namespace import ExperimentNamespace
 from components.naming import TGI_APP, TGI_PORT, service_url, tgi_deployment_name
 from components.smoke_gate import SmokeTestJob, SmokeTestJobArgs
 from smoke.plan import SmokePlan, Target
+from stacks import outputs as OUT
 from stacks.platform import Platform
 from stacks.settings import Settings, Variant
 
-OUT_SMOKE = "smoke"
 READINESS_MARGIN_SECONDS = 60
 """Part of the Job's deadline kept for the split check and the report after readiness."""
 
@@ -67,4 +67,4 @@ def build_smoke_gate(settings: Settings, platform: Platform, namespace: Experime
                          timeout_seconds=settings.smoke.timeout_seconds, wait_for=after),
         opts=platform.opts(),
     )
-    return {OUT_SMOKE: {"job": job.job_name, "digest": job.digest, "cases": list(plan.cases)}}
+    return {OUT.SMOKE: {"job": job.job_name, "digest": job.digest, "cases": list(plan.cases)}}

@@ -12,28 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stacks import modelmesh_track, platform_local
-from stacks.experiment import (  # noqa: F401 - the stack's output names, here for the driver and tests
-    OUT_BUCKET,
-    OUT_CANARY_URL,
-    OUT_CREDENTIAL_GENERATOR,
-    OUT_DATASET,
-    OUT_GPUS,
-    OUT_MINIO_ROOT_PASSWORD,
-    OUT_MINIO_ROOT_USER,
-    OUT_MODELS,
-    OUT_NAMESPACE,
-    OUT_REPLICAS,
-    OUT_S3_ENDPOINT,
-    OUT_SPLIT,
-    OUT_STABLE_URL,
-    OUT_TRAFFIC_URL,
-    build_experiment,
-    experiment_namespace,
-    experiment_outputs,
-    minio_weights,
-)
-from stacks.gates import OUT_SMOKE, build_smoke_gate  # noqa: F401
-from stacks.modelmesh_track import OUT_MODELMESH  # noqa: F401
+from stacks.experiment import build_experiment, experiment_namespace, experiment_outputs, minio_weights
+from stacks.gates import build_smoke_gate
 from stacks.platform import Platform as ProvisionedPlatform
 from stacks.settings import Platform, Settings
 

@@ -18,11 +18,10 @@ from components.modelmesh import (
 )
 from components.namespace import ExperimentNamespace
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
+from stacks import outputs as OUT
 from stacks.modelmesh_settings import MeshModel, ModelMeshSettings
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings
-
-OUT_MODELMESH = "modelmesh"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,4 +115,4 @@ def build_modelmesh(settings: Settings, mm: ModelMeshSettings, platform: Platfor
         ),
         opts=platform.opts(),
     )
-    return ModelMeshTrack(serving=serving, outputs={OUT_MODELMESH: modelmesh_outputs(settings, mm, primary)})
+    return ModelMeshTrack(serving=serving, outputs={OUT.MODELMESH: modelmesh_outputs(settings, mm, primary)})

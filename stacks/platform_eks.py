@@ -22,15 +22,11 @@ from components.eks_cluster import EksCluster, EksClusterArgs, SystemNodeGroupAr
 from components.eks_network import EksNetwork, EksNetworkArgs
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from components.s3_store import S3WeightsBucket, S3WeightsBucketArgs
+from stacks import outputs as OUT
 from stacks.eks_settings import GpuPoolSettings
 from stacks.gpu_capacity import PoolShape, pool_estimate, price_table, replica_cost, replicas_per_node
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings, Variant
-
-OUT_CLUSTER = "cluster"
-OUT_KUBECONFIG = "kubeconfig"
-OUT_GPU_POOLS = "gpuPools"
-OUT_GPU_COST = "gpuCost"
 
 STAGING_SERVICE_ACCOUNT = "model-staging"
 """Service account of the staging Jobs on S3; the IRSA role trusts exactly this name."""
@@ -70,7 +66,7 @@ def capacity_outputs(settings: Settings) -> dict[str, Any]:
         pools[tgi_pool.name]["tgiReplicaSlots"] = tgi_pool.desired_size * per_node
     if eks.region != table.region:
         cost["note"] = f"list prices of {table.region}; {eks.region} prices differ"
-    return {OUT_GPU_POOLS: pools, OUT_GPU_COST: cost}
+    return {OUT.GPU_POOLS: pools, OUT.GPU_COST: cost}
 
 
 def capacity_warnings(settings: Settings) -> list[str]:
@@ -175,9 +171,9 @@ def provision(settings: Settings) -> Platform:
         ready=ready,
         weights=weights,
         outputs={
-            OUT_CLUSTER: {"name": cluster.cluster_name, "region": eks.region,
+            OUT.CLUSTER: {"name": cluster.cluster_name, "region": eks.region,
                           "kubernetesVersion": eks.kubernetes_version, "endpoint": cluster.endpoint},
-            OUT_KUBECONFIG: cluster.kubeconfig,
+            OUT.KUBECONFIG: cluster.kubeconfig,
             **capacity_outputs(settings),
         },
     )

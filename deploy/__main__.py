@@ -13,7 +13,7 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
@@ -75,14 +75,13 @@ def engine_error(err: Exception) -> str:
     return stderr.strip() or text.strip()
 
 
-def open_stack(stack_name: str, engine: Engine, work_dir: Path, out: Callable[[str], None]):
+def open_stack(stack_name: str, engine: Engine, work_dir: Path):
     from pulumi import automation as auto
 
     command = auto.PulumiCommand(root=engine.pulumi_root) if engine.pulumi_root else auto.PulumiCommand()
     opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_home=engine.pulumi_home,
                                       env_vars=dict(engine.env), pulumi_command=command)
-    stack = auto.create_or_select_stack(stack_name=stack_name, project_name=PROJECT, program=program, opts=opts)
-    return stack
+    return auto.create_or_select_stack(stack_name=stack_name, project_name=PROJECT, program=program, opts=opts)
 
 
 def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
@@ -98,14 +97,13 @@ def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
 def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
     """Decide (once) and check the credential generator before anything is previewed."""
     configured = credentials.configured_generator(stack_file_config(work_dir, stack.name))
-    try:
-        deployed_out = stack.outputs().get(credentials.OUTPUT)
-    except Exception:  # noqa: BLE001 - a stack never deployed has no outputs to read
-        deployed_out = None
-    deployed = deployed_out.value if deployed_out is not None else None
-    plugins = [(p.name, p.kind, p.version) for p in stack.workspace.list_plugins()]
-    choice = credentials.choose(configured, deployed, credentials.has_random_plugin(plugins, dist_version("pulumi-random")),
-                                allow_rotation=allow_rotation)
+    deployed = credentials.deployed_generator(stack.export_stack().deployment or {})
+
+    def random_plugin() -> bool:
+        plugins = [(p.name, p.kind, p.version) for p in stack.workspace.list_plugins()]
+        return credentials.has_random_plugin(plugins, dist_version("pulumi-random"))
+
+    choice = credentials.choose(configured, deployed, random_plugin, allow_rotation=allow_rotation)
     if choice.record:
         from pulumi import automation as auto
 
@@ -116,6 +114,11 @@ def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
         log(f"credentials: {choice.generator.value} ({choice.reason})")
 
 
+def out(line: str) -> None:
+    """The engine's own output, as it comes."""
+    print(line, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     engine = resolve_engine(os.environ, args.stack)
     work_dir = Path(args.work_dir).resolve()
@@ -124,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"stack {args.stack}: backend {engine.backend_url}, {engine.passphrase_note}")
     log(f"engine: {engine.pulumi_root or 'pulumi on PATH'}, PULUMI_HOME {engine.pulumi_home}, "
         f"KUBECONFIG {os.environ.get('KUBECONFIG', '(default)')}")
-    out = (lambda line: print(line, flush=True))
-    stack = open_stack(args.stack, engine, work_dir, out)
+    stack = open_stack(args.stack, engine, work_dir)
     color = "always" if sys.stdout.isatty() else "never"
     t0 = time.monotonic()
     if args.verb in ("up", "preview"):
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             result = stack.up(diff=args.diff, color=color, on_output=out, on_event=steps, **policies)
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
-            print(format_outputs(stack.outputs(), show_secrets=args.show_secrets))
+            print(format_outputs(result.outputs, show_secrets=args.show_secrets))
             return 0
         if args.verb == "destroy":
             # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class StepRecorder:
-    """Every resource step the engine announces (op, URN, type, changed keys), for ``--steps``."""
+    """Every resource step the engine counts (op, URN, type, changed keys), for ``--steps``."""
 
     def __init__(self) -> None:
         self.steps: list[dict[str, Any]] = []
@@ -170,6 +172,10 @@ class StepRecorder:
             return
         meta = pre.metadata
         op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+        if op == "update" and meta.type.startswith("pulumi:providers:") and not meta.diffs:
+            # When other resources change the engine announces a no-op update of a default provider
+            # (seen for pulumi-python); its own summary and diff don't count it, and nor do we.
+            return
         self.steps.append({"op": op, "urn": meta.urn, "type": meta.type,
                            "name": meta.urn.rsplit("::", 1)[-1], "diffs": list(meta.diffs or [])})
 

@@ -6,18 +6,16 @@ Pure functions: the driver feeds them the stack's config, its last outputs and t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from components.credentials import CredentialGenerator
 from deploy.workspace import PROJECT, DriverError
-from stacks.llm_ab import OUT_CREDENTIAL_GENERATOR
+from stacks import outputs as OUT
 
 CONFIG_KEY = f"{PROJECT}:credentials"
 """The stack config object holding ``generator``."""
 PATH_KEY = "credentials.generator"
-OUTPUT = OUT_CREDENTIAL_GENERATOR
-"""Stack output naming the generator of the deployed credentials (exported by the program)."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +38,26 @@ def configured_generator(stack_config: Mapping[str, object]) -> str | None:
     return value.get("generator") if isinstance(value, Mapping) else None
 
 
-def choose(configured: str | None, deployed: str | None, random_plugin: bool, *,
+def deployed_generator(deployment: Mapping[str, object]) -> str | None:
+    """The ``credentialGenerator`` output of an exported deployment (``pulumi stack export``: no
+    decryption needed, the value is not secret); None for a stack never deployed."""
+    for resource in deployment.get("resources") or []:
+        if resource.get("type") == "pulumi:pulumi:Stack":
+            value = (resource.get("outputs") or {}).get(OUT.CREDENTIAL_GENERATOR)
+            return value if isinstance(value, str) else None
+    return None
+
+
+def choose(configured: str | None, deployed: str | None, random_plugin: Callable[[], bool], *,
            allow_rotation: bool = False) -> Choice:
     """Keep what the stack has; a stack that never chose takes what was deployed, else pulumi-random
     when its plugin is installed, else the built-in generator. A configured generator that differs
-    from the deployed credentials' is refused unless rotation is allowed."""
+    from the deployed credentials' is refused unless rotation is allowed. ``random_plugin`` is asked
+    only where the answer matters (listing plugins costs a CLI call)."""
     if configured is None:
         if deployed is not None:
             return Choice(CredentialGenerator(deployed), True, f"the deployed credentials came from {deployed}")
-        if random_plugin:
+        if random_plugin():
             return Choice(CredentialGenerator.RANDOM, False, "pulumi-random's plugin is installed")
         return Choice(CredentialGenerator.BUILTIN, True,
                       "pulumi-random's plugin is not installed, so llm-ab's built-in generator is used")
@@ -61,7 +70,7 @@ def choose(configured: str | None, deployed: str | None, random_plugin: bool, *,
             f"replace every MinIO credential (root and users), and the bucket users would be created anew. "
             f"Set it back (pulumi config set --path {PATH_KEY} {deployed}), or rotate on purpose with "
             f"--allow-credential-rotation.")
-    if configured == CredentialGenerator.RANDOM.value and not random_plugin and deployed != configured:
+    if configured == CredentialGenerator.RANDOM.value and deployed != configured and not random_plugin():
         raise DriverError(
             f"{PATH_KEY} is 'random' but pulumi-random's provider plugin is not installed in PULUMI_HOME; install it "
             f"(pulumi plugin install resource random <version>) or use the built-in generator "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,21 @@ class Engine:
     passphrase_note: str
     """How the stack's secrets are encrypted, in words, for the log."""
     env: Mapping[str, str]
+
+
+def toolchain_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) with what ``scripts/toolchain env`` exports, the way
+    ``eval "$(scripts/toolchain env)"`` would set it (for tests and benches that run the driver)."""
+    import subprocess
+
+    base = dict(os.environ if environ is None else environ)
+    exports = subprocess.run([str(REPO_ROOT / "scripts" / "toolchain"), "env"], capture_output=True, text=True,
+                             check=True, env=base).stdout
+    env = dict(base)
+    for line in exports.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip('"').replace("$PATH", base.get("PATH", ""))
+    return env
 
 
 def default_cache() -> Path:
@@ -90,14 +106,10 @@ def resolve_engine(environ: Mapping[str, str], stack: str) -> Engine:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         # The built-in credential generator is a dynamic resource: its host runs this python.
-        "PULUMI_PYTHON_CMD": environ.get("PULUMI_PYTHON_CMD") or _python(),
-        "LLMAB_PYTHON": _python(),
+        "PULUMI_PYTHON_CMD": environ.get("PULUMI_PYTHON_CMD") or sys.executable,
+        "LLMAB_PYTHON": sys.executable,
         **extra,
     }
     return Engine(pulumi_root=root, pulumi_home=home, backend_url=backend, passphrase_note=note, env=env)
 
 
-def _python() -> str:
-    import sys
-
-    return sys.executable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,24 +25,24 @@ class Out:
 # --- which credential generator ---------------------------------------------------------------
 
 def test_a_new_stack_without_the_random_plugin_records_the_builtin_generator() -> None:
-    choice = credentials.choose(None, None, random_plugin=False)
+    choice = credentials.choose(None, None, random_plugin=lambda: False)
     assert choice.generator is CredentialGenerator.BUILTIN and choice.record is True
     assert "not installed" in choice.reason
 
 
 def test_a_new_stack_with_the_random_plugin_uses_pulumi_random_and_writes_nothing() -> None:
-    choice = credentials.choose(None, None, random_plugin=True)
+    choice = credentials.choose(None, None, random_plugin=lambda: True)
     assert choice.generator is CredentialGenerator.RANDOM and choice.record is False
 
 
 def test_a_deployed_stack_keeps_its_generator_when_the_plugin_appears_later() -> None:
-    choice = credentials.choose(None, "builtin", random_plugin=True)
+    choice = credentials.choose(None, "builtin", random_plugin=lambda: True)
     assert choice.generator is CredentialGenerator.BUILTIN and choice.record is True
 
 
 def test_switching_generator_on_a_deployed_stack_is_refused_naming_the_key_and_the_way_back() -> None:
     with pytest.raises(DriverError) as err:
-        credentials.choose("random", "builtin", random_plugin=True)
+        credentials.choose("random", "builtin", random_plugin=lambda: True)
     message = str(err.value)
     assert message.startswith("credentials.generator is 'random' but the deployed credentials came from 'builtin'")
     assert "pulumi config set --path credentials.generator builtin" in message
@@ -49,18 +50,36 @@ def test_switching_generator_on_a_deployed_stack_is_refused_naming_the_key_and_t
 
 
 def test_rotation_on_purpose_is_allowed() -> None:
-    choice = credentials.choose("builtin", "random", random_plugin=True, allow_rotation=True)
+    choice = credentials.choose("builtin", "random", random_plugin=lambda: True, allow_rotation=True)
     assert choice.generator is CredentialGenerator.BUILTIN
 
 
 def test_asking_for_random_without_its_plugin_says_how_to_get_either_path() -> None:
     with pytest.raises(DriverError, match="pulumi-random's provider plugin is not installed"):
-        credentials.choose("random", None, random_plugin=False)
+        credentials.choose("random", None, random_plugin=lambda: False)
 
 
 def test_an_unknown_configured_generator_names_the_allowed_values() -> None:
     with pytest.raises(DriverError, match=r"credentials.generator: must be one of random, builtin, got 'vault'"):
-        credentials.choose("vault", None, random_plugin=True)
+        credentials.choose("vault", None, random_plugin=lambda: True)
+
+
+def test_plugins_are_not_listed_when_the_stack_already_chose() -> None:
+    def never() -> bool:
+        raise AssertionError("plugins listed although the stack's config and deployment decide")
+
+    assert credentials.choose("builtin", "builtin", random_plugin=never).generator is CredentialGenerator.BUILTIN
+    assert credentials.choose(None, "random", random_plugin=never).generator is CredentialGenerator.RANDOM
+
+
+def test_the_deployed_generator_is_read_from_the_exported_stack_resource() -> None:
+    deployment = {"resources": [
+        {"type": "pulumi:providers:kubernetes", "outputs": {}},
+        {"type": "pulumi:pulumi:Stack", "outputs": {"credentialGenerator": "builtin",
+                                                     "minioRootPassword": {"ciphertext": "v1:..."}}}]}
+    assert credentials.deployed_generator(deployment) == "builtin"
+    assert credentials.deployed_generator({"resources": [{"type": "pulumi:pulumi:Stack", "outputs": {}}]}) is None
+    assert credentials.deployed_generator({}) is None
 
 
 def test_the_configured_generator_is_read_from_the_stack_files_config_object() -> None:
@@ -82,12 +101,12 @@ def test_a_passphrase_is_generated_once_per_stack_readable_only_by_the_owner(tmp
     path = env["PULUMI_CONFIG_PASSPHRASE_FILE"]
     assert note.startswith("passphrase generated into") and path in note
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    first = open(path).read()
+    first = Path(path).read_text()
     assert len(first) >= 40
     again, note2 = ensure_passphrase({}, tmp_path, "dev")
-    assert again == env and note2 == f"passphrase in {path}" and open(path).read() == first
+    assert again == env and note2 == f"passphrase in {path}" and Path(path).read_text() == first
     other, _ = ensure_passphrase({}, tmp_path, "staging")
-    assert open(other["PULUMI_CONFIG_PASSPHRASE_FILE"]).read() != first
+    assert Path(other["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text() != first
 
 
 def test_a_passphrase_the_user_set_wins_and_nothing_is_written(tmp_path) -> None:
@@ -160,3 +179,24 @@ def test_the_stack_files_objects_are_read_as_written(tmp_path) -> None:
     assert config == {"llm-ab:credentials": {"generator": "builtin"}, "llm-ab:namespace": "ns"}
     assert credentials.configured_generator(config) == "builtin"
     assert stack_file_config(tmp_path, "prod") == {}
+
+
+def test_steps_are_recorded_as_the_engine_counts_them_without_no_op_provider_updates() -> None:
+    from types import SimpleNamespace
+
+    from deploy.__main__ import StepRecorder
+
+    def pre(op: str, urn: str, typ: str, diffs: list[str]) -> SimpleNamespace:
+        meta = SimpleNamespace(op=SimpleNamespace(value=op), urn=urn, type=typ, diffs=diffs)
+        return SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=meta))
+
+    recorder = StepRecorder()
+    recorder(pre("update", "urn:pulumi:dev::llm-ab::pulumi:providers:pulumi-python::default",
+                 "pulumi:providers:pulumi-python", []))
+    recorder(pre("update", "urn:pulumi:dev::llm-ab::pulumi:providers:kubernetes::k8s",
+                 "pulumi:providers:kubernetes", ["kubeconfig"]))
+    recorder(pre("update", "urn:pulumi:dev::llm-ab::kubernetes:apps/v1:Deployment::tgi-stable-deploy",
+                 "kubernetes:apps/v1:Deployment", ["spec"]))
+    recorder(SimpleNamespace(resource_pre_event=None))
+    assert [(s["op"], s["name"], s["diffs"]) for s in recorder.steps] == [
+        ("update", "k8s", ["kubeconfig"]), ("update", "tgi-stable-deploy", ["spec"])]

@@ -17,8 +17,6 @@ Usage: venv/bin/python bench/bench_engine.py [--runs N] [--keep]   (prints a mar
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import shutil
 import statistics
@@ -31,30 +29,20 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.workspace import toolchain_env  # noqa: E402 - the repository root is on the path now
+from tests import samples  # noqa: E402
+from tests.harness import mocked_runtime, run_main  # noqa: E402
+from tests.integration.render import manifests  # noqa: E402
+
 SCRIPTS = ROOT / "scripts"
 NAME = "llm-ab-bench"
 
-RENDER = r"""
-import asyncio, json, os, runpy, sys
-import pulumi, yaml
-sys.path.insert(0, %(root)r)
-from tests.conftest import RecordingMocks
-from tests.integration.render import manifests
-cfg = json.loads(sys.argv[1])
-os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.items()})
-asyncio.set_event_loop(asyncio.new_event_loop())
-mocks = RecordingMocks()
-pulumi.runtime.set_mocks(mocks, project="llm-ab", stack="bench", preview=False)
-pulumi.export = lambda *a: None
-@pulumi.runtime.test
-def program():
-    runpy.run_path(%(main)r, run_name="__main__")
-program()
-sys.stdout.write(yaml.safe_dump_all(manifests(mocks.resources), sort_keys=False))
-"""
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True, **kw) -> tuple[float, subprocess.CompletedProcess]:
+def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True,
+        **kw: object) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, **kw)
     dt = time.monotonic() - t0
@@ -63,24 +51,15 @@ def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True, *
     return dt, proc
 
 
-def toolchain_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for line in run([str(SCRIPTS / "toolchain"), "env"])[1].stdout.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
-    return env
-
-
 def dev_config(namespace: str) -> dict:
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    config["llm-ab:namespace"] = namespace
-    config["llm-ab:credentials"] = {"generator": "builtin"}
-    return config
+    return {**samples.dev_config(), "llm-ab:namespace": namespace, "llm-ab:credentials": {"generator": "builtin"}}
 
 
 def rendered(namespace: str) -> str:
-    code = RENDER % {"root": str(ROOT), "main": str(ROOT / "__main__.py")}
-    return run([sys.executable, "-c", code, json.dumps(dev_config(namespace))])[1].stdout
+    """The dev program's Kubernetes objects, rendered under Pulumi mocks, as YAML."""
+    with mocked_runtime(stack="bench") as mocks:
+        run_main(dev_config(namespace))
+    return yaml.safe_dump_all(manifests(mocks.resources), sort_keys=False)
 
 
 def spread(values: list[float], unit: str = "s") -> str:
@@ -131,17 +110,22 @@ def main() -> None:
         namespaces = [o for o in yaml.safe_load_all(objects) if o and o["kind"] == "Namespace"]
         a = deploy("up", stack)
         b = kubectl_apply(yaml.safe_dump_all(namespaces)) + kubectl_apply(objects)
-        ups.append(a), applies.append(b), up_ratios.append(a / b)
+        ups.append(a)
+        applies.append(b)
+        up_ratios.append(a / b)
 
     previews, dry_runs, preview_ratios = [], [], []
     objects = rendered("llm-ab-bench-0")
     for _ in range(args.runs):
         a = deploy("preview", "bench-0")
         b = kubectl_apply(objects, "--dry-run=server")
-        previews.append(a), dry_runs.append(b), preview_ratios.append(a / b)
+        previews.append(a)
+        dry_runs.append(b)
+        preview_ratios.append(a / b)
 
     rows += [
-        (f"`pulumi up` from empty, dev program (python -m deploy up, policy pack on), {args.runs} new stacks", spread(ups)),
+        (f"`pulumi up` from empty, dev program (python -m deploy up, policy pack on), {args.runs} new stacks",
+         spread(ups)),
         (f"`kubectl apply --server-side` of the same {count} objects, new namespaces", spread(applies)),
         ("**ratio up / apply**, pair by pair", spread(up_ratios, "x")),
         ("`pulumi preview`, no changes (python -m deploy preview, policy pack on)", spread(previews)),

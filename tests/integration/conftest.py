@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.workspace import toolchain_env
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 CLUSTER_NAME = os.environ.get("LLMAB_IT_CLUSTER_NAME", "llm-ab-it")
@@ -56,9 +58,7 @@ def local_cluster() -> Iterator[Cluster]:
     if up.returncode != 0:
         pytest.fail(f"scripts/local-cluster up failed:\n{up.stdout}\n{up.stderr}")
     kubeconfig = subprocess.run([*lc, "kubeconfig"], capture_output=True, text=True, check=True).stdout.strip()
-    env = subprocess.run([str(SCRIPTS / "toolchain"), "env"], capture_output=True, text=True, check=True).stdout
-    bin_dir = next(line.split("=", 1)[1].strip('"') for line in env.splitlines()
-                   if line.startswith("export LLMAB_TOOLCHAIN_BIN="))
+    bin_dir = toolchain_env()["LLMAB_TOOLCHAIN_BIN"]
     try:
         yield Cluster(kubeconfig, str(Path(bin_dir) / "kubectl"))
     finally:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.workspace import toolchain_env
+from tests import samples
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -61,32 +63,22 @@ REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
 
 
 def changed(steps: list[dict]) -> dict[str, set[str]]:
-    """name -> ops of every step that changes something. When other resources change, the engine
-    also announces an 'update' of the dynamic provider's default provider (no diffs); its own
-    summary and diff don't count it, and nor do we."""
+    """name -> ops of every step that changes something."""
     out: dict[str, set[str]] = {}
     for s in steps:
-        if s["op"] in ("same", "read") or (s["type"] == "pulumi:providers:pulumi-python" and not s["diffs"]):
-            continue
-        out.setdefault(s["name"], set()).add(s["op"])
+        if s["op"] not in ("same", "read"):
+            out.setdefault(s["name"], set()).add(s["op"])
     return out
 
 
 def dev_config(**overrides: Any) -> dict[str, Any]:
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    config["llm-ab:namespace"] = NAMESPACE
-    config.update(overrides)
-    return config
+    """The dev stack's config in the test namespace, with ``overrides``."""
+    return {**samples.dev_config(), "llm-ab:namespace": NAMESPACE, **overrides}
 
 
 @pytest.fixture(scope="module")
 def driver(local_cluster, tmp_path_factory) -> Driver:
-    toolchain = subprocess.run([str(ROOT / "scripts" / "toolchain"), "env"], capture_output=True, text=True,
-                               check=True).stdout
-    env = dict(os.environ)
-    for line in toolchain.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
+    env = toolchain_env()
     if not Path(env["LLMAB_PULUMI"]).is_file():
         if os.environ.get("LLMAB_INTEGRATION") == "1":
             pytest.fail(f"the engine is not built ({env['LLMAB_PULUMI']} missing): run scripts/toolchain engine")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.analysis.servers import ServerProcess, start_openai_stream, start_tgi_stream
+from tests.loopback import cli_runner
 from tests.smoke.servers import RunningServer
 
 SMALL_ID = "/mnt/datasets/model-weights/flan-t5-small/0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
@@ -47,15 +48,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
     """Run ``analysis.cli.main(argv)`` in-process; return (exit code, stdout, stderr)."""
     from analysis.cli import main
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return cli_runner(main, capsys)
 
 
 @pytest.fixture

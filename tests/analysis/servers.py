@@ -26,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from tests.loopback import start_http
 from tests.smoke.servers import REPO_ROOT, RunningServer
 
 MAX_SLEEP_S = 3.0
@@ -404,31 +405,12 @@ class _OpenAiHandler(_Streaming):
             self.stats.running.labels(**labels).dec()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # the default backlog of 5 makes concurrent connects wait for SYN retries
-
-
-def _start(handler: type[BaseHTTPRequestHandler], stops: list[Callable[[], None]]) -> _Server:
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    stops.append(stop)
-    return server
-
-
 def start_tgi_stream(model_id: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningServer:
     """Start a streaming TGI fake; ``server.behaviour`` is its :class:`StreamBehaviour`, ``.stats`` its metrics."""
     state = StreamBehaviour(model_id=model_id, **behaviour)
     stats = TgiMetrics()
     handler = type("Handler", (_TgiHandler,), {"behaviour": state, "stats": stats})
-    server = _start(handler, stops)
+    server = start_http(handler, stops)
     host, port = server.server_address[:2]
     running = RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
     running.stats = stats  # type: ignore[attr-defined]
@@ -440,7 +422,7 @@ def start_openai_stream(model_id: str, stops: list[Callable[[], None]], **behavi
     state = StreamBehaviour(model_id=model_id, **behaviour)
     stats = VllmMetrics(model_id)
     handler = type("Handler", (_OpenAiHandler,), {"behaviour": state, "stats": stats})
-    server = _start(handler, stops)
+    server = start_http(handler, stops)
     host, port = server.server_address[:2]
     running = RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
     running.stats = stats  # type: ignore[attr-defined]

@@ -110,6 +110,12 @@ def promote_run(prompts_file: Path, tmp_path_factory: pytest.TempPathFactory) ->
         servers.close()
 
 
+def load_args(stable: str, canary: str, *, requests: int | str, concurrency: int = 1, duration: int = 5) -> list[str]:
+    """The two variants and a closed-loop load bounded by requests and duration."""
+    return ["--stable-url", stable, "--canary-url", canary, "--concurrency", str(concurrency),
+            "--requests", str(requests), "--duration", str(duration)]
+
+
 def _rows(report: dict) -> dict[str, dict]:
     return {row["metric"]: row for row in report["comparison"]}
 
@@ -206,16 +212,7 @@ def test_request_records_are_written_as_jsonl(promote_run: tuple[int, dict, str,
 def test_too_few_samples_hold_with_exit_3(run_cli: RunCli, tgi_stream: Callable, prompts_file: Path) -> None:
     stable, canary = tgi_stream(SMALL_ID, **FAST), tgi_stream(BASE_ID, **FAST)
     code, out, _ = run_cli(
-        "--stable-url",
-        stable.url,
-        "--canary-url",
-        canary.url,
-        "--concurrency",
-        "2",
-        "--requests",
-        "10",
-        "--duration",
-        "10",
+        *load_args(stable.url, canary.url, requests=10, concurrency=2, duration=10),
         "--json",
         "--prompts",
         str(prompts_file),
@@ -229,16 +226,7 @@ def test_five_percent_errors_on_the_canary_roll_back(run_cli: RunCli, tgi_stream
     stable = tgi_stream(SMALL_ID, **FAST)
     canary = tgi_stream(BASE_ID, error_rate=0.05, error_mode="stream_error", seed=11, **FAST)
     code, out, _ = run_cli(
-        "--stable-url",
-        stable.url,
-        "--canary-url",
-        canary.url,
-        "--concurrency",
-        "8",
-        "--requests",
-        "300",
-        "--duration",
-        "30",
+        *load_args(stable.url, canary.url, requests=300, concurrency=8, duration=30),
         "--max-new-tokens",
         "2",
         "--json",
@@ -266,16 +254,7 @@ def test_shipped_cases_score_each_variant_by_its_own_model(run_cli: RunCli, tgi_
     stable = tgi_stream(SMALL_ID, answers={SQUARE_ROOT_PROMPT: "0"}, **FAST)
     canary = tgi_stream(BASE_ID, answers={SQUARE_ROOT_PROMPT: "x = 4 * 2 = 8 x = 16 y = 16 to the power of 2"}, **FAST)
     code, out, _ = run_cli(
-        "--stable-url",
-        stable.url,
-        "--canary-url",
-        canary.url,
-        "--concurrency",
-        "3",
-        "--requests",
-        "60",
-        "--duration",
-        "20",
+        *load_args(stable.url, canary.url, requests=60, concurrency=3, duration=20),
         "--max-new-tokens",
         "32",
         "--json",
@@ -331,16 +310,7 @@ def test_a_canary_url_that_never_answers_exits_1_naming_the_flag(run_cli: RunCli
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     code, out, err = run_cli(
-        "--stable-url",
-        stable.url,
-        "--canary-url",
-        dead,
-        "--concurrency",
-        "1",
-        "--requests",
-        "5",
-        "--duration",
-        "5",
+        *load_args(stable.url, dead, requests=5, concurrency=1, duration=5),
         "--ready-timeout",
         "1",
         "--json",
@@ -389,16 +359,7 @@ def test_a_prompt_file_that_is_not_jsonl_exits_2_naming_file_and_line(run_cli: R
     path = tmp_path / "prompts.json"
     path.write_text('[\n  {"prompt": "hi"}\n]\n')
     code, _, err = run_cli(
-        "--stable-url",
-        "http://127.0.0.1:9",
-        "--canary-url",
-        "http://127.0.0.1:9",
-        "--concurrency",
-        "1",
-        "--requests",
-        "5",
-        "--duration",
-        "5",
+        *load_args("http://127.0.0.1:9", "http://127.0.0.1:9", requests=5, concurrency=1, duration=5),
         "--prompts",
         str(path),
     )
@@ -422,16 +383,7 @@ def test_stack_config_thresholds_are_defaults_the_flags_override(
         json.dumps({"llm-ab:analysis": {"objectValue": {"enabled": True, "minSamples": 5, "maxErrorRate": 0.2}}})
     )
     code, out, _ = run_cli(
-        "--stable-url",
-        stable.url,
-        "--canary-url",
-        canary.url,
-        "--concurrency",
-        "1",
-        "--requests",
-        "3",
-        "--duration",
-        "5",
+        *load_args(stable.url, canary.url, requests=3, concurrency=1, duration=5),
         "--json",
         "--prompts",
         str(prompts_file),
@@ -449,16 +401,7 @@ def test_an_unreadable_stack_config_exits_2(run_cli: RunCli, tmp_path: Path) -> 
     config = tmp_path / "config.json"
     config.write_text('{"llm-ab:analysis": {"objectValue": {"maxErrorRat": 0.2}}}')
     code, _, err = run_cli(
-        "--stable-url",
-        "http://127.0.0.1:9",
-        "--canary-url",
-        "http://127.0.0.1:9",
-        "--concurrency",
-        "1",
-        "--requests",
-        "3",
-        "--duration",
-        "5",
+        *load_args("http://127.0.0.1:9", "http://127.0.0.1:9", requests=3, concurrency=1, duration=5),
         "--stack-config",
         str(config),
     )

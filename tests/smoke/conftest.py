@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import cli_runner
 from tests.smoke.servers import (
     BASE_ANSWERS,
     BASE_ID,
@@ -77,15 +78,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
     """Run ``smoke.cli.main(argv)`` in-process; return (exit code, stdout, stderr)."""
     from smoke.cli import main
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return cli_runner(main, capsys)
 
 
 @pytest.fixture

@@ -16,11 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.loopback import start_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CASES = REPO_ROOT / "smoke" / "cases"
@@ -148,26 +150,11 @@ class RunningServer:
     behaviour: Any = None
 
 
-def _start_http(handler: type[BaseHTTPRequestHandler], stops: list[Callable[[], None]]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    stops.append(stop)
-    return server
-
-
 def start_tgi(model_id: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningServer:
     """Start a fake TGI server; its stop function is appended to ``stops``."""
     state = TgiBehaviour(model_id=model_id, **behaviour)
     handler = type("Handler", (_TgiHandler,), {"behaviour": state, "lock": threading.Lock()})
-    server = _start_http(handler, stops)
+    server = start_http(handler, stops)
     host, port = server.server_address[:2]
     return RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
 

@@ -148,6 +148,16 @@ def _values(records: Sequence[RequestRecord], value: Callable[[RequestRecord], f
     return out
 
 
+def _against_limit(interval: Interval, limit: float, *, at_most: bool) -> RowStatus:
+    """A rate's interval against its limit: PASS when all of it is on the good side (at most /
+    at least ``limit``), FAIL when all of it is on the bad side, HOLD when it straddles."""
+    if at_most:
+        good, bad = interval.high <= limit, interval.low > limit
+    else:
+        good, bad = interval.low >= limit, interval.high < limit
+    return RowStatus.PASS if good else RowStatus.FAIL if bad else RowStatus.HOLD
+
+
 def _relative_status(interval: Interval, margin: float, higher_is_better: bool) -> tuple[RowStatus, str]:
     # Regression as a positive fraction: slower (lower is better) or fewer tokens/s (higher is better).
     if higher_is_better:
@@ -237,12 +247,10 @@ def error_rows(
     ks, ns = sum(not r.ok for r in stable), len(stable)
     kc, nc = sum(not r.ok for r in canary), len(canary)
     own = wilson_interval(kc, nc, confidence or t.confidence)
-    if own.high <= t.max_error_rate:
-        status, reason = RowStatus.PASS, f"upper bound {own.high:.2%} <= {t.max_error_rate:.2%}"
-    elif own.low > t.max_error_rate:
-        status, reason = RowStatus.FAIL, f"lower bound {own.low:.2%} > {t.max_error_rate:.2%}"
-    else:
-        status, reason = RowStatus.HOLD, f"interval straddles {t.max_error_rate:.2%}"
+    status = _against_limit(own, t.max_error_rate, at_most=True)
+    reason = {RowStatus.PASS: f"upper bound {own.high:.2%} <= {t.max_error_rate:.2%}",
+              RowStatus.FAIL: f"lower bound {own.low:.2%} > {t.max_error_rate:.2%}",
+              RowStatus.HOLD: f"interval straddles {t.max_error_rate:.2%}"}[status]
     status, reason = _gate_small(status, reason, nc, t.min_samples)
     rows = [
         Row(
@@ -261,12 +269,10 @@ def error_rows(
         )
     ]
     diff = newcombe_interval(kc, nc, ks, ns, confidence or t.confidence)
-    if diff.high <= t.max_error_rate_increase:
-        status, reason = RowStatus.PASS, f"increase at most {diff.high:+.2%}"
-    elif diff.low > t.max_error_rate_increase:
-        status, reason = RowStatus.FAIL, f"increase at least {diff.low:+.2%}"
-    else:
-        status, reason = RowStatus.HOLD, f"interval straddles +{t.max_error_rate_increase:.2%}"
+    status = _against_limit(diff, t.max_error_rate_increase, at_most=True)
+    reason = {RowStatus.PASS: f"increase at most {diff.high:+.2%}",
+              RowStatus.FAIL: f"increase at least {diff.low:+.2%}",
+              RowStatus.HOLD: f"interval straddles +{t.max_error_rate_increase:.2%}"}[status]
     status, reason = _gate_small(status, reason, min(ns, nc), t.min_samples)
     rows.append(
         Row(
@@ -314,12 +320,10 @@ def case_rows(
         )
         return [skip]
     own = wilson_interval(pc, nc, confidence or t.confidence)
-    if own.low >= t.min_case_pass_rate:
-        status, reason = RowStatus.PASS, f"lower bound {own.low:.1%} >= {t.min_case_pass_rate:.1%}"
-    elif own.high < t.min_case_pass_rate:
-        status, reason = RowStatus.FAIL, f"upper bound {own.high:.1%} < {t.min_case_pass_rate:.1%}"
-    else:
-        status, reason = RowStatus.HOLD, f"interval straddles {t.min_case_pass_rate:.1%}"
+    status = _against_limit(own, t.min_case_pass_rate, at_most=False)
+    reason = {RowStatus.PASS: f"lower bound {own.low:.1%} >= {t.min_case_pass_rate:.1%}",
+              RowStatus.FAIL: f"upper bound {own.high:.1%} < {t.min_case_pass_rate:.1%}",
+              RowStatus.HOLD: f"interval straddles {t.min_case_pass_rate:.1%}"}[status]
     status, reason = _gate_small(status, reason, nc, t.min_samples)
     rows = [
         Row(
@@ -356,12 +360,10 @@ def case_rows(
         )
         return rows
     diff = newcombe_interval(pc, nc, ps, ns, confidence or t.confidence)
-    if diff.low >= -t.max_case_pass_rate_drop:
-        status, reason = RowStatus.PASS, f"drop at most {-diff.low:.1%}"
-    elif diff.high < -t.max_case_pass_rate_drop:
-        status, reason = RowStatus.FAIL, f"drop at least {-diff.high:.1%}"
-    else:
-        status, reason = RowStatus.HOLD, f"interval straddles -{t.max_case_pass_rate_drop:.1%}"
+    status = _against_limit(diff, -t.max_case_pass_rate_drop, at_most=False)
+    reason = {RowStatus.PASS: f"drop at most {-diff.low:.1%}",
+              RowStatus.FAIL: f"drop at least {-diff.high:.1%}",
+              RowStatus.HOLD: f"interval straddles -{t.max_case_pass_rate_drop:.1%}"}[status]
     status, reason = _gate_small(status, reason, min(ns, nc), t.min_samples)
     rows.append(
         Row(

@@ -19,7 +19,9 @@ from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
-from components.tgi import TgiServer, TgiServerArgs
+from components.engines import Engine
+from components.engines.tgi import TgiEngine
+from components.serving import ModelServer, ModelServerArgs
 from components.traffic import TrafficSplit, TrafficSplitArgs
 from stacks import outputs as OUT
 from stacks.platform import Platform, WeightsStore
@@ -34,13 +36,14 @@ class Experiment:
     weights: WeightsStore
     dataset: DatashimDataset
     staging: ModelStaging | None
-    tgi: Mapping[Variant, TgiServer]
+    servers: Mapping[Variant, ModelServer]
+    """Both variants, each with its engine (``servers[v].engine``) and Deployment."""
     traffic: TrafficSplit
 
     @property
     def serving(self) -> list[pulumi.Resource]:
-        """What serves requests: both TGI variants and the traffic Service."""
-        return [*self.tgi.values(), self.traffic]
+        """What serves requests: both variants and the traffic Service."""
+        return [*self.servers.values(), self.traffic]
 
 
 def experiment_namespace(settings: Settings, platform: Platform,
@@ -79,6 +82,13 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
                  OUT.MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
                  OUT.CREDENTIAL_GENERATOR: settings.credentials.generator},
     )
+
+
+def serving_engine(settings: Settings, variant: Variant) -> Engine:
+    """The engine that serves ``variant``, with its settings."""
+    tgi = settings.tgi
+    return TgiEngine(image=tgi.image, max_input_tokens=tgi.max_input_tokens, max_total_tokens=tgi.max_total_tokens,
+                     max_batch_prefill_tokens=tgi.max_batch_prefill_tokens)
 
 
 def build_experiment(settings: Settings, platform: Platform, namespace: ExperimentNamespace,
@@ -122,15 +132,14 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
     # changes only them (replicas and this annotation) and the traffic Service not at all.
     declared_split = split_annotations(settings.split.canary_percent, settings.split.tolerance)
     servers = {
-        variant: TgiServer(
-            f"tgi-{variant.value}",
-            TgiServerArgs(
-                namespace=namespace.name, stack=stack, variant=variant.value, image=tgi.image,
-                dataset_name=settings.datashim.dataset_name,
+        variant: ModelServer(
+            f"tgi-{variant.value}",  # the logical names of the TGI-only days: existing stacks keep their URNs
+            ModelServerArgs(
+                namespace=namespace.name, stack=stack, variant=variant.value,
+                engine=serving_engine(settings, variant), dataset_name=settings.datashim.dataset_name,
                 model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
-                replicas=settings.replicas(variant), gpus=tgi.gpus_per_replica,
-                max_input_tokens=tgi.max_input_tokens, max_total_tokens=tgi.max_total_tokens,
-                max_batch_prefill_tokens=tgi.max_batch_prefill_tokens, resources=tgi.resources.to_k8s(),
+                model_id=settings.model(variant).id,
+                replicas=settings.replicas(variant), gpus=tgi.gpus_per_replica, resources=tgi.resources.to_k8s(),
                 startup_budget_seconds=tgi.startup_budget_seconds, shm_size=tgi.shm_size,
                 node_selector=node_selector, run_as_non_root=tgi.run_as_non_root,
                 split_annotations=declared_split,
@@ -145,7 +154,7 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                          allowed_namespaces=settings.traffic.allowed_namespaces),
         opts=platform.opts(),
     )
-    return Experiment(namespace=namespace, weights=weights, dataset=dataset, staging=staging, tgi=servers,
+    return Experiment(namespace=namespace, weights=weights, dataset=dataset, staging=staging, servers=servers,
                       traffic=traffic)
 
 
@@ -159,8 +168,8 @@ def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, 
     return {
         OUT.NAMESPACE: experiment.namespace.name,
         OUT.TRAFFIC_URL: experiment.traffic.url,
-        OUT.STABLE_URL: experiment.tgi[Variant.STABLE].url,
-        OUT.CANARY_URL: experiment.tgi[Variant.CANARY].url,
+        OUT.STABLE_URL: experiment.servers[Variant.STABLE].url,
+        OUT.CANARY_URL: experiment.servers[Variant.CANARY].url,
         OUT.SPLIT: experiment.traffic.split,
         OUT.REPLICAS: {v.value: settings.replicas(v) for v in Variant},
         OUT.GPUS: gpus_per_variant(settings),

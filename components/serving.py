@@ -1,15 +1,17 @@
-"""Text Generation Inference server: one variant (stable or canary) of the A/B experiment.
+"""One variant (stable or canary) of the A/B experiment, served by any engine.
 
-Facts: ``MODEL_ID`` may be a local directory; ``HF_HUB_OFFLINE`` must be
-exactly "1"; ``/health`` answers only after load and warmup; ``/dev/shm`` must be a memory
-emptyDir; Kubernetes service links can clobber TGI's ``PORT``-style variables; token-limit flags
-were renamed in 2.1 (``MAX_INPUT_LENGTH`` -> ``MAX_INPUT_TOKENS``).
+:class:`ModelServer` is the same for every engine: the Deployment (rollout strategy, the startup
+budget as probe threshold and Pulumi wait, the declared-split annotations), the per-variant
+ClusterIP Service, the GPU limit, toleration and placement, ``/dev/shm`` and the scratch volumes,
+the security context. The engine (:mod:`components.engines`) fills in the container's image,
+arguments and environment and names its health and metrics paths. Every engine listens on
+:data:`components.naming.TGI_PORT` behind the port name ``http``, so the traffic Service, the
+NetworkPolicy and the smoke gate don't know which engine a variant runs.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.engines import Engine, ServingContext
 from components.naming import (
     TGI_APP,
     TGI_PORT,
@@ -28,26 +31,13 @@ from components.naming import (
 )
 from components.podspec import GPU_RESOURCE, container_security, gpu_tolerations, http_probe, pod_security
 
+SERVER_TYPE = "llmab:serving:TgiServer"
+"""The component's type token. Kept from when TGI was the only engine: a new token would change the
+URN of every serving resource of a deployed stack (a replacement of its Deployments)."""
+SERVING_PORT = TGI_PORT
 STARTUP_PROBE_PERIOD = 10
 ROLLOUT_MARGIN_SECONDS = 300
 """Added to the startup budget for Pulumi's wait: image pull and scheduling come first."""
-
-
-def uses_legacy_token_flags(image: str) -> bool:
-    """True for TGI images before 2.1, which call ``max-input-tokens`` ``max-input-length``."""
-    match = re.search(r":(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
-    if not match:
-        return False  # digest-only or unknown tag: assume a current release
-    return (int(match.group(1)), int(match.group(2))) < (2, 1)
-
-
-def token_limit_env(image: str, *, max_input: int, max_total: int, max_prefill: int) -> list[dict[str, str]]:
-    input_var = "MAX_INPUT_LENGTH" if uses_legacy_token_flags(image) else "MAX_INPUT_TOKENS"
-    return [
-        {"name": input_var, "value": str(max_input)},
-        {"name": "MAX_TOTAL_TOKENS", "value": str(max_total)},
-        {"name": "MAX_BATCH_PREFILL_TOKENS", "value": str(max_prefill)},
-    ]
 
 
 def startup_failure_threshold(budget_seconds: int) -> int:
@@ -61,26 +51,25 @@ def rollout_timeout(budget_seconds: int) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TgiServerArgs:
-    """Inputs for TgiServer."""
+class ModelServerArgs:
+    """Inputs for ModelServer."""
 
     namespace: pulumi.Input[str]
     stack: str
     variant: str
     """``stable`` or ``canary``: the ``type`` pod label and the name suffix."""
-    image: str
-    """TGI image pinned by tag or digest."""
+    engine: Engine
+    """The engine serving this variant, with its engine-specific settings."""
     dataset_name: str
     """Datashim Dataset mounted read-only at /mnt/datasets/<dataset_name>."""
     model_path: str
-    """Directory of the staged weights inside the pod; becomes MODEL_ID."""
+    """Directory of the staged weights inside the pod."""
+    model_id: str = ""
+    """The model's Hugging Face repo id (the name the engine serves it under, where it has one)."""
     replicas: int
     """Replicas of this variant (0 switches the variant off)."""
     gpus: int = 0
     """``nvidia.com/gpu`` limit per replica; 0 runs on CPU."""
-    max_input_tokens: int = 512
-    max_total_tokens: int = 1024
-    max_batch_prefill_tokens: int = 1024
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """CPU/memory requests and limits (the GPU limit is added from ``gpus``)."""
     startup_budget_seconds: int = 1800
@@ -101,37 +90,30 @@ class TgiServerArgs:
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus}")
 
+    @property
+    def context(self) -> ServingContext:
+        return ServingContext(model_path=self.model_path, model_id=self.model_id, gpus=self.gpus,
+                              port=SERVING_PORT)
 
-def tgi_container(args: TgiServerArgs) -> dict[str, Any]:
-    """The TGI container spec for one variant."""
-    env = [
-        {"name": "MODEL_ID", "value": args.model_path},
-        {"name": "HF_HUB_OFFLINE", "value": "1"},  # the Rust router compares the string "1"
-        {"name": "PORT", "value": str(TGI_PORT)},
-        {"name": "HUGGINGFACE_HUB_CACHE", "value": "/data"},
-        *token_limit_env(args.image, max_input=args.max_input_tokens, max_total=args.max_total_tokens,
-                         max_prefill=args.max_batch_prefill_tokens),
-    ]
-    launcher_args: list[str] = []
+
+def serving_container(args: ModelServerArgs) -> dict[str, Any]:
+    """The serving container of one variant: the engine's image, arguments and environment in the
+    container every engine shares."""
+    engine, ctx = args.engine, args.context
     limits = dict(args.resources.get("limits", {}))
     if args.gpus > 0:
         limits[GPU_RESOURCE] = str(args.gpus)
-        env.append({"name": "NUM_SHARD", "value": str(args.gpus)})
-    else:
-        # CPU: no custom CUDA kernels, one shard, and see no GPU even on a GPU node.
-        launcher_args.append("--disable-custom-kernels")
-        env += [{"name": "SHARDED", "value": "false"}, {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}]
     return {
-        "name": "tgi",
-        "image": args.image,
-        "args": launcher_args,
-        "env": env,
-        "ports": [{"name": "http", "containerPort": TGI_PORT}],
+        "name": engine.container_name,
+        "image": engine.image,
+        "args": engine.container_args(ctx),
+        "env": engine.container_env(ctx),
+        "ports": [{"name": "http", "containerPort": SERVING_PORT}],
         # The server listens only after download, load and warmup; the startup probe gives it the
-        # whole budget, then readiness takes over. Liveness uses TCP: /health runs a forward pass.
-        "startupProbe": http_probe("/health", "http", period=STARTUP_PROBE_PERIOD,
+        # whole budget, then readiness takes over. Liveness uses TCP: TGI's /health runs a forward pass.
+        "startupProbe": http_probe(engine.health_path, "http", period=STARTUP_PROBE_PERIOD,
                                    failures=startup_failure_threshold(args.startup_budget_seconds)),
-        "readinessProbe": http_probe("/health", "http", period=15, failures=3, timeout=10),
+        "readinessProbe": http_probe(engine.health_path, "http", period=15, failures=3, timeout=10),
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 30, "failureThreshold": 4},
         "resources": {"requests": dict(args.resources.get("requests", {})), "limits": limits},
         "securityContext": container_security(read_only_root=False),
@@ -143,7 +125,7 @@ def tgi_container(args: TgiServerArgs) -> dict[str, Any]:
     }
 
 
-def tgi_pod_spec(args: TgiServerArgs) -> dict[str, Any]:
+def serving_pod_spec(args: ModelServerArgs) -> dict[str, Any]:
     tolerations = [dict(t) for t in args.tolerations]
     if args.gpus > 0:
         tolerations += [t for t in gpu_tolerations() if t not in tolerations]
@@ -153,7 +135,7 @@ def tgi_pod_spec(args: TgiServerArgs) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "securityContext": pod_security(non_root=args.run_as_non_root),
         "terminationGracePeriodSeconds": 120,
-        "containers": [tgi_container(args)],
+        "containers": [serving_container(args)],
         "volumes": [
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": args.shm_size}},
             {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}},
@@ -167,17 +149,19 @@ def tgi_pod_spec(args: TgiServerArgs) -> dict[str, Any]:
     return spec
 
 
-class TgiServer(pulumi.ComponentResource):
-    """A TGI Deployment and its per-variant ClusterIP Service."""
+class ModelServer(pulumi.ComponentResource):
+    """A serving Deployment and its per-variant ClusterIP Service, for any engine."""
 
+    deployment: k8s.apps.v1.Deployment
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     url: pulumi.Output[str]
     """In-cluster URL of this variant alone."""
     replicas: pulumi.Output[int]
+    engine: Engine
 
-    def __init__(self, name: str, args: TgiServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("llmab:serving:TgiServer", name, None, opts)
+    def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(SERVER_TYPE, name, None, opts)
         selector = tgi_selector(args.variant)
         labels = {**common_labels("inference", args.stack), "app.kubernetes.io/name": TGI_APP, **selector}
         timeout = rollout_timeout(args.startup_budget_seconds)
@@ -193,7 +177,7 @@ class TgiServer(pulumi.ComponentResource):
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {"labels": {**labels, **dataset_labels(args.dataset_name)}},
-                    "spec": tgi_pod_spec(args),
+                    "spec": serving_pod_spec(args),
                 },
             },
             # LLMs outlast Pulumi's 10-minute default wait.
@@ -206,15 +190,16 @@ class TgiServer(pulumi.ComponentResource):
             spec={
                 "type": "ClusterIP",
                 "selector": selector,
-                "ports": [{"name": "http", "port": TGI_PORT, "targetPort": "http"}],
+                "ports": [{"name": "http", "port": SERVING_PORT, "targetPort": "http"}],
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.engine = args.engine
         self.deployment = deployment
         self.deployment_name = deployment.metadata.name
         self.service_name = service.metadata.name
         self.url = pulumi.Output.all(service.metadata.name, args.namespace).apply(
-            lambda v: service_url(v[0], v[1], TGI_PORT))
+            lambda v: service_url(v[0], v[1], SERVING_PORT))
         self.replicas = pulumi.Output.from_input(args.replicas)
         self.register_outputs({
             "deployment_name": self.deployment_name,

@@ -1,26 +1,21 @@
-"""TgiServer under mocks, and its pure helpers."""
+"""ModelServer under mocks (with the TGI engine), and its pure helpers."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.naming import split_annotations
-from components.tgi import (
-    TgiServer,
-    TgiServerArgs,
-    rollout_timeout,
-    startup_failure_threshold,
-    token_limit_env,
-    uses_legacy_token_flags,
-)
+from components.engines.tgi import TgiEngine, token_limit_env, uses_legacy_token_flags
+from components.serving import ModelServer, ModelServerArgs, rollout_timeout, startup_failure_threshold
 
 
-def args(**overrides) -> TgiServerArgs:
-    base = dict(namespace="ns", stack="test", variant="canary", image="ghcr.io/huggingface/text-generation-inference:3.3.5",
+def args(**overrides) -> ModelServerArgs:
+    base = dict(namespace="ns", stack="test", variant="canary",
+                engine=TgiEngine(image="ghcr.io/huggingface/text-generation-inference:3.3.5"),
                 dataset_name="weights", model_path="/mnt/datasets/weights/m/abc", replicas=2,
                 resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}})
     base.update(overrides)
-    return TgiServerArgs(**base)
+    return ModelServerArgs(**base)
 
 
 def pod_spec(mocks):
@@ -29,7 +24,7 @@ def pod_spec(mocks):
 
 
 def test_gpu_replicas_get_gpu_limits_the_taint_toleration_and_the_pool_selector(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("tgi-canary", args(gpus=2, node_selector={"llm-ab/gpu-pool": "g5"})))
+    run_program(lambda: ModelServer("tgi-canary", args(gpus=2, node_selector={"llm-ab/gpu-pool": "g5"})))
     _, spec = pod_spec(pulumi_mocks)
     c = spec["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "2"
@@ -41,7 +36,7 @@ def test_gpu_replicas_get_gpu_limits_the_taint_toleration_and_the_pool_selector(
 
 
 def test_cpu_replicas_hide_gpus_and_disable_custom_kernels(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("tgi-canary", args(gpus=0)))
+    run_program(lambda: ModelServer("tgi-canary", args(gpus=0)))
     _, spec = pod_spec(pulumi_mocks)
     c = spec["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
@@ -52,20 +47,20 @@ def test_cpu_replicas_hide_gpus_and_disable_custom_kernels(run_program, pulumi_m
 
 
 def test_zero_replicas_keeps_the_deployment_but_runs_nothing(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("tgi-canary", args(replicas=0)))
+    run_program(lambda: ModelServer("tgi-canary", args(replicas=0)))
     deploy, _ = pod_spec(pulumi_mocks)
     assert deploy.inputs["spec"]["replicas"] == 0
 
 
 def test_per_variant_service_selects_only_that_variant(run_program, pulumi_mocks, resolve) -> None:
-    server = run_program(lambda: TgiServer("tgi-stable", args(variant="stable")))
+    server = run_program(lambda: ModelServer("tgi-stable", args(variant="stable")))
     (svc,) = pulumi_mocks.of_type("kubernetes:core/v1:Service")
     assert svc.inputs["spec"]["selector"] == {"run": "text-generation-inference", "type": "stable"}
     assert resolve(server.url) == "http://text-generation-inference-stable.ns.svc.cluster.local:8080"
 
 
 def test_children_are_named_from_the_component(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("arm-x", args()))
+    run_program(lambda: ModelServer("arm-x", args()))
     names = {r.name for r in pulumi_mocks.resources if r.typ.startswith("kubernetes:")}
     assert names == {"arm-x-deploy", "arm-x-svc"}
 
@@ -97,7 +92,7 @@ def test_args_reject_impossible_values(bad) -> None:
 
 
 def test_split_annotations_go_on_the_deployment_not_its_pod_template(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("tgi-canary", args(split_annotations=split_annotations(12.5, 5))))
+    run_program(lambda: ModelServer("tgi-canary", args(split_annotations=split_annotations(12.5, 5))))
     deploy, _ = pod_spec(pulumi_mocks)
     assert deploy.inputs["metadata"]["annotations"] == {"llm-ab/declared-canary-percent": "12.5",
                                                         "llm-ab/split-tolerance": "5"}
@@ -105,6 +100,6 @@ def test_split_annotations_go_on_the_deployment_not_its_pod_template(run_program
 
 
 def test_no_split_annotations_by_default(run_program, pulumi_mocks) -> None:
-    run_program(lambda: TgiServer("tgi-canary", args()))
+    run_program(lambda: ModelServer("tgi-canary", args()))
     deploy, _ = pod_spec(pulumi_mocks)
     assert "annotations" not in deploy.inputs["metadata"]

@@ -117,7 +117,8 @@ class EksClusterArgs:
     """Region of the provider the component runs with; the kubeconfig's get-token uses it."""
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets (two zones at least) for the control plane's interfaces and the nodes."""
-    endpoint_public_access_cidrs: Sequence[str] = ("0.0.0.0/0",)
+    endpoint_public_access_cidrs: Sequence[str] = ()
+    """Who may reach the public API endpoint; empty: no public endpoint (private, from the VPC only)."""
     system_node_group: SystemNodeGroupArgs = field(default_factory=SystemNodeGroupArgs)
     ebs_csi_driver: bool = False
     """Install the EBS CSI driver add-on (with an IRSA role): needed for PersistentVolumes (MinIO)."""
@@ -157,8 +158,9 @@ class EksCluster(pulumi.ComponentResource):
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=args.subnet_ids,
                 endpoint_private_access=True,
-                endpoint_public_access=True,
-                public_access_cidrs=list(args.endpoint_public_access_cidrs),
+                endpoint_public_access=bool(args.endpoint_public_access_cidrs),
+                **({"public_access_cidrs": list(args.endpoint_public_access_cidrs)}
+                   if args.endpoint_public_access_cidrs else {}),
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),

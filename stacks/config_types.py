@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any
@@ -189,6 +190,31 @@ def _quantity(value: Any) -> str:
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 """A Kubernetes resource quantity such as ``500m``, ``4``, ``16Gi``."""
 
+_SUFFIX_FACTORS: dict[str, Fraction] = {
+    "": Fraction(1), "m": Fraction(1, 1000),
+    **{s: Fraction(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+    **{s: Fraction(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
+
+
+def quantity_value(text: str) -> Fraction:
+    """The exact amount a :data:`Quantity` string stands for (``"500m"`` -> 1/2, ``"1Ki"`` -> 1024)."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", text)
+    if not match or match.group(2) not in _SUFFIX_FACTORS:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    return Fraction(match.group(1)) * _SUFFIX_FACTORS[match.group(2)]
+
+
+def _positive_quantity(value: Any) -> str:
+    text = _quantity(value)
+    if quantity_value(text) <= 0:
+        raise problem(f"must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, got {show(value)}")
+    return text
+
+
+PositiveQuantity = Annotated[str, BeforeValidator(_positive_quantity)]
+"""A :data:`Quantity` above zero (a volume or memory size: a zero size fails only when applied)."""
+
 
 DnsLabel = Annotated[str, BeforeValidator(_text_that(
     is_dns_label, "a DNS label (lower-case letters, digits and '-', at most 63 characters)"))]
@@ -316,6 +342,16 @@ class Resources(Section):
 
     requests: Amounts
     limits: Amounts
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        # The API server rejects a container whose request exceeds its limit, i.e. only at `up`.
+        for resource in ("cpu", "memory"):
+            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
+            if quantity_value(request) > quantity_value(limit):
+                raise problem(f"must be at most limits.{resource} ({show(limit)}): a container cannot request more "
+                              f"than its limit, got {show(request)}", at=f"requests.{resource}")
+        return self
 
     def to_k8s(self, extra_limits: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
         limits = {"cpu": self.limits.cpu, "memory": self.limits.memory, **(extra_limits or {})}

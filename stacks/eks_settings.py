@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from components.gpu_pool_spec import AMI_TYPES_WITH_DEVICE_PLUGIN, MIN_DISK_GIB, sizes_problem
 from policy.contract import GPU_POOL_LABEL
 from stacks.config_types import (
+    Bool,
     OptionalText,
     PinnedImage,
     Section,
@@ -42,8 +44,22 @@ SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_OR_EMPTY = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-MIN_K8S_MINOR = 30
-"""AL2023 is the node OS from 1.30 on; AL2 GPU AMIs are end-of-support."""
+EKS_VERSIONS: dict[str, date | None] = {
+    "1.32": date(2027, 3, 23),
+    "1.33": date(2027, 7, 29),
+    "1.34": date(2027, 12, 2),
+    "1.35": date(2028, 3, 27),
+    "1.36": None,
+}
+"""EKS Kubernetes minors and the day their extended support ends (EKS then upgrades the cluster itself).
+Sources: docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html (14 months standard + 12 extended)
+and endoflife.date/amazon-eks (dates as of 2026-02); 1.36 is named by the EKS user guide, its dates are not
+yet verified (None: not expired). 1.30 and 1.31 ended on 2026-07-23 and 2026-11-26; 1.29 and older earlier."""
+
+
+def supported_eks_versions(today: date) -> list[str]:
+    """The catalogue's minors still in (standard or extended) support on ``today``."""
+    return [v for v, ends in EKS_VERSIONS.items() if ends is None or ends > today]
 
 
 class AmiType(str, Enum):
@@ -80,10 +96,10 @@ def _capacity_type(value: Any) -> Any:
 
 def _kubernetes_version(value: Any) -> str:
     text = f"{value:.2f}" if isinstance(value, float) else str(value)  # YAML reads 1.35 as a float
-    match = K8S_VERSION.match(text)
-    if not match or int(match.group("minor")) < MIN_K8S_MINOR:
-        raise problem(f"must be an EKS Kubernetes minor version 1.{MIN_K8S_MINOR} or later, as a string such "
-                      f"as \"1.35\", got {show(value)}")
+    supported = supported_eks_versions(date.today())
+    if not K8S_VERSION.match(text) or text not in supported:
+        raise problem(f"must be an EKS Kubernetes minor version EKS supports today ({', '.join(supported)}), as a "
+                      f"string such as \"1.35\", got {show(value)}")
     return text
 
 
@@ -206,8 +222,11 @@ class EksSettings(Section):
     """EKS cluster name; empty: `llm-ab-<stack>`"""
     kubernetes_version: Annotated[str, BeforeValidator(_kubernetes_version)] = "1.35"
     """EKS Kubernetes minor version (a string, 1.30 or later; older ones cost extended support)"""
-    endpoint_public_access_cidrs: StringList = ("0.0.0.0/0",)
-    """CIDRs that may reach the public API endpoint (authentication is still required)"""
+    endpoint_public_access_cidrs: StringList = ()
+    """CIDRs that may reach the public API endpoint; required on eks unless `endpointPrivateOnly` (no default: see
+    EKS platform)"""
+    endpoint_private_only: Bool = False
+    """No public API endpoint: reachable from the VPC only, so `pulumi up` and kubectl must run there"""
     vpc: VpcSettings = VpcSettings()
     system_node_group: SystemNodeGroupSettings = SystemNodeGroupSettings()
 
@@ -222,8 +241,6 @@ class EksSettings(Section):
             except Exception as err:
                 raise problem(f"must list IPv4 CIDR blocks such as 10.0.0.0/16, got {show(cidr)}",
                               at="endpointPublicAccessCidrs") from err
-        if not self.endpoint_public_access_cidrs:
-            raise problem("must list at least one CIDR that may reach the API", at="endpointPublicAccessCidrs")
         bad = next((z for z in self.vpc.availability_zones if not re.match(rf"^{re.escape(self.region)}[a-z]$", z)),
                    None)
         if bad is not None:
@@ -363,9 +380,27 @@ def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: in
     return None
 
 
+def endpoint_problem(eks: EksSettings) -> tuple[str, str] | None:
+    """(key, message) when the API endpoint's exposure is not an explicit choice: public to listed CIDRs, or
+    private only. The old default, public to 0.0.0.0/0, was silent."""
+    if eks.endpoint_private_only and eks.endpoint_public_access_cidrs:
+        return ("eks.endpointPublicAccessCidrs",
+                f"cannot be combined with eks.endpointPrivateOnly: true (there is no public endpoint): remove one, "
+                f"got {list(eks.endpoint_public_access_cidrs)}")
+    if not eks.endpoint_private_only and not eks.endpoint_public_access_cidrs:
+        return ("eks.endpointPublicAccessCidrs",
+                "must list the CIDRs that may reach the cluster's public API endpoint, i.e. where `pulumi up` and "
+                "kubectl run from (e.g. [198.51.100.0/24]; [0.0.0.0/0] opens it to the whole internet), or set "
+                "eks.endpointPrivateOnly: true when they run inside the VPC, got []")
+    return None
+
+
 def check_eks_platform(gpu: GpuSettings, *, gpus_per_replica: int, replicas: int, storage_kind: str, bucket: str,
-                       default_bucket: str) -> None:
+                       default_bucket: str, eks: EksSettings | None = None) -> None:
     """Rules between ``eks``/``gpu`` and the rest of the stack on ``platform: eks``."""
+    found_endpoint = endpoint_problem(eks) if eks is not None else None
+    if found_endpoint:
+        raise problem(found_endpoint[1], at=found_endpoint[0])
     if gpus_per_replica > 0:  # CPU inference runs on the system node group (README: EKS platform)
         pool = gpu.tgi_pool
         if pool is None:

@@ -32,7 +32,7 @@ from stacks.config_types import (
     OneOf,
     OptionalText,
     PinnedImage,
-    Quantity,
+    PositiveQuantity,
     Section,
     StringList,
     StringMap,
@@ -66,6 +66,8 @@ class Variant(str, Enum):
 
 
 Percent = Number(0, 100)
+MAX_TOLERANCE = 50
+"""A tolerance above 50 points would accept a split on the wrong side of 50 %, i.e. any split."""
 
 
 class SplitSettings(Section):
@@ -75,8 +77,8 @@ class SplitSettings(Section):
     """Canary share of requests, 0-100"""
     replicas: WholeNumber(1, 1000) = 2
     """Total TGI replicas over both variants"""
-    tolerance: Percent = 5.0
-    """Max percentage points between declared and effective split"""
+    tolerance: Number(0, MAX_TOLERANCE) = 5.0
+    """Max percentage points between declared and effective split (at most 50: more accepts any split)"""
 
     def plan(self) -> SplitPlan:
         """Replica counts for each variant (the validator has checked that they fit)."""
@@ -156,7 +158,7 @@ class TgiSettings(Section):
     """`{requests, limits}` × `{cpu, memory}` of each TGI container"""
     startup_budget_seconds: WholeNumber(60, 86400) = 1800
     """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
-    shm_size: Quantity = "1Gi"
+    shm_size: PositiveQuantity = "1Gi"
     """Size of the memory-backed `/dev/shm`"""
     node_selector: StringMap = Field(default_factory=dict)
     """Extra node selector for TGI pods"""
@@ -185,7 +187,7 @@ class StorageSettings(Section):
     """`minio` (in-cluster) or, on eks, `s3`"""
     bucket: Text(BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')") = DEFAULT_BUCKET
     """Bucket of the weights"""
-    size: Quantity = "20Gi"
+    size: PositiveQuantity = "20Gi"
     """MinIO data volume size"""
     minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     """MinIO image (pinned; it also ships `mc`)"""
@@ -193,6 +195,25 @@ class StorageSettings(Section):
     """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
+
+
+RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+"""Kubernetes' own namespaces: never the experiment's (it labels, locks down and retains its namespace)."""
+
+
+def _own_namespace(value: Any) -> Any:
+    if value in RESERVED_NAMESPACES:
+        raise problem(f"must be a namespace of the experiment's own, not one of Kubernetes' "
+                      f"({', '.join(RESERVED_NAMESPACES)}): the stack labels it, denies all traffic in it but what "
+                      f"its policies allow and keeps it on destroy, got {show(value)}")
+    return value
+
+
+def _not_kube_system(value: Any) -> Any:
+    if value == "kube-system":
+        raise problem("must be a namespace of Datashim's own such as dlf, not kube-system: its install labels the "
+                      "namespace privileged and MinIO admits every pod in it, got 'kube-system'")
+    return value
 
 
 class DatashimSettings(Section):
@@ -204,7 +225,7 @@ class DatashimSettings(Section):
     """Datashim release to install"""
     dataset_name: DnsLabel = "model-weights"
     """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
-    operator_namespace: DnsLabel = "dlf"
+    operator_namespace: Annotated[DnsLabel, BeforeValidator(_not_kube_system)] = "dlf"
     """Namespace of the Datashim operator (allowed to reach MinIO)"""
     await_provision: Bool = True
     """Wait for the Dataset's volume (needs the operator)"""
@@ -284,7 +305,7 @@ class CredentialSettings(Section):
 class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
-    namespace: DnsLabel = "llm-ab"
+    namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
     """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
     platform: Choice(Platform) = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
@@ -325,7 +346,8 @@ class Settings(Section):
     candidate: each {repo, revision, file, format, path, version}}; smokeCases (V2 case files for <app>-0)."""
     eks: EksSettings = EksSettings()
     """Platform eks only (validated, but ignored, on local): region, clusterName (empty = llm-ab-<stack>),
-    kubernetesVersion (a string, 1.30 or later), endpointPublicAccessCidrs (who may reach the API endpoint), vpc
+    kubernetesVersion (a string: a minor EKS supports), endpointPublicAccessCidrs (who may reach the public API
+    endpoint; required unless endpointPrivateOnly), endpointPrivateOnly, vpc
     {cidr (new VPC, two zones, one NAT), availabilityZones (two; empty = the first two available), subnetIds
     (existing private subnets instead of a new VPC)}, systemNodeGroup {instanceTypes, minSize, desiredSize,
     maxSize, diskSizeGiB} for everything but GPU work."""
@@ -354,6 +376,10 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _rules_across_sections(self) -> Settings:
+        if self.datashim.operator_namespace == self.namespace:
+            raise problem(f"must differ from namespace ({show(self.namespace)}): the operator needs its own "
+                          f"network and pod-security rules, got {show(self.datashim.operator_namespace)}",
+                          at="datashim.operatorNamespace")
         if self.platform is not Platform.EKS and self.storage.kind != "minio":
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
@@ -361,7 +387,7 @@ class Settings(Section):
         if self.platform is Platform.EKS:
             check_eks_platform(self.gpu, gpus_per_replica=self.tgi.gpus_per_replica,
                                replicas=self.split.replicas, storage_kind=self.storage.kind,
-                               bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET)
+                               bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET, eks=self.eks)
         return self
 
     def model(self, variant: Variant) -> ModelSettings:

@@ -42,7 +42,7 @@ def test_scalar_strings_from_the_cli_are_accepted() -> None:
         ("split.canaryPercent", "ten", "llm-ab:split.canaryPercent must be a number from 0 to 100, got 'ten'"),
         ("split.replicas", 0, "llm-ab:split.replicas must be a whole number from 1 to 1000, got 0"),
         ("split.replicas", 2.5, "llm-ab:split.replicas must be a whole number from 1 to 1000, got 2.5"),
-        ("split.tolerance", -1, "llm-ab:split.tolerance must be a number from 0 to 100, got -1"),
+        ("split.tolerance", -1, "llm-ab:split.tolerance must be a number from 0 to 50, got -1"),
         ("split.canaryPercnt", 10, "llm-ab:split.canaryPercnt is not a known setting"),
         ("namespace", "LLM_AB", "llm-ab:namespace must be a DNS label"),
         ("platform", "gke", "llm-ab:platform must be one of local, eks, got 'gke'"),

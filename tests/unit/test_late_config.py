@@ -1,0 +1,146 @@
+"""Config that the API server (or EKS) would refuse only at `pulumi up` fails at preview instead,
+naming the key, the value and what is allowed (issue 11, "Config that fails late")."""
+
+from __future__ import annotations
+
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from stacks.config_types import ConfigError, quantity_value
+from stacks.eks_settings import EKS_VERSIONS, supported_eks_versions
+from stacks.settings import parse_settings
+from tests.harness import raw_config
+from tests.samples import PRIMARY, minimal, staging_config, with_value
+
+
+def error_of(raw: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("500m", Fraction(1, 2)), ("4", Fraction(4)), ("1.5", Fraction(3, 2)), ("1Ki", Fraction(1024)),
+    ("16Gi", Fraction(16 * 1024 ** 3)), ("2G", Fraction(2 * 10 ** 9)), ("0", Fraction(0)), ("0.5Gi", Fraction(2 ** 29)),
+])
+def test_quantities_are_read_exactly(text: str, value: Fraction) -> None:
+    assert quantity_value(text) == value
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    ("tgi.resources", {"requests": {"cpu": "8"}},
+     "llm-ab:tgi.resources.requests.cpu must be at most limits.cpu ('4'): a container cannot request more than its "
+     "limit, got '8'"),
+    ("tgi.resources", {"requests": {"memory": "9Gi"}, "limits": {"memory": "8192Mi"}},
+     "llm-ab:tgi.resources.requests.memory must be at most limits.memory ('8192Mi'): a container cannot request more "
+     "than its limit, got '9Gi'"),
+    ("tgi.resources", {"requests": {"cpu": "4001m"}},
+     "llm-ab:tgi.resources.requests.cpu must be at most limits.cpu ('4')"),
+    ("storage.size", "0", "llm-ab:storage.size must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, "
+                          "got '0'"),
+    ("storage.size", "0Gi", "llm-ab:storage.size must be a Kubernetes quantity greater than 0"),
+    ("storage.size", 0, "llm-ab:storage.size must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, "
+                        "got 0"),
+    ("tgi.shmSize", "0Mi", "llm-ab:tgi.shmSize must be a Kubernetes quantity greater than 0"),
+    ("namespace", "kube-system",
+     "llm-ab:namespace must be a namespace of the experiment's own, not one of Kubernetes' (default, kube-node-lease, "
+     "kube-public, kube-system): the stack labels it, denies all traffic in it but what its policies allow and keeps "
+     "it on destroy, got 'kube-system'"),
+    ("namespace", "kube-public", "llm-ab:namespace must be a namespace of the experiment's own"),
+    ("namespace", "default", "llm-ab:namespace must be a namespace of the experiment's own"),
+    ("datashim.operatorNamespace", "kube-system",
+     "llm-ab:datashim.operatorNamespace must be a namespace of Datashim's own such as dlf, not kube-system"),
+    ("datashim.operatorNamespace", "llm-ab",
+     "llm-ab:datashim.operatorNamespace must differ from namespace ('llm-ab'): the operator needs its own network "
+     "and pod-security rules, got 'llm-ab'"),
+    ("split.tolerance", 51, "llm-ab:split.tolerance must be a number from 0 to 50, got 51"),
+    ("split.tolerance", "75", "llm-ab:split.tolerance must be a number from 0 to 50, got '75'"),
+    ("eks.kubernetesVersion", "1.29", "llm-ab:eks.kubernetesVersion must be an EKS Kubernetes minor version EKS "
+                                      "supports today (1.32, 1.33, 1.34, 1.35, 1.36)"),
+    ("eks.kubernetesVersion", "1.99", "llm-ab:eks.kubernetesVersion must be an EKS Kubernetes minor version EKS "
+                                      "supports today"),
+    ("eks.kubernetesVersion", "1.3", "llm-ab:eks.kubernetesVersion must be an EKS Kubernetes minor version"),
+])
+def test_late_failures_fail_at_preview(path: str, value: Any, expected: str) -> None:
+    assert error_of(with_value(path, value)).startswith(expected)
+
+
+def test_values_at_the_bounds_are_accepted() -> None:
+    s = parse_settings(with_value("tgi.resources", {"requests": {"cpu": "4", "memory": "8Gi"}}))
+    assert s.tgi.resources.requests.cpu == "4"
+    assert parse_settings(with_value("split.tolerance", 50)).split.tolerance == 50
+    assert parse_settings(with_value("storage.size", "1Mi")).storage.size == "1Mi"
+    assert parse_settings(with_value("namespace", "team-llm")).namespace == "team-llm"
+    assert parse_settings(with_value("eks.kubernetesVersion", 1.34)).eks.kubernetes_version == "1.34"
+
+
+def test_modelmesh_runtime_requests_above_limits_fail_too() -> None:
+    raw = minimal()
+    raw["modelmesh"] = {"enabled": True, "models": {"primary": PRIMARY},
+                        "runtime": {"resources": {"requests": {"memory": "2Gi"}}}}
+    raw["smoke"] = {"enabled": False}
+    assert error_of(raw).startswith("llm-ab:modelmesh.runtime.resources.requests.memory must be at most "
+                                    "limits.memory ('1Gi')")
+
+
+def test_eks_versions_expire_with_their_extended_support() -> None:
+    assert supported_eks_versions(date(2026, 7, 1))[:1] == ["1.32"]
+    assert "1.32" not in supported_eks_versions(date(2027, 3, 24))
+    assert supported_eks_versions(date(2030, 1, 1)) == ["1.36"]  # no verified end date yet
+    assert list(EKS_VERSIONS) == sorted(EKS_VERSIONS, key=lambda v: int(v.split(".")[1]))
+
+
+# --- item 12: the EKS endpoint is never public to the internet by default ------------------------
+
+
+def staging(**eks: Any) -> dict[str, Any]:
+    config = staging_config()
+    config["llm-ab:eks"] = {k: v for k, v in {**config["llm-ab:eks"], **eks}.items() if v is not None}
+    return raw_config(config)
+
+
+def test_eks_without_endpoint_cidrs_fails_naming_the_key_and_both_ways_out() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(staging(endpointPublicAccessCidrs=None), stack="staging")
+    assert str(err.value) == (
+        "llm-ab:eks.endpointPublicAccessCidrs must list the CIDRs that may reach the cluster's public API endpoint, "
+        "i.e. where `pulumi up` and kubectl run from (e.g. [198.51.100.0/24]; [0.0.0.0/0] opens it to the whole "
+        "internet), or set eks.endpointPrivateOnly: true when they run inside the VPC, got []")
+
+
+def test_eks_private_only_endpoint_and_cidrs_cannot_be_combined() -> None:
+    with pytest.raises(ConfigError, match=r"^llm-ab:eks.endpointPublicAccessCidrs cannot be combined with "
+                                          r"eks.endpointPrivateOnly: true"):
+        parse_settings(staging(endpointPrivateOnly=True), stack="staging")
+    s = parse_settings(staging(endpointPrivateOnly=True, endpointPublicAccessCidrs=None), stack="staging")
+    assert s.eks.endpoint_private_only and s.eks.endpoint_public_access_cidrs == ()
+
+
+def test_the_endpoint_rule_applies_on_eks_only() -> None:
+    assert parse_settings(minimal()).eks.endpoint_public_access_cidrs == ()
+
+
+def cluster_vpc_config(mocks: Any) -> dict[str, Any]:
+    (cluster,) = mocks.of_type("aws:eks/cluster:Cluster")
+    return cluster.inputs["vpcConfig"]
+
+
+def test_a_private_only_cluster_has_no_public_endpoint(run_main, pulumi_mocks) -> None:
+    config = staging_config()
+    config["llm-ab:eks"] = {**config["llm-ab:eks"], "endpointPrivateOnly": True}
+    del config["llm-ab:eks"]["endpointPublicAccessCidrs"]
+    run_main(config)
+    vpc = cluster_vpc_config(pulumi_mocks)
+    assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
+    assert "publicAccessCidrs" not in vpc
+
+
+def test_a_public_endpoint_is_open_to_the_listed_cidrs_only(run_main, pulumi_mocks) -> None:
+    config = staging_config()
+    config["llm-ab:eks"] = {**config["llm-ab:eks"], "endpointPublicAccessCidrs": ["198.51.100.0/24"]}
+    run_main(config)
+    vpc = cluster_vpc_config(pulumi_mocks)
+    assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["198.51.100.0/24"]

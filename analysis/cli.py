@@ -17,6 +17,7 @@ from pathlib import Path
 from .engines import ENGINES
 from .htmlreport import write as write_html
 from .loadgen import MODES, LoadPlan, Target
+from .plan import HOLD_PASSES, JOB_SETTING_KEYS, threshold_flag
 from .prompts import LengthControls, Prompt, PromptFileError, from_case_files, from_jsonl, prepare
 from .report import ConsoleUi, make_console
 from .runner import AnalysisConfig, PreflightError, run
@@ -29,6 +30,7 @@ from .thresholds import (
     analysis_object_from_pulumi_json,
     thresholds_from_config,
 )
+from .verdict import Verdict
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -64,7 +66,7 @@ _HELP_UNITS = {
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return threshold_flag(name)
 
 
 def _positive_float(text: str) -> float:
@@ -190,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"intervals at 1 - (1 - confidence) / K (Bonferroni); 1..{MAX_LOOKS} (default 1: fixed sample)",
     )
     decision.add_argument(
+        HOLD_PASSES,
+        action="store_true",
+        help="exit 0 on HOLD instead of 3 (the in-cluster gate unless analysis.failOnHold); the verdict is printed",
+    )
+    decision.add_argument(
         "--stack-config",
         metavar="FILE",
         help="`pulumi config --json` output: its analysis.* thresholds are the defaults the flags override",
@@ -208,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-STACK_ONLY_KEYS = ("enabled", "requests", "concurrency", "rate", "mode", "durationSeconds", "maxNewTokens")
+STACK_ONLY_KEYS = JOB_SETTING_KEYS
 """Keys of the ``analysis`` config object that are not thresholds (the Job's own settings); skipped here."""
 
 
@@ -313,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(json.dumps({"verdict": None, "exit_code": FAILURE, "error": str(error)}, indent=2) + "\n")
         return FAILURE
     ui.results(report)
+    exit_code = report.exit_code
+    if args.hold_passes and report.comparison.verdict is Verdict.HOLD:
+        ui.console.print(f"HOLD does not fail this run ({HOLD_PASSES}): exit 0")
+        exit_code = 0
     if args.html:
         path = write_html(report, args.html)
         ui.console.print(f"HTML report: {path}")
@@ -323,4 +334,4 @@ def main(argv: Sequence[str] | None = None) -> int:
                     handle.write(json.dumps(record.to_dict()) + "\n")
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    return report.exit_code
+    return exit_code

@@ -34,6 +34,7 @@ from .engines import (
     TgiEngine,
     engine,
 )
+from .plan import SCRAPE_TIMEOUT_S
 from .prompts import Prompt
 from .records import ErrorKind, RequestRecord
 
@@ -359,7 +360,7 @@ async def scrape(client: httpx.AsyncClient, url: str, timeout_s: float) -> metri
 
 async def _scrape_into(client: httpx.AsyncClient, target: Target, server: ServerMetrics, slot: str) -> None:
     try:
-        snapshot = await scrape(client, target.metrics_url(), timeout_s=5.0)
+        snapshot = await scrape(client, target.metrics_url(), timeout_s=SCRAPE_TIMEOUT_S)
     except (httpx.HTTPError, metrics.MetricsParseError) as err:
         server.error = server.error or f"GET {target.metrics_url()}: {type(err).__name__}: {err}"
         return

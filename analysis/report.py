@@ -87,6 +87,7 @@ class ConsoleUi:
             "stable and canary together, then the traffic Service" if config.traffic else "stable and canary together"
         )
         self.console.print(f"Phases: {phases}; {len(config.prompts)} prompt(s) round-robin")
+        self.console.print(f"Time bound: at most {config.bound_seconds()} s from the start, pre-flight included")
         t = config.thresholds
         self.console.print(
             f"Decision: non-inferiority at {t.confidence:.0%} confidence; min {t.min_samples} samples per variant; "

@@ -19,14 +19,13 @@ from smoke.tgi import TgiClient
 
 from .loadgen import LoadPlan, PhaseResult, ServerMetrics, Target, run_phase
 from .metrics import MetricDelta
+from .plan import PREFLIGHT_REQUEST_TIMEOUT_S, run_bound_seconds
 from .prompts import Prompt
 from .records import RequestRecord
 from .sequential import Look, evaluate, stage_sizes
 from .summary import TargetSummary, summarize
 from .thresholds import Thresholds
 from .verdict import Comparison, compare
-
-PREFLIGHT_REQUEST_TIMEOUT_S = 10.0
 
 
 class PreflightError(Exception):
@@ -76,7 +75,20 @@ class AnalysisConfig:
             "bootstrap_resamples": self.resamples,
             "seed": self.seed,
             "looks": self.looks,
+            "run_bound_s": self.bound_seconds(),
         }
+
+    def bound_seconds(self) -> int:
+        """The longest this run can last (:func:`analysis.plan.run_bound_seconds`)."""
+        return run_bound_seconds(
+            duration_s=self.plan.duration_s,
+            request_timeout_s=self.plan.request_timeout_s,
+            ready_timeout_s=self.ready_timeout_s,
+            targets=len(self.targets()),
+            traffic_phase=self.traffic is not None,
+            looks=self.looks,
+            scrape_metrics=self.scrape_metrics,
+        )
 
     def targets(self) -> list[Target]:
         """Stable, canary and (when given) traffic."""

@@ -7,6 +7,8 @@ in-cluster Job can pass the same values as CLI flags. Errors name the key and th
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import math
 from collections.abc import Collection, Mapping
@@ -41,6 +43,7 @@ class ThresholdError(ValueError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{CONFIG_PREFIX}{key}: {problem}")
         self.key = key
+        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +134,30 @@ def thresholds_from_config(values: Mapping[str, Any], other_keys: Collection[str
         name = _BY_KEY[key]
         kwargs[name] = _coerce(key, name, value)
     return Thresholds(**kwargs)
+
+
+def threshold_value(key: str, value: Any) -> Any:
+    """One ``analysis.<key>`` value as :class:`Thresholds` takes it: coerced from the string that
+    ``pulumi config set`` or a flag gives, range-checked; :class:`ThresholdError` names the key."""
+    if key not in _BY_KEY:
+        raise ThresholdError(key, f"is not a known threshold (known: {', '.join(CONFIG_KEYS.values())})")
+    name = _BY_KEY[key]
+    coerced = _coerce(key, name, value)
+    Thresholds(**{name: coerced})
+    return coerced
+
+
+def field_docs() -> dict[str, str]:
+    """Each :class:`Thresholds` field's docstring (the line under it), by field name: the help of
+    the stack setting and of the flag comes from one place."""
+    tree = ast.parse(inspect.getsource(Thresholds))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
 
 
 def analysis_object_from_pulumi_json(document: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The gates of ``pulumi up``: the smoke-test Job, after everything it calls.
+"""The gates of ``pulumi up``: the smoke-test Job after everything it calls, then the A/B analysis Job.
 
-:func:`smoke_plan` is the one place the gate's inputs are decided (a :class:`smoke.plan.SmokePlan`);
+:func:`smoke_plan` is the one place the smoke gate's inputs are decided (a :class:`smoke.plan.SmokePlan`);
 :func:`build_smoke_gate` runs it in the cluster once ``after`` (the serving resources) is ready.
+:func:`analysis_plan` and :func:`build_analysis_gate` do the same for the analysis (an
+:class:`analysis.plan.AnalysisPlan`), after the smoke Job: no point measuring variants that do not answer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 
 import pulumi
 
+from analysis.plan import AnalysisPlan
+from analysis.plan import Target as AnalysisTarget
+from components.analysis_job import AnalysisJob, AnalysisJobArgs, log_command
 from components.modelmesh import rest_base_url
 from components.namespace import ExperimentNamespace
 from components.naming import TGI_APP, TGI_PORT, service_url, tgi_deployment_name
@@ -58,8 +63,9 @@ def smoke_plan(settings: Settings) -> SmokePlan:
 
 
 def build_smoke_gate(settings: Settings, platform: Platform, namespace: ExperimentNamespace,
-                     after: Sequence[pulumi.Resource]) -> dict[str, Any]:
-    """The smoke Job, created once everything in ``after`` is ready; its stack output."""
+                     after: Sequence[pulumi.Resource]) -> tuple[dict[str, Any], list[pulumi.Resource]]:
+    """The smoke Job, created once everything in ``after`` is ready; its stack output and the Job (what a
+    later gate waits for)."""
     plan = smoke_plan(settings)
     job = SmokeTestJob(
         "smoke",
@@ -67,4 +73,56 @@ def build_smoke_gate(settings: Settings, platform: Platform, namespace: Experime
                          timeout_seconds=settings.smoke.timeout_seconds, wait_for=after),
         opts=platform.opts(),
     )
-    return {OUT.SMOKE: {"job": job.job_name, "digest": job.digest, "cases": list(plan.cases)}}
+    return {OUT.SMOKE: {"job": job.job_name, "digest": job.digest, "cases": list(plan.cases)}}, [job]
+
+
+def analysis_skip_reason(settings: Settings) -> str | None:
+    """Why the analysis cannot run on this stack, or None: it compares two variants, so both must serve."""
+    idle = [v.value for v in Variant if settings.replicas(v) == 0]
+    if idle:
+        return (f"{' and '.join(idle)} has 0 replicas (split.canaryPercent {settings.split.canary_percent:g}): "
+                f"there is nothing to compare, so no analysis Job runs")
+    return None
+
+
+def analysis_plan(settings: Settings) -> AnalysisPlan:
+    """What the analysis gate runs for this stack: both variants' own Services and models, the load and its
+    bounds from ``analysis.*``, the smoke case files as prompts, the thresholds."""
+    cfg, ns = settings.analysis, settings.namespace
+    target = {v: AnalysisTarget(url=service_url(tgi_deployment_name(v.value), ns, TGI_PORT),
+                                model=settings.model(v).id) for v in Variant}
+    return AnalysisPlan(
+        stable=target[Variant.STABLE], canary=target[Variant.CANARY],
+        traffic_url=service_url(TGI_APP, ns, TGI_PORT) if cfg.include_traffic else None,
+        mode=cfg.mode, concurrency=cfg.concurrency if cfg.mode == "closed" else None, rate=cfg.rate,
+        requests=cfg.requests, duration_s=cfg.duration_seconds, request_timeout_s=cfg.request_timeout_seconds,
+        ready_timeout_s=cfg.ready_timeout_seconds, max_new_tokens=cfg.max_new_tokens, looks=cfg.looks,
+        cases=tuple(settings.smoke.cases), thresholds=cfg.thresholds, fail_on_hold=cfg.fail_on_hold,
+    )
+
+
+def serving_identity(settings: Settings) -> dict[str, Any]:
+    """What the variants serve, for the analysis Job's digest: a change to any of it measures something new."""
+    return {"models": settings.models.model_dump(mode="json"), "tgi": settings.tgi.model_dump(mode="json"),
+            "replicas": {v.value: settings.replicas(v) for v in Variant}}
+
+
+def build_analysis_gate(settings: Settings, platform: Platform, namespace: ExperimentNamespace,
+                        after: Sequence[pulumi.Resource]) -> dict[str, Any]:
+    """The analysis Job, created once everything in ``after`` (the smoke Job, the serving resources) is done;
+    its stack output says where to read the report, or why there is none."""
+    skipped = analysis_skip_reason(settings)
+    if skipped is not None:
+        return {OUT.ANALYSIS: {"skipped": skipped}}
+    plan = analysis_plan(settings)
+    job = AnalysisJob(
+        "analysis",
+        AnalysisJobArgs(namespace=namespace.name, stack=settings.stack, image=settings.analysis.image, plan=plan,
+                        serving=serving_identity(settings), wait_for=after),
+        opts=platform.opts(),
+    )
+    return {OUT.ANALYSIS: {
+        "job": job.job_name, "digest": job.digest,
+        "logs": pulumi.Output.all(namespace.name, job.job_name).apply(lambda v: log_command(v[0], v[1])),
+        "deadlineSeconds": plan.deadline_seconds(), "failsOn": "ROLLBACK or HOLD" if plan.fail_on_hold else "ROLLBACK",
+    }}

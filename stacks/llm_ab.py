@@ -1,9 +1,10 @@
 """``build(settings)``: the whole stack, in one straight line, and its outputs.
 
 platform -> experiment (namespace, weights, staging, Dataset, TGI pair, traffic) -> ModelMesh when
-enabled -> the smoke gate after everything it calls. A new platform is a ``stacks.platform_<name>``
-module and one entry in :data:`PLATFORMS`; a new feature is a module and one line here. No
-resources are created on import; ``__main__.py`` is the only caller that exports.
+enabled -> the smoke gate after everything it calls -> the analysis gate after the smoke gate.
+A new platform is a ``stacks.platform_<name>`` module and one entry in :data:`PLATFORMS`; a new
+feature is a module and one line here. No resources are created on import; ``__main__.py`` is the
+only caller that exports.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pulumi
+
 from stacks import modelmesh_track, platform_local
 from stacks.experiment import build_experiment, experiment_namespace, experiment_outputs, minio_weights
-from stacks.gates import build_smoke_gate
+from stacks.gates import build_analysis_gate, build_smoke_gate
 from stacks.platform import Platform as ProvisionedPlatform
 from stacks.settings import Platform, Settings
 
@@ -45,6 +48,10 @@ def build(settings: Settings) -> Mapping[str, Any]:
         serving = [*serving, track.serving]
         outputs.update(track.outputs)
 
+    gates: list[pulumi.Resource] = []
     if settings.smoke.enabled:
-        outputs.update(build_smoke_gate(settings, platform, namespace, after=serving))
+        smoke_outputs, gates = build_smoke_gate(settings, platform, namespace, after=serving)
+        outputs.update(smoke_outputs)
+    if settings.analysis.enabled:
+        outputs.update(build_analysis_gate(settings, platform, namespace, after=[*serving, *gates]))
     return outputs

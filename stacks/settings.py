@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from components.split import SplitError, SplitPlan, plan_split
+from stacks.analysis_settings import AnalysisSettings
 from stacks.config_types import (
     COMMIT_SHA,
     HF_REPO_ID,
@@ -47,6 +48,7 @@ from stacks.config_types import (
 )
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
+from stacks.observability_settings import ObservabilitySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -333,6 +335,17 @@ class Settings(Section):
     smoke: SmokeSettings = SmokeSettings()
     """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
     bound for the split check), timeoutSeconds."""
+    analysis: AnalysisSettings = AnalysisSettings()
+    """In-cluster A/B analysis gate, off by default: enabled, failOnHold (ROLLBACK always fails `pulumi up`; HOLD
+    only with this), image (pinned python), mode (closed, open), concurrency, rate, requests, durationSeconds,
+    requestTimeoutSeconds, readyTimeoutSeconds, maxNewTokens, looks, includeTraffic, and the decision thresholds
+    (maxTtftP50RegressionPct, maxTtftP95RegressionPct, maxE2eP50RegressionPct, maxE2eP95RegressionPct,
+    maxItlP50RegressionPct, maxTokensPerSecondDropPct, maxErrorRate, maxErrorRateIncrease, minCasePassRate,
+    maxCasePassRateDrop, minSamples, confidence; see analysis/README.md)."""
+    observability: ObservabilitySettings = ObservabilitySettings()
+    """Prometheus and Grafana, off by default: prometheus (PodMonitors per variant, a NetworkPolicy for the scrape and
+    a Grafana dashboard ConfigMap; needs the Prometheus Operator's CRDs), prometheusNamespace, prometheusPodLabels,
+    podMonitorLabels, scrapeInterval, dashboardNamespace."""
     credentials: CredentialSettings = CredentialSettings()
     """generator of the MinIO credentials: random (pulumi-random, needs its plugin) or builtin (llm-ab's dynamic
     resource). The deploy driver records builtin for a new stack where pulumi-random's plugin is not installed;

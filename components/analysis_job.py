@@ -1,0 +1,161 @@
+"""In-cluster A/B analysis Job: runs our ``analysis`` package against both variants and gates ``pulumi up``.
+
+The ``analysis`` and ``smoke`` packages (analysis imports smoke's case loader and HTTP helpers)
+and the case files are shipped by ConfigMap into a pinned python image, laid out as
+``/opt/analysis/{analysis,smoke}`` so ``python -m analysis`` finds both and
+``analysis/requirements.txt``'s ``-r ../smoke/requirements.txt`` resolves. Pulumi waits for the
+Job; a ROLLBACK (exit 1), a usage error (2) and, with ``failOnHold``, a HOLD (3) fail it and with
+it the update. The report is the Job's log. The Job carries a digest of everything that decides
+what it measures (its arguments, its files, what the variants serve), so any such change replaces
+it and the analysis runs again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from analysis.plan import AnalysisPlan
+from components.naming import common_labels
+from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
+from components.smoke_gate import DIGEST_LABEL, case_files, checks_digest, package_files
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL_ROOT = "/opt/analysis"
+ANALYSIS_MOUNT = f"{INSTALL_ROOT}/analysis"
+SMOKE_MOUNT = f"{INSTALL_ROOT}/smoke"
+CASES_MOUNT = "/opt/analysis-cases"
+COMPONENT = "ab-analysis"
+CONTAINER = "analysis"
+WAIT_MARGIN_SECONDS = 300
+"""Pulumi's wait beyond the Job's own deadline: scheduling and image pull come first."""
+
+
+def shipped_files() -> dict[str, dict[str, str]]:
+    """What the Job runs, per ConfigMap: both packages, flat, each with its pinned requirements."""
+    return {"analysis": package_files(ROOT / "analysis"), "smoke": package_files(ROOT / "smoke")}
+
+
+def analysis_command() -> list[str]:
+    # `-m analysis` finds both packages under /opt/analysis (the mounts' parent).
+    return pip_then_python(f"{ANALYSIS_MOUNT}/requirements.txt", "-m analysis", name="analysis",
+                           pythonpath=INSTALL_ROOT)
+
+
+def job_args(plan: AnalysisPlan, cases: Mapping[str, str]) -> list[str]:
+    """The CLI arguments with the case files as mounted in the Job."""
+    return dataclasses.replace(plan, cases=tuple(f"{CASES_MOUNT}/{name}" for name in cases)).to_argv()
+
+
+def analysis_digest(args: Sequence[str], files: Mapping[str, Mapping[str, str]], serving: Mapping[str, Any],
+                    image: str) -> str:
+    """Short digest of the CLI arguments, every shipped file, the Job's image and what the variants serve."""
+    flat = {f"{package}/{name}": text for package, texts in files.items() for name, text in texts.items()}
+    return checks_digest([*args, f"image={image}", f"serving={json.dumps(serving, sort_keys=True)}"], flat)
+
+
+def log_command(namespace: str, job: str) -> str:
+    """How to read the report."""
+    return f"kubectl -n {namespace} logs job/{job}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisJobArgs:
+    """Inputs for AnalysisJob. Every target is a plain in-cluster URL known at preview time."""
+
+    namespace: pulumi.Input[str]
+    stack: str
+    image: str
+    plan: AnalysisPlan
+    """What to run; its ``cases`` are repository paths (shipped by ConfigMap, passed as mounted)."""
+    serving: Mapping[str, Any] = field(default_factory=dict)
+    """What the variants serve (models and revisions, images, engine settings, replicas): in the digest, so a
+    change to any of it runs the analysis again."""
+    wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """What must be done first: the smoke gate, and everything the analysis calls."""
+
+
+def analysis_pod_spec(args: AnalysisJobArgs, cli_args: Sequence[str], config_maps: Mapping[str, pulumi.Input[str]],
+                      labels: Mapping[str, str]) -> dict[str, Any]:
+    """The Job's pod template (pure but for the ConfigMap names)."""
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": pod_security(),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [{
+                "name": CONTAINER,
+                "image": args.image,
+                "command": analysis_command(),
+                "args": list(cli_args),
+                "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
+                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                              "limits": {"cpu": "2", "memory": "2Gi"}},
+                "securityContext": container_security(),
+                # The pod's status shows the report's last lines when the gate fails.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [
+                    {"name": "analysis", "mountPath": ANALYSIS_MOUNT, "readOnly": True},
+                    {"name": "smoke", "mountPath": SMOKE_MOUNT, "readOnly": True},
+                    {"name": "cases", "mountPath": CASES_MOUNT, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }],
+            "volumes": [
+                *({"name": key, "configMap": {"name": name}} for key, name in config_maps.items()),
+                tmp_volume(size="3Gi"),  # numpy, scipy and plotly wheels unpacked
+            ],
+        },
+    }
+
+
+class AnalysisJob(pulumi.ComponentResource):
+    """The analysis Job and the ConfigMaps that ship both packages and the cases."""
+
+    job_name: pulumi.Output[str]
+    digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AnalysisJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmab:verify:AnalysisJob", name, None, opts)
+        labels = common_labels(COMPONENT, args.stack)
+        files = shipped_files()
+        cases = case_files(args.plan.cases)
+        cli_args = job_args(args.plan, cases)
+        digest = analysis_digest(cli_args, {**files, "cases": cases}, args.serving, args.image)
+        labels = {**labels, DIGEST_LABEL: digest}
+
+        config_maps: dict[str, pulumi.Input[str]] = {}
+        for key, data in (*files.items(), ("cases", cases)):
+            cm = k8s.core.v1.ConfigMap(
+                f"{name}-{key}", metadata={"namespace": args.namespace, "labels": common_labels(COMPONENT, args.stack)},
+                data=dict(data), opts=pulumi.ResourceOptions(parent=self))
+            config_maps[key] = cm.metadata.name
+        deadline = args.plan.deadline_seconds()
+        wait = f"{deadline + WAIT_MARGIN_SECONDS}s"
+        job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec={
+                # No retries: a ROLLBACK must fail this `pulumi up`, not be retried into a pass.
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": deadline,
+                "template": analysis_pod_spec(args, cli_args, config_maps, labels),
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.wait_for),
+                custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
+            ),
+        )
+        self.job_name = job.metadata.name
+        self.digest = pulumi.Output.from_input(digest)
+        self.register_outputs({"job_name": self.job_name, "digest": self.digest})

@@ -1,0 +1,174 @@
+"""The in-cluster analysis gate: off in dev, after the smoke Job, the stack's thresholds as flags, re-run on change."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from analysis.cli import build_parser, thresholds_from_args
+from analysis.plan import HOLD_PASSES, INSTALL_MARGIN_S, run_bound_seconds
+from components.analysis_job import ANALYSIS_MOUNT, CASES_MOUNT, SMOKE_MOUNT, shipped_files
+from components.smoke_gate import DIGEST_LABEL
+from stacks import outputs as OUT
+from stacks.gates import analysis_plan
+from stacks.settings import parse_settings
+from tests.harness import raw_config
+from tests.samples import dev_config
+
+
+def with_analysis(**analysis: Any) -> dict[str, Any]:
+    config = copy.deepcopy(dev_config())
+    config["llm-ab:analysis"] = {"enabled": True, **analysis}
+    return config
+
+
+def analysis_job(mocks):
+    (job,) = [r for r in mocks.of_type("kubernetes:batch/v1:Job") if r.name == "analysis-job"]
+    return job
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def container(job) -> dict[str, Any]:
+    return job.inputs["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_dev_runs_no_analysis(run_main, pulumi_mocks) -> None:
+    outputs = run_main(dev_config())
+    assert not [r for r in pulumi_mocks.resources if r.name.startswith("analysis")]
+    assert OUT.ANALYSIS not in outputs
+
+
+def test_the_job_runs_after_the_smoke_job_with_the_stack_settings(run_main, pulumi_mocks, resolve) -> None:
+    outputs = run_main(with_analysis(requests=200, concurrency=8, durationSeconds=120, maxErrorRate="0.01",
+                                     maxTtftP95RegressionPct="none", minSamples=50))
+    job = analysis_job(pulumi_mocks)
+    assert pulumi_mocks.depends_on("analysis-job") == {"smoke", "tgi-stable", "tgi-canary", "traffic"}
+    spec = job.inputs["spec"]
+    assert spec["backoffLimit"] == 0 and spec["template"]["spec"]["restartPolicy"] == "Never"
+    args = container(job)["args"]
+    assert flag(args, "--stable-url") == "http://text-generation-inference-stable.llm-ab-dev.svc.cluster.local:8080"
+    assert flag(args, "--canary-url") == "http://text-generation-inference-canary.llm-ab-dev.svc.cluster.local:8080"
+    assert (flag(args, "--stable-model"), flag(args, "--canary-model")) == ("google/flan-t5-small",
+                                                                             "google/flan-t5-base")
+    assert (flag(args, "--requests"), flag(args, "--concurrency"), flag(args, "--duration")) == ("200", "8", "120")
+    assert flag(args, "--max-error-rate") == "0.01"
+    assert flag(args, "--max-ttft-p95-regression-pct") == "none"
+    assert flag(args, "--min-samples") == "50"
+    assert HOLD_PASSES in args  # failOnHold is off: HOLD does not fail the update
+    assert [b for a, b in zip(args, args[1:], strict=False) if a == "--cases"] == [
+        f"{CASES_MOUNT}/flan-t5-small.yaml", f"{CASES_MOUNT}/flan-t5-base.yaml"]
+    assert "--traffic-url" not in args
+    assert spec["activeDeadlineSeconds"] == INSTALL_MARGIN_S + run_bound_seconds(
+        duration_s=120, request_timeout_s=60, ready_timeout_s=120, targets=2, traffic_phase=False)
+    assert pulumi_mocks.options["analysis-job"].custom_timeouts.create == f"{int(spec['activeDeadlineSeconds']) + 300}s"
+    out = resolve(outputs[OUT.ANALYSIS])
+    assert out["logs"] == f"kubectl -n llm-ab-dev logs job/{out['job']}"
+    assert out["failsOn"] == "ROLLBACK" and out["deadlineSeconds"] == spec["activeDeadlineSeconds"]
+
+
+def test_both_packages_and_the_cases_are_mounted_read_only(run_main, pulumi_mocks) -> None:
+    run_main(with_analysis())
+    job = analysis_job(pulumi_mocks)
+    mounts = {m["mountPath"]: m for m in container(job)["volumeMounts"]}
+    assert all(mounts[p]["readOnly"] for p in (ANALYSIS_MOUNT, SMOKE_MOUNT, CASES_MOUNT))
+    assert pulumi_mocks.named("analysis-analysis").inputs["data"] == shipped_files()["analysis"]
+    assert pulumi_mocks.named("analysis-smoke").inputs["data"] == shipped_files()["smoke"]
+    assert set(pulumi_mocks.named("analysis-cases").inputs["data"]) == {"flan-t5-small.yaml", "flan-t5-base.yaml"}
+    command = " ".join(container(job)["command"])
+    assert f"-r {ANALYSIS_MOUNT}/requirements.txt" in command and "PYTHONPATH=/tmp/deps:/opt/analysis" in command
+    # analysis/requirements.txt includes smoke's by a relative path: the mounts keep the repository's layout.
+    assert "-r ../smoke/requirements.txt" in shipped_files()["analysis"]["requirements.txt"]
+    security = container(job)["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["capabilities"] == {"drop": ["ALL"]}
+    assert job.inputs["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_fail_on_hold_drops_the_hold_pass(run_main, pulumi_mocks, resolve) -> None:
+    outputs = run_main(with_analysis(failOnHold=True))
+    assert HOLD_PASSES not in container(analysis_job(pulumi_mocks))["args"]
+    assert resolve(outputs[OUT.ANALYSIS])["failsOn"] == "ROLLBACK or HOLD"
+
+
+def test_a_variant_with_no_replicas_skips_the_analysis_and_says_why(run_main, pulumi_mocks, resolve) -> None:
+    config = with_analysis()
+    config["llm-ab:split"] = {"canaryPercent": 0, "replicas": 2}
+    outputs = run_main(config)
+    assert not [r for r in pulumi_mocks.resources if r.name.startswith("analysis")]
+    assert resolve(outputs[OUT.ANALYSIS]) == {"skipped": "canary has 0 replicas (split.canaryPercent 0): "
+                                                         "there is nothing to compare, so no analysis Job runs"}
+
+
+def test_the_analysis_runs_without_the_smoke_gate_after_the_serving_resources(run_main, pulumi_mocks) -> None:
+    config = with_analysis()
+    config["llm-ab:smoke"] = {"enabled": False}
+    run_main(config)
+    assert pulumi_mocks.depends_on("analysis-job") == {"tgi-stable", "tgi-canary", "traffic"}
+
+
+def _digest(run_main, pulumi_mocks, config: dict[str, Any]) -> str:
+    pulumi_mocks.resources.clear()
+    run_main(config)
+    job = analysis_job(pulumi_mocks)
+    assert job.inputs["spec"]["template"]["metadata"]["labels"][DIGEST_LABEL] == \
+        job.inputs["metadata"]["labels"][DIGEST_LABEL]
+    return job.inputs["metadata"]["labels"][DIGEST_LABEL]
+
+
+def _set(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(config)
+    key, *rest = path.split(".")
+    node = changed.setdefault(f"llm-ab:{key}", {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    node[rest[-1]] = value
+    return changed
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("models.canary.revision", "c" * 40),
+    ("models.stable.id", "google/flan-t5-large"),
+    ("tgi.image", "ghcr.io/huggingface/text-generation-inference:1.4.0"),
+    ("tgi.maxTotalTokens", 2048),
+    ("split.replicas", 4),
+    ("analysis.maxErrorRate", 0.02),
+    ("analysis.requests", 300),
+    ("analysis.image", "python:3.12.8-slim-bookworm"),
+])
+def test_what_changes_the_measurement_changes_the_digest(run_main, pulumi_mocks, path, value) -> None:
+    base = with_analysis()
+    base["llm-ab:split"] = {"canaryPercent": 50, "replicas": 2, "tolerance": 5}
+    assert _digest(run_main, pulumi_mocks, base) != _digest(run_main, pulumi_mocks, _set(base, path, value))
+
+
+def test_a_change_to_a_shipped_file_changes_the_digest() -> None:
+    from components import analysis_job
+
+    plan = analysis_plan(parse_settings(raw_config(with_analysis())))
+    args = analysis_job.job_args(plan, {"flan-t5-small.yaml": "x"})
+    files = analysis_job.shipped_files()
+    before = analysis_job.analysis_digest(args, files, {}, "python:3.11.11-slim-bookworm")
+    files["analysis"]["verdict.py"] += "\n# changed\n"
+    assert analysis_job.analysis_digest(args, files, {}, "python:3.11.11-slim-bookworm") != before
+
+
+def test_the_cli_reads_back_every_flag_the_plan_writes() -> None:
+    settings = parse_settings(raw_config(with_analysis(
+        mode="open", rate=2.5, includeTraffic=True, looks=4, maxNewTokens=16, failOnHold=True,
+        maxItlP50RegressionPct=50, confidence=0.9)))
+    plan = analysis_plan(settings)
+    args = build_parser().parse_args(plan.to_argv())
+    assert (args.stable_url, args.stable_model) == (plan.stable.url, plan.stable.model)
+    assert (args.canary_url, args.canary_model) == (plan.canary.url, plan.canary.model)
+    assert args.traffic_url == "http://text-generation-inference.llm-ab-dev.svc.cluster.local:8080"
+    assert (args.mode, args.rate, args.concurrency, args.requests, args.duration) == ("open", 2.5, None, 400, 300.0)
+    assert (args.request_timeout, args.ready_timeout, args.looks, args.max_new_tokens) == (60.0, 120.0, 4, 16)
+    assert args.cases == ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml"]
+    assert args.hold_passes is False
+    assert thresholds_from_args(args) == settings.analysis.thresholds
+    assert plan.deadline_seconds() == INSTALL_MARGIN_S + run_bound_seconds(
+        duration_s=300, request_timeout_s=60, ready_timeout_s=120, targets=3, traffic_phase=True, looks=4)

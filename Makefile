@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: help venv toolchain cluster cluster-down up preview destroy outputs test test-unit test-integration \
-        smoke promote rollback bench policy-preview clean
+        smoke analyze promote rollback bench policy-preview clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test-integration: venv ## only the tests against the local cluster's real API se
 
 smoke: venv ## run the smoke CLI from outside against $(STACK)'s outputs (through kubectl port-forward)
 	scripts/smoke $(STACK)
+
+analyze: venv ## run the A/B analysis from outside against $(STACK)'s outputs (kubectl port-forward; thresholds from analysis.*)
+	scripts/analyze $(STACK)
 
 promote: venv ## make the canary's model the stable one in Pulumi.$(STACK).yaml (review with `make preview`)
 	$(PY) -m stacks.promote promote --stack $(STACK)

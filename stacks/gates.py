@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +100,17 @@ def analysis_plan(settings: Settings) -> AnalysisPlan:
         ready_timeout_s=cfg.ready_timeout_seconds, max_new_tokens=cfg.max_new_tokens, looks=cfg.looks,
         cases=tuple(settings.smoke.cases), thresholds=cfg.thresholds, fail_on_hold=cfg.fail_on_hold,
     )
+
+
+def local_analysis_argv(settings: Settings, stable_url: str, canary_url: str) -> list[str]:
+    """``python -m analysis`` arguments for a run from outside the cluster (``make analyze``): the gate's
+    plan and thresholds, against local (port-forwarded) URLs, without the traffic phase (a port-forward
+    pins one pod), with the CLI's own exit codes (HOLD exits 3)."""
+    plan = analysis_plan(settings)
+    local = dataclasses.replace(
+        plan, stable=dataclasses.replace(plan.stable, url=stable_url),
+        canary=dataclasses.replace(plan.canary, url=canary_url), traffic_url=None, fail_on_hold=True)
+    return local.to_argv()
 
 
 def serving_identity(settings: Settings) -> dict[str, Any]:

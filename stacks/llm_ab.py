@@ -17,6 +17,7 @@ import pulumi
 from stacks import modelmesh_track, platform_local
 from stacks.experiment import build_experiment, experiment_namespace, experiment_outputs, minio_weights
 from stacks.gates import build_analysis_gate, build_smoke_gate
+from stacks.observability import build_observability
 from stacks.platform import Platform as ProvisionedPlatform
 from stacks.settings import Platform, Settings
 
@@ -47,6 +48,9 @@ def build(settings: Settings) -> Mapping[str, Any]:
         track = modelmesh_track.build_modelmesh(settings, mm, platform, namespace, weights)
         serving = [*serving, track.serving]
         outputs.update(track.outputs)
+
+    if settings.observability.prometheus:
+        outputs.update(build_observability(settings, platform, namespace))
 
     gates: list[pulumi.Resource] = []
     if settings.smoke.enabled:

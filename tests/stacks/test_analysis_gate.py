@@ -172,3 +172,38 @@ def test_the_cli_reads_back_every_flag_the_plan_writes() -> None:
     assert thresholds_from_args(args) == settings.analysis.thresholds
     assert plan.deadline_seconds() == INSTALL_MARGIN_S + run_bound_seconds(
         duration_s=300, request_timeout_s=60, ready_timeout_s=120, targets=3, traffic_phase=True, looks=4)
+
+
+def test_make_analyze_runs_the_gates_plan_against_local_urls(tmp_path) -> None:
+    from stacks import analyze
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n"
+        "  llm-ab:namespace: llm-ab-dev\n"
+        "  llm-ab:models:\n"
+        "    stable: {id: google/flan-t5-small, revision: 0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab}\n"
+        "    canary: {id: google/flan-t5-base, revision: 7bcac572ce56db69c1ea7c8af255c5d7c9672fc2}\n"
+        "  llm-ab:analysis: {requests: 120, maxErrorRate: 0.03, includeTraffic: true}\n")
+    settings = analyze.stack_settings("dev", root=tmp_path)
+    from stacks.gates import local_analysis_argv
+
+    args = build_parser().parse_args(local_analysis_argv(settings, "http://127.0.0.1:4001", "http://127.0.0.1:4002"))
+    assert (args.stable_url, args.canary_url, args.traffic_url) == ("http://127.0.0.1:4001", "http://127.0.0.1:4002",
+                                                                    None)
+    assert (args.stable_model, args.canary_model, args.requests) == ("google/flan-t5-small", "google/flan-t5-base",
+                                                                     120)
+    assert thresholds_from_args(args).max_error_rate == 0.03
+    assert args.hold_passes is False  # outside the gate HOLD keeps exit 3
+    assert args.cases == ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml"]
+
+
+def test_make_analyze_names_a_bad_key(tmp_path, capsys) -> None:
+    from stacks import analyze
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  llm-ab:models:\n"
+        "    stable: {id: google/flan-t5-small, revision: 0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab}\n"
+        "    canary: {id: google/flan-t5-base, revision: 7bcac572ce56db69c1ea7c8af255c5d7c9672fc2}\n"
+        "  llm-ab:analysis: {minCasePassRate: 1.5}\n")
+    assert analyze.main(["--stack", "dev", "--stable-url", "http://a", "--canary-url", "http://b"], root=tmp_path) == 2
+    assert "llm-ab:analysis.minCasePassRate must be between 0 and 1, got 1.5" in capsys.readouterr().err

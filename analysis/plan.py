@@ -20,6 +20,8 @@ CANARY_URL = "--canary-url"
 TRAFFIC_URL = "--traffic-url"
 STABLE_MODEL = "--stable-model"
 CANARY_MODEL = "--canary-model"
+STABLE_ENGINE = "--stable-engine"
+CANARY_ENGINE = "--canary-engine"
 MODE = "--mode"
 CONCURRENCY = "--concurrency"
 RATE = "--rate"
@@ -90,10 +92,12 @@ def run_bound_seconds(
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """One variant's own Service and the model it serves."""
+    """One variant's own Service, the model it serves and the API its engine speaks."""
 
     url: str
     model: str
+    api: str = "tgi"
+    """``tgi`` (TGI's native API) or ``openai`` (vLLM, TGI's compatibility routes): the CLI's ``--<variant>-engine``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,8 +140,8 @@ class AnalysisPlan:
 
     def to_argv(self) -> list[str]:
         """The plan as ``python -m analysis`` arguments (the one serialisation of the plan)."""
-        argv = [STABLE_URL, self.stable.url, STABLE_MODEL, self.stable.model,
-                CANARY_URL, self.canary.url, CANARY_MODEL, self.canary.model]
+        argv = [STABLE_URL, self.stable.url, STABLE_MODEL, self.stable.model, STABLE_ENGINE, self.stable.api,
+                CANARY_URL, self.canary.url, CANARY_MODEL, self.canary.model, CANARY_ENGINE, self.canary.api]
         if self.traffic_url is not None:
             argv += [TRAFFIC_URL, self.traffic_url]
         argv += [MODE, self.mode]

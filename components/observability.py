@@ -19,20 +19,20 @@ from components.naming import TGI_PORT, common_labels, tgi_deployment_name, tgi_
 from policy.contract import RUN_LABEL
 
 METRICS_PORT_NAME = "http"
-"""TGI serves ``/metrics`` on its HTTP port (the container port named ``http``)."""
+"""Every engine serves its metrics on its HTTP port (the container port named ``http``)."""
 METRICS_PATH = "/metrics"
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """What Grafana's dashboard sidecar (the grafana and kube-prometheus-stack charts) looks for."""
 COMPONENT = "observability"
 
 
-def pod_monitor_spec(variant: str, namespace: str, interval: str) -> dict[str, Any]:
+def pod_monitor_spec(variant: str, namespace: str, interval: str, path: str = METRICS_PATH) -> dict[str, Any]:
     """A PodMonitor spec selecting one variant's pods; the variant and app labels go onto every series."""
     return {
         "selector": {"matchLabels": tgi_selector(variant)},
         "namespaceSelector": {"matchNames": [namespace]},
         "podTargetLabels": [VARIANT_TARGET_LABEL, RUN_LABEL],
-        "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": METRICS_PATH, "interval": interval,
+        "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": path, "interval": interval,
                                  "scheme": "http"}],
     }
 
@@ -57,6 +57,8 @@ class AbMonitoringArgs:
     stack: str
     variants: Mapping[str, EngineMetrics]
     """Each variant and the metric names of the engine that serves it."""
+    metrics_paths: Mapping[str, str] = field(default_factory=dict)
+    """Each variant's metrics path (the engine's; default :data:`METRICS_PATH`)."""
     prometheus_namespace: str
     prometheus_pod_labels: Mapping[str, str] = field(default_factory=dict)
     pod_monitor_labels: Mapping[str, str] = field(default_factory=dict)
@@ -82,7 +84,8 @@ class AbMonitoring(pulumi.ComponentResource):
                 kind="PodMonitor",
                 metadata={"name": tgi_deployment_name(variant), "namespace": args.namespace,
                           "labels": {**labels, **args.pod_monitor_labels}},
-                spec=pod_monitor_spec(variant, args.namespace, args.scrape_interval),
+                spec=pod_monitor_spec(variant, args.namespace, args.scrape_interval,
+                                      args.metrics_paths.get(variant, METRICS_PATH)),
                 opts=child,
             )
             for variant in args.variants

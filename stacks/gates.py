@@ -23,6 +23,7 @@ from components.naming import TGI_APP, TGI_PORT, service_url, tgi_deployment_nam
 from components.smoke_gate import SmokeTestJob, SmokeTestJobArgs
 from smoke.plan import SmokePlan, Target
 from stacks import outputs as OUT
+from stacks.experiment import serving_engine
 from stacks.platform import Platform
 from stacks.settings import Settings, Variant
 
@@ -91,7 +92,7 @@ def analysis_plan(settings: Settings) -> AnalysisPlan:
     bounds from ``analysis.*``, the smoke case files as prompts, the thresholds."""
     cfg, ns = settings.analysis, settings.namespace
     target = {v: AnalysisTarget(url=service_url(tgi_deployment_name(v.value), ns, TGI_PORT),
-                                model=settings.model(v).id) for v in Variant}
+                                model=settings.model(v).id, api=serving_engine(settings, v).api) for v in Variant}
     return AnalysisPlan(
         stable=target[Variant.STABLE], canary=target[Variant.CANARY],
         traffic_url=service_url(TGI_APP, ns, TGI_PORT) if cfg.include_traffic else None,
@@ -114,9 +115,16 @@ def local_analysis_argv(settings: Settings, stable_url: str, canary_url: str) ->
 
 
 def serving_identity(settings: Settings) -> dict[str, Any]:
-    """What the variants serve, for the analysis Job's digest: a change to any of it measures something new."""
-    return {"models": settings.models.model_dump(mode="json"), "tgi": settings.tgi.model_dump(mode="json"),
-            "replicas": {v.value: settings.replicas(v) for v in Variant}}
+    """What the variants serve, for the analysis Job's digest: a change to any of it measures something new.
+    Each variant's engine with every setting it was given (its image and arguments), its model and revision,
+    its replicas, and the serving section's resources and GPUs."""
+    return {
+        "variants": {v.value: {"engine": serving_engine(settings, v).name,
+                               "engine_settings": dataclasses.asdict(serving_engine(settings, v)),  # type: ignore[arg-type]
+                               "model": settings.model(v).model_dump(mode="json"), "replicas": settings.replicas(v)}
+                     for v in Variant},
+        "tgi": settings.tgi.model_dump(mode="json"),
+    }
 
 
 def build_analysis_gate(settings: Settings, platform: Platform, namespace: ExperimentNamespace,

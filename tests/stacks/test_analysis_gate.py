@@ -169,6 +169,7 @@ def test_the_cli_reads_back_every_flag_the_plan_writes() -> None:
     assert (args.request_timeout, args.ready_timeout, args.looks, args.max_new_tokens) == (60.0, 120.0, 4, 16)
     assert args.cases == ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml"]
     assert args.hold_passes is False
+    assert (args.stable_engine, args.canary_engine) == ("tgi", "tgi")  # each variant's engine's API
     assert thresholds_from_args(args) == settings.analysis.thresholds
     assert plan.deadline_seconds() == INSTALL_MARGIN_S + run_bound_seconds(
         duration_s=300, request_timeout_s=60, ready_timeout_s=120, targets=3, traffic_phase=True, looks=4)

@@ -66,8 +66,8 @@ class ModelServerArgs:
     """Directory of the staged weights inside the pod."""
     model_id: str = ""
     """The model's Hugging Face repo id (the name the engine serves it under, where it has one)."""
-    replicas: int
-    """Replicas of this variant (0 switches the variant off)."""
+    replicas: int | None
+    """Replicas of this variant (0 switches the variant off); None leaves ``spec.replicas`` to an HPA."""
     gpus: int = 0
     """``nvidia.com/gpu`` limit per replica; 0 runs on CPU."""
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -85,7 +85,7 @@ class ModelServerArgs:
     def __post_init__(self) -> None:
         if self.variant not in ("stable", "canary"):
             raise ValueError(f"variant must be stable or canary, got {self.variant!r}")
-        if self.replicas < 0:
+        if self.replicas is not None and self.replicas < 0:
             raise ValueError(f"replicas must be >= 0, got {self.replicas}")
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus}")
@@ -157,7 +157,7 @@ class ModelServer(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     url: pulumi.Output[str]
     """In-cluster URL of this variant alone."""
-    replicas: pulumi.Output[int]
+    replicas: pulumi.Output[int | None]
     engine: Engine
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -170,7 +170,8 @@ class ModelServer(pulumi.ComponentResource):
             metadata={"name": tgi_deployment_name(args.variant), "namespace": args.namespace, "labels": labels,
                       **({"annotations": dict(args.split_annotations)} if args.split_annotations else {})},
             spec={
-                "replicas": args.replicas,
+                # Under an HPA the field is left out, so `pulumi up` never resets what the HPA chose.
+                **({"replicas": args.replicas} if args.replicas is not None else {}),
                 "selector": {"matchLabels": selector},
                 "progressDeadlineSeconds": args.startup_budget_seconds + ROLLOUT_MARGIN_SECONDS,
                 # Bring a new replica up before taking an old one down: capacity is the experiment.

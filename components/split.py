@@ -105,3 +105,92 @@ def plan_split(percent: float, total: int, tolerance: float) -> SplitPlan:
             f"{percent:g}%, more than the tolerance of {tolerance:g}; {hint}"
         )
     return plan
+
+
+# --- gateway mode: an exact split by route weights --------------------------------------------
+
+WEIGHT_TOTAL = 10_000
+"""Sum of the two backendRefs' weights in gateway mode: a weight of 1 is 0.01 %, so any canary percent
+with at most two decimals is exact (Gateway API weights are int32 from 0 to 1,000,000, proportional)."""
+WEIGHT_STEP_PERCENT = 100.0 / WEIGHT_TOTAL
+"""The smallest split step the weights can express, in percent."""
+
+
+@dataclass(frozen=True)
+class RouteWeights:
+    """The HTTPRoute's backendRef weights for stable and canary (they sum to :data:`WEIGHT_TOTAL`)."""
+
+    stable: int
+    canary: int
+
+    @property
+    def effective_percent(self) -> float:
+        """Canary share of requests, in percent: weight / sum of weights (Gateway API semantics)."""
+        total = self.stable + self.canary
+        return 100.0 * self.canary / total if total else 0.0
+
+
+def route_weights(percent: float) -> RouteWeights:
+    """Weights out of :data:`WEIGHT_TOTAL` that give exactly ``percent`` to the canary.
+
+    Raises :class:`SplitError` when ``percent`` is outside 0-100 or not a multiple of 0.01 (it has no
+    exact integer weight).
+    """
+    if not 0 <= percent <= 100:
+        raise SplitError(f"canary percent must be from 0 to 100, got {percent}")
+    scaled = percent * WEIGHT_TOTAL / 100.0
+    canary = round(scaled)
+    if abs(scaled - canary) > 1e-6:
+        raise SplitError(
+            f"a {percent:g}% canary has no exact route weight: weights are out of {WEIGHT_TOTAL}, so the canary "
+            f"percent must be a multiple of {WEIGHT_STEP_PERCENT:g} (e.g. {canary * WEIGHT_STEP_PERCENT:g})")
+    return RouteWeights(stable=WEIGHT_TOTAL - canary, canary=canary)
+
+
+@dataclass(frozen=True)
+class SplitCost:
+    """What a split costs in replicas and GPUs: in the mode deployed and in replica mode, for the same split."""
+
+    declared_percent: float
+    replicas: int
+    """Replicas the experiment runs (gateway mode: stable + canary replicas, at least one per variant served)."""
+    gpus: int
+    replica_mode_replicas: int | None
+    """The smallest replica total whose replica ratio is within the tolerance (None: none up to
+    :data:`MAX_SEARCH_REPLICAS`)."""
+    replica_mode_gpus: int | None
+    replica_mode_effective_percent: float | None
+    """The canary share replica mode would deliver with that total."""
+
+    def summary(self) -> dict[str, object]:
+        """The preview's view of it (stack output ``split.cost``)."""
+        return {
+            "replicas": self.replicas,
+            "gpus": self.gpus,
+            "replicaMode": {
+                "replicas": self.replica_mode_replicas,
+                "gpus": self.replica_mode_gpus,
+                "effectiveCanaryPercent": (None if self.replica_mode_effective_percent is None
+                                           else round(self.replica_mode_effective_percent, 2)),
+            },
+        }
+
+
+def minimal_gateway_replicas(percent: float) -> tuple[int, int]:
+    """The fewest (stable, canary) replicas that serve a weighted split: one per variant with a weight."""
+    return (1 if percent < 100 else 0), (1 if percent > 0 else 0)
+
+
+def split_cost(percent: float, tolerance: float, gpus_per_replica: int, *,
+               stable_replicas: int | None = None, canary_replicas: int | None = None) -> SplitCost:
+    """GPUs a ``percent`` canary costs with the given per-variant replicas (default: the fewest that
+    serve it), next to what replica mode needs for the same split within ``tolerance`` points."""
+    least_stable, least_canary = minimal_gateway_replicas(percent)
+    replicas = (least_stable if stable_replicas is None else stable_replicas) + (
+        least_canary if canary_replicas is None else canary_replicas)
+    fit = smallest_fitting_total(percent, tolerance)
+    return SplitCost(
+        declared_percent=percent, replicas=replicas, gpus=replicas * gpus_per_replica,
+        replica_mode_replicas=fit, replica_mode_gpus=None if fit is None else fit * gpus_per_replica,
+        replica_mode_effective_percent=None if fit is None else _plan(percent, fit).effective_percent,
+    )

@@ -18,6 +18,7 @@ SERVICE = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 DATASET = "kubernetes:datashim.io/v1alpha1:Dataset"
+HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 EKS_NODE_GROUP_TYPES = ("aws:eks/nodeGroup:NodeGroup", "eks:index:ManagedNodeGroup")
 
 # Where each workload keeps its pod template (metadata + spec), as a path from the resource's props.

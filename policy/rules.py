@@ -46,6 +46,8 @@ from .split import (
     SPLIT_TOLERANCE_SCHEMA,
     TRAFFIC_SCHEMA,
     canary_share_cap,
+    route_backends_in_namespace,
+    route_weights_valid,
     split_selects_both_variants,
     split_within_tolerance,
 )
@@ -135,25 +137,42 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     ),
     StackValidationPolicy(
         name="split-canary-share-cap",
-        description="The canary's share of TGI replicas is at most the stack's cap.",
+        description="The canary's share of TGI replicas (gateway mode: of the HTTPRoute's weight) is at most the "
+                    "stack's cap.",
         validate=canary_share_cap,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=CANARY_CAP_SCHEMA,
     ),
     StackValidationPolicy(
         name="split-selects-both-variants",
-        description="Stable and canary TGI Deployments exist and the traffic Service selects exactly their pods.",
+        description="Stable and canary TGI Deployments exist and the traffic Service selects exactly their pods "
+                    "(gateway mode: the HTTPRoute has one backend Service per variant, selecting only its pods).",
         validate=split_selects_both_variants,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=TRAFFIC_SCHEMA,
     ),
     StackValidationPolicy(
         name="split-within-tolerance",
-        description="The replica split is within tolerance of the canary percent declared on both TGI "
-                    "Deployments.",
+        description="The replica split (gateway mode: the HTTPRoute's weights) is within tolerance of the canary "
+                    "percent declared on both TGI Deployments.",
         validate=split_within_tolerance,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=SPLIT_TOLERANCE_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="split-route-weights",
+        description="The traffic HTTPRoute's weighted rule has whole-number weights from 0 to 1,000,000 that do "
+                    "not sum to 0.",
+        validate=route_weights_valid,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=TRAFFIC_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="split-route-backends-in-namespace",
+        description="Every backend of the traffic HTTPRoute is a core Service in the experiment's namespace.",
+        validate=route_backends_in_namespace,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=TRAFFIC_SCHEMA,
     ),
     ResourceValidationPolicy(
         name="eks-gpu-nodegroup-tainted",

@@ -45,6 +45,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _header(text: str) -> tuple[str, str]:
+    try:
+        return plan.parse_header(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be {err}, got {text!r}") from None
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -66,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         tgi.add_argument(plan.variant_url_flag(variant), metavar="URL", help=f"{variant} variant's own Service (optional)")
     for variant in plan.VARIANTS:
         tgi.add_argument(plan.variant_model_flag(variant), metavar="ID", help=f"model the {variant} variant must serve")
+    for variant in plan.VARIANTS:
+        tgi.add_argument(
+            plan.variant_header_flag(variant), metavar="'NAME: VALUE'", type=_header,
+            help=f"header sent with every request to --{variant}-url (e.g. a Gateway's header match for the {variant})",
+        )
     tgi.add_argument(
         plan.CANARY_PERCENT, metavar="P", type=float,
         help="expected canary share, 0-100 (the stack passes its effective share: canary replicas / total); "
@@ -127,6 +139,9 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         _check_split_identities(args, parser)
     if args.v2_model is not None and args.v2_url is None:
         parser.error("--v2-model needs --v2-url")
+    for variant in plan.VARIANTS:
+        if getattr(args, f"{variant}_header") is not None and getattr(args, f"{variant}_url") is None:
+            parser.error(f"{plan.variant_header_flag(variant)} needs {plan.variant_url_flag(variant)}")
 
 
 def _check_split_identities(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -161,6 +176,10 @@ def _share(percent: float | None, canary: bool) -> float | None:
     return percent / 100 if canary else 1 - percent / 100
 
 
+def _headers(header: tuple[str, str] | None) -> dict[str, str]:
+    return dict([header]) if header is not None else {}
+
+
 def build_config(
     args: argparse.Namespace, tgi_files: Sequence[TgiCaseFile], v2_files: Sequence[V2CaseFile]
 ) -> RunConfig:
@@ -175,8 +194,10 @@ def build_config(
             max_samples=args.samples,
         )
     return RunConfig(
-        stable=VariantSpec("stable", args.stable_url, args.stable_model, _share(args.canary_percent, canary=False)),
-        canary=VariantSpec("canary", args.canary_url, args.canary_model, _share(args.canary_percent, canary=True)),
+        stable=VariantSpec("stable", args.stable_url, args.stable_model, _share(args.canary_percent, canary=False),
+                           _headers(args.stable_header)),
+        canary=VariantSpec("canary", args.canary_url, args.canary_model, _share(args.canary_percent, canary=True),
+                           _headers(args.canary_header)),
         tgi_url=args.tgi_url,
         split=split,
         v2_url=args.v2_url,

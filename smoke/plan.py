@@ -7,6 +7,7 @@ owns their names. Plain Python (shipped with the package into the Job).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TGI_URL = "--tgi-url"
@@ -19,6 +20,28 @@ CASES = "--cases"
 VARIANTS = ("stable", "canary")
 
 
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$")
+"""An HTTP header name as the Gateway API's ``HTTPHeaderName`` accepts it."""
+HEADER_FORMAT = ("an HTTP header match written 'name: value', e.g. 'x-llm-ab-variant: canary' (name: letters, "
+                 "digits and !#$%&'*+-.^_`|~; value: non-empty, no control characters)")
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"x-llm-ab-variant: canary"`` -> ``("x-llm-ab-variant", "canary")``: the one format of a header match,
+    in stack config (``split.canaryHeader``), in the HTTPRoute and on the smoke command line. ValueError
+    (:data:`HEADER_FORMAT`) otherwise."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not HEADER_NAME.match(name) or not value or len(value) > 4096 or any(
+            ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(HEADER_FORMAT)
+    return name, value
+
+
+def variant_header_flag(variant: str) -> str:
+    return f"--{variant}-header"
+
+
 def variant_url_flag(variant: str) -> str:
     return f"--{variant}-url"
 
@@ -29,10 +52,13 @@ def variant_model_flag(variant: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """One TGI variant's own Service and the model it must serve."""
+    """Where one TGI variant answers (its own Service, or the Gateway with its header) and the model it must
+    serve."""
 
     url: str
     model: str
+    header: str | None = None
+    """``name: value`` sent with every request, so a Gateway routes it to this variant (gateway mode)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,10 +66,11 @@ class SmokePlan:
     """The gate's inputs: targets, the expected split, bounds, and the case files."""
 
     tgi_url: str | None = None
-    """The traffic Service in front of both variants."""
+    """The entry point in front of both variants: the traffic Service, or the Gateway in gateway mode."""
     canary_percent: float | None = None
-    """The canary share the split check expects, 0-100: the stack's *effective* share (canary
-    replicas / total), which is what the Service can deliver."""
+    """The canary share the split check expects, 0-100: the stack's *effective* share (replicas mode: canary
+    replicas / total, what the Service can deliver; gateway mode: the declared share, which the weights give
+    exactly)."""
     stable: Target | None = None
     canary: Target | None = None
     """A variant with no replicas is not probed directly (None)."""
@@ -69,6 +96,8 @@ class SmokePlan:
             argv += [CANARY_PERCENT, f"{self.canary_percent:.4g}"]
         for variant, target in self.targets().items():
             argv += [variant_url_flag(variant), target.url, variant_model_flag(variant), target.model]
+            if target.header is not None:
+                argv += [variant_header_flag(variant), target.header]
         if self.v2_url is not None:
             argv += [V2_URL, self.v2_url]
         if self.v2_model is not None:

@@ -41,6 +41,8 @@ class VariantSpec:
     model: str | None
     share: float | None
     """Expected share of traffic in [0, 1], or None when no split is checked."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every request to ``url`` (a Gateway's header match that routes to this variant)."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ def _plan_variant(spec: VariantSpec, config: RunConfig, used: set[str]) -> PlanT
     used.update(f.path for f in files)
     checks += [f"case {case.name}" for f in files for case in f.cases]
     note = "no case file applies" if not files else "cases from " + ", ".join(f.path for f in files)
+    if spec.headers:
+        note += "; with header " + ", ".join(f"{k}: {v}" for k, v in spec.headers.items())
     return PlanTarget(spec.name, spec.url or "", model, checks, note)
 
 
@@ -272,7 +276,7 @@ class Runner:
         if spec.share == 0.0:
             self._skip(spec.name, ["health"], "expected share 0 %: no replicas")
             return
-        with httpx.Client() as client:
+        with httpx.Client(headers=spec.headers) as client:
             tgi = TgiClient(url, client, self.config.request_timeout)
             with self._check(spec.name, "health") as check:
                 tgi.health(RetryPolicy.readiness(self.deadline))

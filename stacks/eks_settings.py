@@ -362,7 +362,8 @@ class GpuSettings(Section):
 # --- rules across sections (eks only) ----------------------------------------------------
 
 
-def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: int) -> tuple[str, str] | None:
+def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: int,
+                      replicas_key: str = "split.replicas") -> tuple[str, str] | None:
     """(field, message) when ``pool`` can't hold ``replicas`` TGI replicas of ``gpus_per_replica`` GPUs."""
     per_node_gpus = gpus_per_node(pool.instance_types)
     if gpus_per_replica > per_node_gpus:
@@ -375,7 +376,7 @@ def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: in
             need = -(-replicas // per_node)
             return (size_key,
                     f"gives room for {size * per_node} TGI replica(s) ({size} node(s) x {per_node} per node at "
-                    f"tgi.gpusPerReplica {gpus_per_replica}), but split.replicas needs {replicas}: set it to at "
+                    f"tgi.gpusPerReplica {gpus_per_replica}), but {replicas_key} needs {replicas}: set it to at "
                     f"least {need}, got {size}")
     return None
 
@@ -396,7 +397,8 @@ def endpoint_problem(eks: EksSettings) -> tuple[str, str] | None:
 
 
 def check_eks_platform(gpu: GpuSettings, *, gpus_per_replica: int, replicas: int, storage_kind: str, bucket: str,
-                       default_bucket: str, eks: EksSettings | None = None) -> None:
+                       default_bucket: str, eks: EksSettings | None = None,
+                       replicas_key: str = "split.replicas") -> None:
     """Rules between ``eks``/``gpu`` and the rest of the stack on ``platform: eks``."""
     found_endpoint = endpoint_problem(eks) if eks is not None else None
     if found_endpoint:
@@ -407,7 +409,7 @@ def check_eks_platform(gpu: GpuSettings, *, gpus_per_replica: int, replicas: int
             raise problem(f"must declare at least one pool on platform eks when tgi.gpusPerReplica is "
                           f"{gpus_per_replica} (or set tgi.gpusPerReplica to 0 for CPU inference)",
                           at="gpu.nodePools")
-        found = placement_problem(pool, gpus_per_replica, replicas)
+        found = placement_problem(pool, gpus_per_replica, replicas, replicas_key)
         if found:
             key, message = found
             index = gpu.node_pools.index(pool)

@@ -18,11 +18,13 @@ from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, Datash
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
+from components.route import GatewayRef
+from components.split import split_cost
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from components.engines import Engine
 from components.engines.tgi import TgiEngine
 from components.serving import ModelServer, ModelServerArgs
-from components.traffic import TrafficSplit, TrafficSplitArgs
+from components.traffic import GatewaySplit, TrafficSplit, TrafficSplitArgs
 from stacks import outputs as OUT
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings, Variant
@@ -139,7 +141,8 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 engine=serving_engine(settings, variant), dataset_name=settings.datashim.dataset_name,
                 model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
                 model_id=settings.model(variant).id,
-                replicas=settings.replicas(variant), gpus=tgi.gpus_per_replica, resources=tgi.resources.to_k8s(),
+                replicas=None if settings.autoscaling.enabled else settings.replicas(variant),
+                gpus=tgi.gpus_per_replica, resources=tgi.resources.to_k8s(),
                 startup_budget_seconds=tgi.startup_budget_seconds, shm_size=tgi.shm_size,
                 node_selector=node_selector, run_as_non_root=tgi.run_as_non_root,
                 split_annotations=declared_split,
@@ -148,14 +151,35 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
         )
         for variant in Variant
     }
+    split = settings.split
     traffic = TrafficSplit(
         "traffic",
-        TrafficSplitArgs(namespace=namespace.name, stack=stack, plan=settings.split.plan(),
-                         allowed_namespaces=settings.traffic.allowed_namespaces),
+        TrafficSplitArgs(namespace=namespace.name, stack=stack,
+                         plan=None if split.gateway_mode else split.plan(),
+                         gateway=gateway_split(settings) if split.gateway_mode else None,
+                         allowed_namespaces=settings.traffic.allowed_namespaces,
+                         backends=list(servers.values()) if split.gateway_mode else ()),
         opts=platform.opts(),
     )
     return Experiment(namespace=namespace, weights=weights, dataset=dataset, staging=staging, servers=servers,
                       traffic=traffic)
+
+
+def gateway_split(settings: Settings) -> GatewaySplit:
+    """Gateway mode's route: the Gateway, exact weights, header matches, and what the split costs."""
+    split, autoscaling = settings.split, settings.autoscaling
+    replicas: dict[str, int | str] = {
+        v.value: (f"{autoscaling.min_replicas}-{autoscaling.max_replicas} (HPA)" if autoscaling.enabled
+                  else settings.replicas(v)) for v in Variant}
+    counts = {v: settings.replicas(v) for v in Variant}
+    return GatewaySplit(
+        gateway=GatewayRef(name=split.gateway.name or "", namespace=split.gateway.namespace,
+                           section_name=split.gateway.section_name),
+        weights=split.weights(), declared_percent=split.canary_percent, url=split.gateway.url or "",
+        headers=split.headers(), replicas=replicas,
+        cost=split_cost(split.canary_percent, split.tolerance, settings.tgi.gpus_per_replica,
+                        stable_replicas=counts[Variant.STABLE], canary_replicas=counts[Variant.CANARY]),
+    )
 
 
 def gpus_per_variant(settings: Settings) -> dict[str, int]:

@@ -41,21 +41,29 @@ def smoke_cases(settings: Settings) -> tuple[str, ...]:
 def smoke_plan(settings: Settings) -> SmokePlan:
     """What the gate checks for this stack: in-cluster names, models, the split, the cases.
 
-    The split check expects the *effective* share (canary replicas / total): that is what the
-    Service can deliver, and the settings already hold it within ``split.tolerance`` of the declared
-    share. A variant with no replicas is not probed directly. With the ModelMesh track on, its
-    primary InferenceService is checked through the V2 REST proxy.
+    Replicas mode: the split check expects the *effective* share (canary replicas / total): that is what
+    the Service can deliver, and the settings already hold it within ``split.tolerance`` of the declared
+    share. Gateway mode: it samples through the Gateway and expects the declared share, which the route's
+    weights give exactly; a variant with a header match (``split.canaryHeader``, ``split.stableHeader``) is
+    checked through the Gateway with that header, the others through their own Service. A variant with no
+    replicas is not probed directly. With the ModelMesh track on, its primary InferenceService is checked
+    through the V2 REST proxy.
     """
     ns = settings.namespace
+    split = settings.split
+    headers = split.headers() if split.gateway_mode else {}
+    entry = split.gateway.url if split.gateway_mode else None
     targets = {
-        variant: Target(url=service_url(tgi_deployment_name(variant.value), ns, TGI_PORT),
-                        model=settings.model(variant).id)
+        variant: (Target(url=entry, model=settings.model(variant).id, header="{}: {}".format(*headers[variant.value]))
+                  if entry and variant.value in headers else
+                  Target(url=service_url(tgi_deployment_name(variant.value), ns, TGI_PORT),
+                         model=settings.model(variant).id))
         for variant in Variant if settings.replicas(variant) > 0
     }
     mm = settings.enabled_modelmesh
     return SmokePlan(
-        tgi_url=service_url(TGI_APP, ns, TGI_PORT),
-        canary_percent=settings.split.plan().effective_percent,
+        tgi_url=entry or service_url(TGI_APP, ns, TGI_PORT),
+        canary_percent=split.weights().effective_percent if split.gateway_mode else split.plan().effective_percent,
         stable=targets.get(Variant.STABLE), canary=targets.get(Variant.CANARY),
         v2_url=rest_base_url(ns) if mm else None, v2_model=mm.primary_name if mm else None,
         samples=settings.smoke.samples,

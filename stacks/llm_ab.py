@@ -1,10 +1,10 @@
 """``build(settings)``: the whole stack, in one straight line, and its outputs.
 
-platform -> experiment (namespace, weights, staging, Dataset, TGI pair, traffic) -> ModelMesh when
-enabled -> the smoke gate after everything it calls -> the analysis gate after the smoke gate.
-A new platform is a ``stacks.platform_<name>`` module and one entry in :data:`PLATFORMS`; a new
-feature is a module and one line here. No resources are created on import; ``__main__.py`` is the
-only caller that exports.
+platform -> experiment (namespace, weights, staging, Dataset, TGI pair, traffic) -> an HPA per variant
+when autoscaling -> ModelMesh when enabled -> the smoke gate after everything it calls -> the analysis gate
+after the smoke gate. A new platform is a ``stacks.platform_<name>`` module and one entry in
+:data:`PLATFORMS`; a new feature is a module and one line here. No resources are created on import;
+``__main__.py`` is the only caller that exports.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from stacks import modelmesh_track, platform_local
+from stacks import autoscaling_track, modelmesh_track, platform_local
 from stacks.experiment import build_experiment, experiment_namespace, experiment_outputs, minio_weights
 from stacks.gates import build_analysis_gate, build_smoke_gate
 from stacks.observability import build_observability
@@ -41,6 +41,7 @@ def build(settings: Settings) -> Mapping[str, Any]:
     weights = platform.weights or minio_weights(settings, platform, namespace)
     experiment = build_experiment(settings, platform, namespace, weights)
     outputs = {**experiment_outputs(settings, experiment), **platform.outputs}
+    outputs.update(autoscaling_track.build_autoscaling(settings, platform, experiment))
 
     serving = experiment.serving
     mm = settings.enabled_modelmesh

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
-from components.split import SplitError, SplitPlan, plan_split
 from stacks.analysis_settings import AnalysisSettings
 from stacks.config_types import (
     COMMIT_SHA,
@@ -29,7 +28,6 @@ from stacks.config_types import (
     Choice,
     ConfigError,
     DnsLabel,
-    Number,
     OneOf,
     OptionalText,
     PinnedImage,
@@ -46,9 +44,11 @@ from stacks.config_types import (
     show,
     validate,
 )
+from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 from stacks.observability_settings import ObservabilitySettings
+from stacks.split_settings import SplitSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,34 +65,6 @@ class Variant(str, Enum):
 
     STABLE = "stable"
     CANARY = "canary"
-
-
-Percent = Number(0, 100)
-MAX_TOLERANCE = 50
-"""A tolerance above 50 points would accept a split on the wrong side of 50 %, i.e. any split."""
-
-
-class SplitSettings(Section):
-    """Declared traffic split between the two TGI variants."""
-
-    canary_percent: Percent = 50.0
-    """Canary share of requests, 0-100"""
-    replicas: WholeNumber(1, 1000) = 2
-    """Total TGI replicas over both variants"""
-    tolerance: Number(0, MAX_TOLERANCE) = 5.0
-    """Max percentage points between declared and effective split (at most 50: more accepts any split)"""
-
-    def plan(self) -> SplitPlan:
-        """Replica counts for each variant (the validator has checked that they fit)."""
-        return plan_split(self.canary_percent, self.replicas, self.tolerance)
-
-    @model_validator(mode="after")
-    def _realisable(self) -> SplitSettings:
-        try:
-            self.plan()
-        except SplitError as err:
-            raise problem(f"cannot realise the declared split: {err}", at="replicas") from None
-        return self
 
 
 class ModelSettings(Section):
@@ -313,8 +285,11 @@ class Settings(Section):
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
     split: SplitSettings = SplitSettings()
-    """Traffic split. canaryPercent: canary share 0-100; replicas: total TGI replicas over both variants;
-    tolerance: max percentage points between declared and effective split."""
+    """Traffic split. mode: replicas (a Service over both variants, the split is the replica ratio) or gateway (an
+    HTTPRoute splits by weight); canaryPercent: canary share 0-100; replicas: total TGI replicas over both
+    variants (replicas mode); tolerance: max percentage points between declared and effective split; gateway
+    mode: stableReplicas, canaryReplicas, gateway {name, namespace, sectionName, url} of the existing Gateway,
+    canaryHeader and stableHeader ('name: value' matches that pin a request to one variant)."""
     models: ModelsSettings
     """The two models. stable and canary, each {id: Hugging Face repo id, revision: pinned 40-hex commit, path:
     prefix in the bucket}. Required; no default pair."""
@@ -371,6 +346,10 @@ class Settings(Section):
     minSize (0), desiredSize (1), maxSize (desiredSize), diskSizeGiB (100, also the minimum), labels}, tainted
     nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; tgiPool (the pool TGI runs on; empty =
     the first); devicePlugin.image (pinned NVIDIA device plugin for AL2023 pools)."""
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
+    """An HPA (autoscaling/v2) per TGI variant, split.mode gateway only: enabled, minReplicas, maxReplicas, metric
+    (cpu, pods or external), cpuUtilization, metricName, averageValue, scaleUpPeriodSeconds,
+    scaleDownStabilizationSeconds."""
     stack: str = Field("dev", exclude=True)
     """The stack's name (not a config key: from the engine)."""
 
@@ -397,9 +376,13 @@ class Settings(Section):
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
+        check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
+                          stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
+                          default_replicas=SplitSettings.model_construct().stable_replicas)
         if self.platform is Platform.EKS:
             check_eks_platform(self.gpu, gpus_per_replica=self.tgi.gpus_per_replica,
-                               replicas=self.split.replicas, storage_kind=self.storage.kind,
+                               replicas=self.max_total_replicas, replicas_key=self.replicas_key,
+                               storage_kind=self.storage.kind,
                                bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET, eks=self.eks)
         return self
 
@@ -407,8 +390,27 @@ class Settings(Section):
         return self.models.stable if variant is Variant.STABLE else self.models.canary
 
     def replicas(self, variant: Variant) -> int:
+        """Replicas of ``variant``: from the replica split, gateway mode's own count, or the HPA's minimum."""
+        if self.autoscaling.enabled:
+            return self.autoscaling.min_replicas
+        if self.split.gateway_mode:
+            return self.split.stable_replicas if variant is Variant.STABLE else self.split.canary_replicas
         plan = self.split.plan()
         return plan.stable_replicas if variant is Variant.STABLE else plan.canary_replicas
+
+    @property
+    def max_total_replicas(self) -> int:
+        """The most TGI replicas the stack can run (what GPU pools must hold)."""
+        if self.autoscaling.enabled:
+            return 2 * self.autoscaling.max_replicas
+        return sum(self.replicas(v) for v in Variant)
+
+    @property
+    def replicas_key(self) -> str:
+        """The config key that sets the replica counts, for messages."""
+        if self.autoscaling.enabled:
+            return "autoscaling.maxReplicas"
+        return "split.stableReplicas + split.canaryReplicas" if self.split.gateway_mode else "split.replicas"
 
     @property
     def enabled_modelmesh(self) -> ModelMeshSettings | None:

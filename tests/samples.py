@@ -42,3 +42,23 @@ def with_value(path: str, value: Any) -> dict[str, Any]:
         node = node.setdefault(part, {})
     node[leaf] = value
     return raw
+
+
+GATEWAY_URL = "http://llm-gw.gateway-system.svc.cluster.local"
+
+
+def gateway_split(**overrides: Any) -> dict[str, Any]:
+    """A gateway-mode ``split`` section: a 10 % canary on an Envoy-style Gateway, with header matches."""
+    return {"mode": "gateway", "canaryPercent": 10, "stableReplicas": 1, "canaryReplicas": 1,
+            "gateway": {"name": "llm-gw", "namespace": "gateway-system", "url": GATEWAY_URL},
+            "canaryHeader": "x-llm-ab-variant: canary", "stableHeader": "x-llm-ab-variant: stable", **overrides}
+
+
+def dev_gateway_config(*, autoscaling: bool = True) -> dict[str, Any]:
+    """The dev stack in gateway mode: the route at 10 % with both header matches, and (by default) an HPA per
+    variant on TGI's queue size."""
+    config = {**dev_config(), "llm-ab:split": gateway_split()}
+    if autoscaling:
+        config["llm-ab:autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "metric": "pods",
+                                        "metricName": "tgi_queue_size", "averageValue": "4"}
+    return config

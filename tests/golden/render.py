@@ -32,6 +32,8 @@ from tests.harness import (
     stack_config,
 )
 
+from tests.samples import dev_gateway_config  # noqa: E402 - after the harness, which it imports
+
 GOLDEN_DIR = Path(__file__).resolve().parent
 
 WINE_QUALITY = {"repo": "julien-c/wine-quality", "revision": "a" * 40, "file": "sklearn_model.joblib",
@@ -49,6 +51,7 @@ def dev_with_modelmesh() -> dict[str, Any]:
 
 RENDERS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "dev": ("dev", lambda: stack_config("dev")),
+    "dev-gateway": ("dev", dev_gateway_config),
     "dev-modelmesh": ("dev", dev_with_modelmesh),
     "staging": ("staging", lambda: stack_config("staging")),
 }

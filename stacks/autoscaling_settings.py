@@ -1,0 +1,89 @@
+"""The ``autoscaling`` section of the settings schema: one HPA (``autoscaling/v2``) per TGI variant.
+
+Off by default. Only in ``split.mode: gateway`` (:func:`check_autoscaling`): in replicas mode the replica
+counts *are* the split, and an HPA changing them would change it. The target is CPU utilisation (of the
+containers' requests) or a Pods/External metric served by a metrics adapter (e.g. TGI's
+``tgi_queue_size`` through prometheus-adapter). The behaviour defaults suit servers that take minutes to
+start (README: Autoscaling).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, model_validator
+
+from stacks.config_types import Bool, OneOf, OptionalText, Section, WholeNumber, problem, show
+from stacks.config_types import QUANTITY
+
+METRIC_TYPES = ("cpu", "pods", "external")
+
+
+def _optional_quantity(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not QUANTITY.match(text):
+        raise problem(f"must be a Kubernetes quantity such as 4, 500m or 1k, got {show(value)}")
+    return text
+
+
+OptionalQuantity = Annotated[str | None, BeforeValidator(_optional_quantity)]
+
+
+class AutoscalingSettings(Section):
+    """An HPA per TGI variant (gateway mode only)."""
+
+    enabled: Bool = False
+    """One HPA per variant between minReplicas and maxReplicas (needs split.mode gateway)"""
+    min_replicas: WholeNumber(1, 1000) = 1
+    """Fewest replicas of each variant"""
+    max_replicas: WholeNumber(1, 1000) = 2
+    """Most replicas of each variant (the GPUs to budget for)"""
+    metric: OneOf(METRIC_TYPES) = "cpu"
+    """`cpu` (utilisation of the requests), `pods` (a per-pod metric, e.g. `tgi_queue_size`) or `external`"""
+    cpu_utilization: WholeNumber(1, 1000) = 70
+    """Target average CPU utilisation in percent of the CPU request (metric cpu)"""
+    metric_name: OptionalText = None
+    """Name of the Pods or External metric, as the metrics adapter serves it (metric pods or external)"""
+    average_value: OptionalQuantity = None
+    """Target average value per pod of that metric, e.g. `4` queued requests (metric pods or external)"""
+    scale_up_period_seconds: WholeNumber(15, 1800) = 300
+    """Scale-up adds at most 1 replica (or 50 %, whichever is more) per this period"""
+    scale_down_stabilization_seconds: WholeNumber(0, 3600) = 600
+    """Scale-down acts on the highest recommendation of this window"""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AutoscalingSettings:
+        if self.min_replicas > self.max_replicas:
+            raise problem(f"must be at most autoscaling.maxReplicas ({self.max_replicas}), got {self.min_replicas}",
+                          at="minReplicas")
+        if self.metric == "cpu":
+            for key, value in (("metricName", self.metric_name), ("averageValue", self.average_value)):
+                if value is not None:
+                    raise problem(f"applies to metric pods or external only (metric is cpu), got {show(value)}",
+                                  at=key)
+        else:
+            for key, value, what in (("metricName", self.metric_name, "the metric's name, e.g. tgi_queue_size"),
+                                     ("averageValue", self.average_value, "the target per pod, e.g. 4")):
+                if value is None:
+                    raise problem(f"is required with metric {self.metric}: {what}", at=key)
+            if self.cpu_utilization != AutoscalingSettings.model_construct().cpu_utilization:
+                raise problem(f"applies to metric cpu only (metric is {self.metric}), got {self.cpu_utilization}",
+                              at="cpuUtilization")
+        return self
+
+
+def check_autoscaling(autoscaling: AutoscalingSettings, *, gateway_mode: bool, stable_replicas: int,
+                      canary_replicas: int, default_replicas: int) -> None:
+    """Rules between ``autoscaling`` and ``split``: an HPA needs gateway mode and owns the replica counts."""
+    if not autoscaling.enabled:
+        return
+    if not gateway_mode:
+        raise problem("must be false in split.mode replicas: there the replica counts are the split, and an HPA "
+                      "would change them (and the split with them); set split.mode: gateway (an HTTPRoute splits "
+                      "by weight) to autoscale each variant, got true", at="autoscaling.enabled")
+    for key, value in (("split.stableReplicas", stable_replicas), ("split.canaryReplicas", canary_replicas)):
+        if value != default_replicas:
+            raise problem(f"is set by the HPA while autoscaling.enabled (between autoscaling.minReplicas and "
+                          f"autoscaling.maxReplicas); leave it at {default_replicas}, got {value}", at=key)

@@ -409,7 +409,7 @@ class Settings(Section):
     def replicas_key(self) -> str:
         """The config key that sets the replica counts, for messages."""
         if self.autoscaling.enabled:
-            return "autoscaling.maxReplicas"
+            return "autoscaling.maxReplicas (per variant, both variants)"
         return "split.stableReplicas + split.canaryReplicas" if self.split.gateway_mode else "split.replicas"
 
     @property

@@ -6,7 +6,21 @@ from typing import Any
 
 from components.route import GatewayRef, route_spec
 from components.split import route_weights
-from tests.policy.pack_runner import check_stack, resource, traffic_service, variant
+from tests.harness import RecordingMocks
+from tests.policy.pack_runner import (
+    POLICY_DIR,
+    advisory,
+    check_stack,
+    load_pack_config,
+    mandatory,
+    resource,
+    run_pack,
+    run_stack_program,
+    to_policy_resources,
+    traffic_service,
+    variant,
+)
+from tests.samples import dev_config, dev_gateway_config, gateway_split
 
 HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 SERVICE = "kubernetes:core/v1:Service"
@@ -156,3 +170,22 @@ def test_a_backend_in_another_namespace_or_of_another_kind_fails() -> None:
         "experiment may be backends",
         "HTTPRoute 'text-generation-inference' sends traffic to Service 'text-generation-inference-stable' in "
         "namespace 'team-b', outside the experiment's namespace 'llm-ab-dev'"]
+
+
+# the whole gateway-mode program under mocks
+
+
+def test_the_policy_pack_passes_the_gateway_program(pulumi_mocks: RecordingMocks, registrations) -> None:
+    run_stack_program(dev_gateway_config())
+    found = run_pack(to_policy_resources(pulumi_mocks, registrations), load_pack_config(POLICY_DIR / "config"
+                                                                                          / "dev.json"))
+    assert mandatory(found) == [] and advisory(found) == []
+
+
+def test_the_policy_pack_caps_the_gateway_programs_weight(pulumi_mocks: RecordingMocks, registrations) -> None:
+    run_stack_program({**dev_config(), "llm-ab:split": gateway_split(canaryPercent=30)})
+    found = run_pack(to_policy_resources(pulumi_mocks, registrations), {"split-canary-share-cap": {
+        "maxCanaryPercent": 20}})
+    assert mandatory(found) == [("split-canary-share-cap", "traffic-route-httproute",
+                                 "the canary gets weight 3000 of 10000 on HTTPRoute 'text-generation-inference' "
+                                 "(30%), above this stack's cap of 20%")]

@@ -38,6 +38,13 @@ def smoke_cases(settings: Settings) -> tuple[str, ...]:
     return (*settings.smoke.cases, *[c for c in extra if c not in settings.smoke.cases])
 
 
+def traffic_entry_url(settings: Settings) -> str:
+    """Where requests enter the split: the traffic Service, or in gateway mode the Gateway (``split.gateway.url``)."""
+    if settings.split.gateway_mode and settings.split.gateway.url:
+        return settings.split.gateway.url
+    return service_url(TGI_APP, settings.namespace, TGI_PORT)
+
+
 def smoke_plan(settings: Settings) -> SmokePlan:
     """What the gate checks for this stack: in-cluster names, models, the split, the cases.
 
@@ -62,7 +69,7 @@ def smoke_plan(settings: Settings) -> SmokePlan:
     }
     mm = settings.enabled_modelmesh
     return SmokePlan(
-        tgi_url=entry or service_url(TGI_APP, ns, TGI_PORT),
+        tgi_url=traffic_entry_url(settings),
         canary_percent=split.weights().effective_percent if split.gateway_mode else split.plan().effective_percent,
         stable=targets.get(Variant.STABLE), canary=targets.get(Variant.CANARY),
         v2_url=rest_base_url(ns) if mm else None, v2_model=mm.primary_name if mm else None,
@@ -103,7 +110,7 @@ def analysis_plan(settings: Settings) -> AnalysisPlan:
                                 model=settings.model(v).id, api=serving_engine(settings, v).api) for v in Variant}
     return AnalysisPlan(
         stable=target[Variant.STABLE], canary=target[Variant.CANARY],
-        traffic_url=service_url(TGI_APP, ns, TGI_PORT) if cfg.include_traffic else None,
+        traffic_url=traffic_entry_url(settings) if cfg.include_traffic else None,
         mode=cfg.mode, concurrency=cfg.concurrency if cfg.mode == "closed" else None, rate=cfg.rate,
         requests=cfg.requests, duration_s=cfg.duration_seconds, request_timeout_s=cfg.request_timeout_seconds,
         ready_timeout_s=cfg.ready_timeout_seconds, max_new_tokens=cfg.max_new_tokens, looks=cfg.looks,

@@ -114,3 +114,15 @@ def test_bad_gateway_or_hpa_config_fails_before_anything_is_registered(run_main,
         run_main(config)
     assert message in str(err.value)
     assert pulumi_mocks.resources == [], [r.name for r in pulumi_mocks.resources]
+
+
+def test_the_analysis_traffic_phase_goes_through_the_gateway() -> None:
+    from stacks.gates import analysis_plan
+    from stacks.settings import parse_settings
+    from tests.samples import minimal
+
+    raw = {**minimal(), "split": gateway_split(), "analysis": {"includeTraffic": True}}
+    assert analysis_plan(parse_settings(raw)).traffic_url == GATEWAY_URL
+    replicas_mode = {**minimal(), "analysis": {"includeTraffic": True}}
+    assert analysis_plan(parse_settings(replicas_mode)).traffic_url == (
+        "http://text-generation-inference.llm-ab.svc.cluster.local:8080")

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.credentials import CredentialGenerator, credential
 from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, minio_selector, service_url
+from components.netpol import egress_to, ingress_from, pods_peer, tcp
 from components.podspec import container_security, http_probe, pod_security, tmp_volume
 from policy.contract import WEIGHTS_COMPONENT
 
@@ -213,18 +214,18 @@ class MinioStore(pulumi.ComponentResource):
             opts=child,
         )
 
+        s3_clients = {S3_CLIENT_LABEL: "true"}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata={"namespace": args.namespace, "labels": labels},
-            spec={
-                "podSelector": {"matchLabels": selector},
-                "policyTypes": ["Ingress"],
-                "ingress": [{
-                    "from": [{"podSelector": {"matchLabels": {S3_CLIENT_LABEL: "true"}}},
-                             *args.extra_ingress_from],
-                    "ports": [{"protocol": "TCP", "port": S3_PORT}],
-                }],
-            },
+            spec=ingress_from(selector, [([pods_peer(s3_clients), *args.extra_ingress_from], tcp(S3_PORT))]),
+            opts=child,
+        )
+        # The namespace denies egress: the labelled S3 clients (bucket and staging Jobs) may reach MinIO.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-clients-netpol",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec=egress_to(s3_clients, [pods_peer(selector)], tcp(S3_PORT)),
             opts=child,
         )
 

@@ -28,8 +28,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.modelmesh_catalogue import MM_GRPC_PORT, SERVER_TYPES, isvc_name
-from components.naming import S3_PORT, common_labels, service_url
+from components.modelmesh_catalogue import ETCD_NAMESPACE, ETCD_PORT, MM_GRPC_PORT, SERVER_TYPES, isvc_name
+from components.naming import INFERENCE_CLIENT_LABEL, S3_PORT, common_labels, service_url
+from components.netpol import Spec, egress_to, ingress_from, namespace_peer, pods_peer, tcp
 from components.podspec import container_security
 
 RUNTIME_API_VERSION = "serving.kserve.io/v1alpha1"
@@ -42,6 +43,10 @@ S3_REGION = "us-east-1"
 """The puller requires a region; MinIO accepts any."""
 MODELMESH_SERVICE = "modelmesh-serving"
 MODELMESH_REST_PORT = 8008
+MODELMESH_GRPC_PORT = 8033
+"""The controller's Service: V2 gRPC inference (and model-mesh's routing between its pods)."""
+MODELMESH_LITELINKS_PORT = 8080
+"""model-mesh's internal port between runtime pods (upstream's ``config/rbac/networkpolicy-runtimes.yaml``)."""
 MODELMESH_POD_LABELS = {"modelmesh-service": MODELMESH_SERVICE}
 """Labels of every ModelMesh runtime pod (the selector of the controller's Service)."""
 NAMESPACE_OPT_IN_LABELS = {"modelmesh-enabled": "true"}
@@ -239,7 +244,11 @@ class ModelMeshServingArgs:
     """Pod labels of an in-cluster S3 server (MinIO) to open to the runtime pods; None: none."""
     s3_port: int = S3_PORT
     allowed_namespaces: Sequence[str] = ()
-    """Namespaces besides this one whose pods may call ModelMesh."""
+    """Namespaces besides this one whose pods may call ModelMesh (here: the pods labelled
+    ``INFERENCE_CLIENT_LABEL``)."""
+    etcd_namespace: str = ETCD_NAMESPACE
+    """Namespace of ModelMesh's etcd (the runtime pods' egress); its port is ``etcd_port``."""
+    etcd_port: int = ETCD_PORT
     routemap: bool = False
     """Also create Iter8's routemap ConfigMap ``<app>`` and label the InferenceServices for Iter8."""
     models_ready: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -259,6 +268,25 @@ class ModelMeshServingArgs:
                                  f"supports ({', '.join(self.model_formats)})")
         if self.candidate is not None and self.candidate.name == self.primary.name:
             raise ValueError(f"primary and candidate share the name {self.primary.name!r}")
+
+
+def modelmesh_policies(args: ModelMeshServingArgs) -> dict[str, Spec]:
+    """The runtime pods' NetworkPolicies by name suffix: clients reach the REST and gRPC ports, the pods
+    reach each other (model-mesh routes between them), etcd, MinIO and nothing else; the namespace's
+    inference clients may call them."""
+    mesh = dict(MODELMESH_POD_LABELS)
+    mesh_ports = tcp(MODELMESH_GRPC_PORT, MODELMESH_LITELINKS_PORT)
+    client_ports = tcp(MODELMESH_GRPC_PORT, MODELMESH_REST_PORT)
+    clients = [pods_peer({INFERENCE_CLIENT_LABEL: "true"}), *[namespace_peer(ns) for ns in args.allowed_namespaces]]
+    egress = egress_to(mesh, [pods_peer(mesh)], mesh_ports)
+    egress["egress"].append({"to": [namespace_peer(args.etcd_namespace)], "ports": tcp(args.etcd_port)})
+    if args.s3_server_selector is not None:
+        egress["egress"].append({"to": [pods_peer(args.s3_server_selector)], "ports": tcp(args.s3_port)})
+    return {
+        "netpol": ingress_from(mesh, [([pods_peer(mesh)], mesh_ports), (clients, client_ports)]),
+        "egress-netpol": egress,
+        "clients-netpol": egress_to({INFERENCE_CLIENT_LABEL: "true"}, [pods_peer(mesh)], client_ports),
+    }
 
 
 class ModelMeshServing(pulumi.ComponentResource):
@@ -339,18 +367,10 @@ class ModelMeshServing(pulumi.ComponentResource):
                 opts=child,
             )
 
-        # Default-deny ingress is the namespace's rule: open the runtime pods to this namespace
-        # (clients, the smoke Job, and each other: ModelMesh routes requests between its pods).
-        peers: list[dict[str, Any]] = [{"podSelector": {}}]
-        peers += [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-                  for ns in args.allowed_namespaces]
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata={"namespace": namespace, "labels": labels},
-            spec={"podSelector": {"matchLabels": dict(MODELMESH_POD_LABELS)}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": peers}]},
-            opts=child,
-        )
+        # Default-deny in both directions is the namespace's rule: open ModelMesh's own ports only.
+        for suffix, spec in modelmesh_policies(args).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{suffix}", metadata={"namespace": namespace, "labels": labels}, spec=spec, opts=child)
         if args.s3_server_selector is not None:
             # Policies are additive: this one adds the runtime pods (their puller) to MinIO's clients.
             k8s.networking.v1.NetworkPolicy(

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ETCD_NAMESPACE = "modelmesh-serving"
+"""Where the platform's ModelMesh install runs etcd (its quickstart: Service ``etcd:2379`` in the controller's
+namespace); the runtime pods keep their model registry there."""
+ETCD_PORT = 2379
 MM_GRPC_PORT = 8085
 """The model-mesh SPI endpoint of every built-in runtime (``grpcEndpoint: port:8085``)."""
 

@@ -1,14 +1,16 @@
-"""The experiment's namespace: Datashim opt-in label and a default-deny ingress policy."""
+"""The experiment's namespace: Datashim opt-in label, default-deny in both directions, and the egress
+every pod or a labelled kind of pod needs (DNS; HTTPS to the internet for ``HTTPS_EGRESS_LABEL``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import common_labels
+from components.naming import HTTPS_EGRESS_LABEL, common_labels
+from components.netpol import DEFAULT_INTERNAL_CIDRS, default_deny, dns_egress, https_egress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,10 +24,12 @@ class ExperimentNamespaceArgs:
     """Extra labels, e.g. Datashim's ``monitor-pods-datasets: enabled`` opt-in."""
     retain: bool = True
     """Keep the namespace on ``pulumi destroy``: it holds the protected weights volume."""
+    internal_cidrs: Sequence[str] = DEFAULT_INTERNAL_CIDRS
+    """Never reached by the HTTPS egress to the internet (the cluster's and the VPC's networks)."""
 
 
 class ExperimentNamespace(pulumi.ComponentResource):
-    """A namespace where nothing is reachable unless a policy allows it."""
+    """A namespace where no pod connects to or is reached by anything unless a policy allows it."""
 
     name: pulumi.Output[str]
 
@@ -39,11 +43,18 @@ class ExperimentNamespace(pulumi.ComponentResource):
             # so the next `make up` finds both as they were.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, protect=args.retain),
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-default-deny",
-            metadata={"namespace": ns.metadata.name, "labels": common_labels("namespace", args.stack)},
-            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        labels = common_labels("namespace", args.stack)
+        policies = {
+            "default-deny": default_deny(),
+            "dns": dns_egress(),
+            "https-egress": https_egress({HTTPS_EGRESS_LABEL: "true"}, args.internal_cidrs),
+        }
+        for suffix, spec in policies.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{suffix}",
+                metadata={"namespace": ns.metadata.name, "labels": labels},
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.name = ns.metadata.name
         self.register_outputs({"name": self.name})

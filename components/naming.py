@@ -11,7 +11,8 @@ from policy.contract import (
     VARIANT_LABEL,
 )
 
-__all__ = ["DATASET_MOUNT_ROOT", "DECLARED_PERCENT_ANNOTATION", "MINIO_SERVICE", "PART_OF", "S3_CLIENT_LABEL",
+__all__ = ["DATASET_MOUNT_ROOT", "DECLARED_PERCENT_ANNOTATION", "GATE_CLIENT_LABELS", "HTTPS_EGRESS_LABEL",
+           "INFERENCE_CLIENT_LABEL", "MINIO_SERVICE", "PART_OF", "S3_CLIENT_LABEL",
            "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION", "TGI_APP", "TGI_PORT", "common_labels", "dataset_labels",
            "minio_selector", "model_mount_path", "service_url", "split_annotations", "tgi_deployment_name",
            "tgi_selector", "tgi_traffic_selector"]
@@ -24,7 +25,16 @@ S3_PORT = 9000
 MINIO_SERVICE = "minio"
 
 S3_CLIENT_LABEL = "llm-ab/s3-client"
-"""Pods carrying this label (value "true") may reach MinIO through its NetworkPolicy."""
+"""Pods carrying this label (value "true") may reach MinIO through its NetworkPolicies."""
+INFERENCE_CLIENT_LABEL = "llm-ab/inference-client"
+"""Pods of the experiment's namespace carrying this label (value "true") may call the serving pods of both
+variants (and ModelMesh); other namespaces' pods need ``traffic.allowedNamespaces``."""
+HTTPS_EGRESS_LABEL = "llm-ab/https-egress"
+"""Pods carrying this label (value "true") may open HTTPS connections outside the cluster: the staging Jobs
+(the Hugging Face Hub) and every Job that installs its pinned packages from PyPI at run time."""
+GATE_CLIENT_LABELS = {INFERENCE_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true"}
+"""Pod labels of every post-deploy gate Job (the smoke Job, the analysis Job): they call both variants
+and ModelMesh, and install their packages from PyPI."""
 
 DATASET_MOUNT_ROOT = "/mnt/datasets"
 """Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import common_labels
+from components.naming import GATE_CLIENT_LABELS, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 from smoke.plan import SmokePlan
 
@@ -97,7 +97,8 @@ class SmokeTestJob(pulumi.ComponentResource):
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": args.timeout_seconds,
                 "template": {
-                    "metadata": {"labels": {**labels, DIGEST_LABEL: digest}},
+                    # The serving pods, ModelMesh and PyPI (the pinned packages); nothing else.
+                    "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS, DIGEST_LABEL: digest}},
                     "spec": {
                         "restartPolicy": "Never",
                         "securityContext": pod_security(),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import S3_CLIENT_LABEL, common_labels
+from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
@@ -148,7 +148,8 @@ class ModelStaging(pulumi.ComponentResource):
                     }]},
                     "activeDeadlineSeconds": args.timeout_seconds,
                     "template": {
-                        "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true",
+                        # S3 (MinIO) and HTTPS to the internet (the Hub, PyPI); nothing else.
+                        "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true",
                                                 "llm-ab/model-role": model.role}},
                         "spec": pod_spec,
                     },

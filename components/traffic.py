@@ -15,7 +15,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import TGI_APP, TGI_PORT, common_labels, service_url, tgi_traffic_selector
+from components.naming import (
+    INFERENCE_CLIENT_LABEL,
+    TGI_APP,
+    TGI_PORT,
+    common_labels,
+    service_url,
+    tgi_traffic_selector,
+)
+from components.netpol import Spec, egress_to, ingress_from, namespace_peer, pods_peer, tcp
 from components.route import GatewayRef, WeightedRoute, WeightedRouteArgs, route_summary
 from components.split import RouteWeights, SplitCost, SplitPlan
 
@@ -57,12 +65,19 @@ def gateway_split_summary(split: GatewaySplit) -> dict[str, Any]:
     }
 
 
+INFERENCE_CLIENTS = {INFERENCE_CLIENT_LABEL: "true"}
+
+
 def tgi_ingress_peers(allowed_namespaces: Sequence[str]) -> list[dict[str, object]]:
-    """Who may reach TGI's port: any pod in the experiment's namespace, and the pods of ``allowed_namespaces``."""
-    peers: list[dict[str, object]] = [{"podSelector": {}}]  # any pod in this namespace
-    peers += [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-              for ns in allowed_namespaces]
-    return peers
+    """Who may reach the serving pods: the namespace's labelled inference clients (the smoke and analysis
+    Jobs carry the label) and every pod of ``allowed_namespaces``. Nothing else, not even the namespace's
+    other pods (MinIO, staging)."""
+    return [pods_peer(INFERENCE_CLIENTS), *[namespace_peer(ns) for ns in allowed_namespaces]]
+
+
+def serving_ingress(allowed_namespaces: Sequence[str]) -> Spec:
+    """The serving pods of both variants accept :func:`tgi_ingress_peers` on the serving port only."""
+    return ingress_from(tgi_traffic_selector(), [(tgi_ingress_peers(allowed_namespaces), tcp(TGI_PORT))])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +91,8 @@ class TrafficSplitArgs:
     gateway: GatewaySplit | None = None
     """Gateway mode: the route (None in replicas mode)."""
     allowed_namespaces: Sequence[str] = ()
-    """Other namespaces whose pods may call TGI; the experiment's own namespace always may (and, in gateway mode,
-    the Gateway's)."""
+    """Other namespaces whose pods may call the serving pods (and, in gateway mode, the Gateway's); in the
+    experiment's own namespace only the pods labelled ``INFERENCE_CLIENT_LABEL`` may."""
     backends: Sequence[pulumi.Resource] = ()
     """Gateway mode: the variants (their Services are the route's backends)."""
 
@@ -130,11 +145,13 @@ class TrafficSplit(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata={"namespace": args.namespace, "labels": labels},
-            spec={
-                "podSelector": {"matchLabels": tgi_traffic_selector()},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": tgi_ingress_peers(allowed), "ports": [{"protocol": "TCP", "port": TGI_PORT}]}],
-            },
+            spec=serving_ingress(allowed),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-clients-netpol",
+            metadata={"namespace": args.namespace, "labels": labels},
+            spec=egress_to(INFERENCE_CLIENTS, [pods_peer(tgi_traffic_selector())], tcp(TGI_PORT)),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"service_name": self.service_name, "url": self.url, "split": self.split})

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import Field, model_validator
 
-from components.modelmesh_catalogue import FORMAT_WEIGHTS, MM_GRPC_PORT, SERVER_TYPES, isvc_name
+from components.modelmesh_catalogue import ETCD_NAMESPACE, ETCD_PORT, FORMAT_WEIGHTS, MM_GRPC_PORT, SERVER_TYPES, isvc_name
 from stacks.config_types import (
     COMMIT_SHA,
     HF_REPO_ID,
@@ -199,6 +199,15 @@ INSTALL_UNSUPPORTED = (
 )
 
 
+class EtcdSettings(Section):
+    """Where the platform's ModelMesh install runs etcd (``modelmesh.etcd``): the runtime pods' egress."""
+
+    namespace: DnsLabel = ETCD_NAMESPACE
+    """Namespace of ModelMesh's etcd (its install's controller namespace; the runtime pods may reach it)"""
+    port: Port = ETCD_PORT
+    """etcd's client port"""
+
+
 class ModelMeshSettings(Section):
     """Everything ``modelmesh`` declares, validated."""
 
@@ -217,6 +226,7 @@ class ModelMeshSettings(Section):
     version}` (see ModelMesh track)"""
     smoke_cases: StringList = Field(default=())
     """V2 smoke case files (`kind: v2`, `model: <app>-0`); required while `smoke.enabled`"""
+    etcd: EtcdSettings = EtcdSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMeshSettings:

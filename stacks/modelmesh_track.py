@@ -110,6 +110,7 @@ def build_modelmesh(settings: Settings, mm: ModelMeshSettings, platform: Platfor
             access_key_id=weights.reader_access_key, secret_access_key=weights.reader_secret_key,
             s3_server_selector=weights.server_selector,
             allowed_namespaces=settings.traffic.allowed_namespaces,
+            etcd_namespace=mm.etcd.namespace, etcd_port=mm.etcd.port,
             routemap=mm.routemap,
             models_ready=[staging] if staging else [],
         ),

@@ -47,6 +47,7 @@ from stacks.config_types import (
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
+from stacks.network_settings import NetworkSettings
 from stacks.observability_settings import ObservabilitySettings
 from stacks.split_settings import SplitSettings
 
@@ -228,7 +229,7 @@ class TrafficSettings(Section):
     """Who may reach TGI (NetworkPolicy)."""
 
     allowed_namespaces: Annotated[StringList, BeforeValidator(_namespace_names)] = ()
-    """Namespaces (besides the experiment's) whose pods may call TGI"""
+    """Namespaces whose pods may call TGI (in the experiment's own, pods labelled `llm-ab/inference-client: "true"`)"""
 
 
 DEFAULT_SMOKE_CASES = ("smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml")
@@ -307,6 +308,9 @@ class Settings(Section):
     """Model staging Jobs: enabled, image (pinned python), timeoutSeconds."""
     traffic: TrafficSettings = TrafficSettings()
     """Traffic: allowedNamespaces whose pods may call TGI besides the experiment's own namespace."""
+    network: NetworkSettings = NetworkSettings()
+    """NetworkPolicies: internalCidrs, the blocks the HTTPS egress to the internet (staging's Hub downloads,
+    PyPI) never reaches (pod, Service, node and VPC networks, link-local)."""
     smoke: SmokeSettings = SmokeSettings()
     """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
     bound for the split check), timeoutSeconds."""

@@ -174,8 +174,25 @@ def test_runtime_pods_reach_minio_and_this_namespace_reaches_them(run_program, p
     assert to_minio["ingress"] == [{"from": [runtime_pods], "ports": [{"protocol": "TCP", "port": 9000}]}]
     to_mesh = pulumi_mocks.named("mm-netpol").inputs["spec"]
     assert to_mesh["podSelector"] == {"matchLabels": {"modelmesh-service": "modelmesh-serving"}}
-    assert to_mesh["ingress"] == [{"from": [
-        {"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}]}]
+    # Only ModelMesh's ports: the mesh's own (gRPC, litelinks) between its pods; gRPC and REST for the
+    # namespace's labelled inference clients and the allowed namespaces (issue 11 item 10).
+    assert to_mesh["ingress"] == [
+        {"from": [runtime_pods], "ports": [{"protocol": "TCP", "port": 8033}, {"protocol": "TCP", "port": 8080}]},
+        {"from": [{"podSelector": {"matchLabels": {"llm-ab/inference-client": "true"}}},
+                  {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}],
+         "ports": [{"protocol": "TCP", "port": 8033}, {"protocol": "TCP", "port": 8008}]}]
+    out = pulumi_mocks.named("mm-egress-netpol").inputs["spec"]
+    assert out["podSelector"] == {"matchLabels": {"modelmesh-service": "modelmesh-serving"}}
+    assert out["policyTypes"] == ["Egress"]
+    assert out["egress"] == [
+        {"to": [runtime_pods], "ports": [{"protocol": "TCP", "port": 8033}, {"protocol": "TCP", "port": 8080}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "modelmesh-serving"}}}],
+         "ports": [{"protocol": "TCP", "port": 2379}]},
+        {"to": [{"podSelector": {"matchLabels": MINIO}}], "ports": [{"protocol": "TCP", "port": 9000}]}]
+    clients = pulumi_mocks.named("mm-clients-netpol").inputs["spec"]
+    assert clients["podSelector"] == {"matchLabels": {"llm-ab/inference-client": "true"}}
+    assert clients["egress"] == [{"to": [runtime_pods], "ports": [{"protocol": "TCP", "port": 8033},
+                                                                   {"protocol": "TCP", "port": 8008}]}]
     # The namespace's opt-in label is set on the Namespace itself (stacks.experiment, with stacks.modelmesh_track's labels), not patched.
     assert not pulumi_mocks.of_type("kubernetes:core/v1:NamespacePatch")
 

@@ -1,0 +1,35 @@
+"""The ``network`` section of the settings schema: what the NetworkPolicies treat as inside the cluster.
+
+The namespace denies every connection in and out (components/netpol.py); pods labelled
+``llm-ab/https-egress`` (the staging Jobs, the Jobs that install from PyPI) may open HTTPS connections to
+anywhere but ``network.internalCidrs``, so they can't reach the cluster's pods, Services, nodes or the
+cloud's metadata service that way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from components.netpol import DEFAULT_INTERNAL_CIDRS
+from stacks.config_types import Section, StringList, problem, show
+
+
+def _cidrs(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        for cidr in value:
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except (TypeError, ValueError):
+                raise problem(f"must list IPv4 CIDR blocks such as 10.0.0.0/8, got {show(cidr)}") from None
+    return value
+
+
+class NetworkSettings(Section):
+    """The experiment's network rules (``network``)."""
+
+    internal_cidrs: Annotated[StringList, BeforeValidator(_cidrs)] = DEFAULT_INTERNAL_CIDRS
+    """Blocks the HTTPS egress to the internet (staging's Hub downloads, PyPI) never reaches: the pod, Service,
+    node and VPC networks and link-local (instance metadata)"""

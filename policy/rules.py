@@ -1,5 +1,5 @@
 """LLM-canary guardrails: the POLICIES list of the llm-ab-guardrails pack; the validators live in one
-module per rule family (images, workloads, secrets, exposure, split, eks), the shared reading of props
+module per rule family (images, workloads, secrets, exposure, network, split, eks), the shared reading of props
 in :mod:`props`, and what the program writes in :mod:`contract`.
 
 Pure package (tests import it; ``__main__.py`` only builds the pack). It imports nothing from the
@@ -51,6 +51,7 @@ from .split import (
     split_selects_both_variants,
     split_within_tolerance,
 )
+from .network import DEFAULT_DENY_SCHEMA, namespace_default_deny
 from .eks import NODE_GROUP_DISK_SCHEMA, NODE_GROUP_TAINT_SCHEMA, gpu_node_group_disk, gpu_node_group_tainted
 
 PACK_ENFORCEMENT = EnforcementLevel.MANDATORY
@@ -121,6 +122,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         validate=no_public_services,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=SERVICE_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="k8s-namespace-default-deny",
+        description="Every namespace the stack creates denies all ingress and all egress by default "
+                    "(NetworkPolicies with podSelector {} and no rules); other policies open what is needed.",
+        validate=namespace_default_deny,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=DEFAULT_DENY_SCHEMA,
+        remediation_steps="Keep components/namespace.py's default-deny policy, or exempt an add-on's namespace "
+                          "with exemptNamespaces.",
     ),
     ResourceValidationPolicy(
         name="datashim-dataset-read-only",

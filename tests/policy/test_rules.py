@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from pulumi_policy import ResourceValidationPolicy
+
 from policy.rules import POLICIES
 from tests.policy.pack_runner import (
     UNKNOWN,
@@ -660,9 +662,7 @@ def test_gpu_node_group_disk_from_a_launch_template_is_not_checked_here() -> Non
 # All rules
 
 
-@pytest.mark.parametrize("policy", [p.name for p in POLICIES if p.name not in (
-    "k8s-secret-data-not-literal", "split-canary-share-cap", "split-selects-both-variants", "split-within-tolerance",
-    "split-route-weights", "split-route-backends-in-namespace")])
+@pytest.mark.parametrize("policy", [p.name for p in POLICIES if isinstance(p, ResourceValidationPolicy)])
 def test_no_resource_rule_reports_an_unrelated_resource(policy: str) -> None:
     outcome = check(policy, CONFIGMAP, {"metadata": {"name": "settings"}, "data": {"LOG_LEVEL": "info"}})
     assert outcome.violations == [] and outcome.unknown is None

@@ -13,7 +13,14 @@ from typing import Any, Protocol
 
 from pydantic import Field, model_validator
 
-from components.modelmesh_catalogue import ETCD_NAMESPACE, ETCD_PORT, FORMAT_WEIGHTS, MM_GRPC_PORT, SERVER_TYPES, isvc_name
+from components.modelmesh_catalogue import (
+    ETCD_NAMESPACE,
+    ETCD_PORT,
+    FORMAT_WEIGHTS,
+    MM_GRPC_PORT,
+    SERVER_TYPES,
+    isvc_name,
+)
 from stacks.config_types import (
     COMMIT_SHA,
     HF_REPO_ID,

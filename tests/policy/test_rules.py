@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 import pytest
-
 from pulumi_policy import ResourceValidationPolicy
 
 from policy.rules import POLICIES

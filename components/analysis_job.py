@@ -23,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from analysis.plan import AnalysisPlan
-from components.naming import common_labels
+from components.naming import GATE_CLIENT_LABELS, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 from components.smoke_gate import DIGEST_LABEL, case_files, checks_digest, package_files
 
@@ -86,7 +86,8 @@ def analysis_pod_spec(args: AnalysisJobArgs, cli_args: Sequence[str], config_map
                       labels: Mapping[str, str]) -> dict[str, Any]:
     """The Job's pod template (pure but for the ConfigMap names)."""
     return {
-        "metadata": {"labels": dict(labels)},
+        # A gate client: both variants, and PyPI for its run-time install; nothing else (components/netpol.py).
+        "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS}},
         "spec": {
             "restartPolicy": "Never",
             "securityContext": pod_security(),

@@ -214,3 +214,15 @@ def test_builders_are_what_kubernetes_reads() -> None:
     assert https["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}],
                                 "ports": [{"protocol": "TCP", "port": 443}]}]
     assert not any(ipaddress.ip_network(c).is_global for c in netpol.DEFAULT_INTERNAL_CIDRS)
+
+
+def test_the_analysis_gate_is_a_gate_client_like_the_smoke_job(run_main, pulumi_mocks) -> None:
+    config = dev_config()
+    config["llm-ab:analysis"] = {"enabled": True}
+    run_main(config)
+    net, pods = rendered(pulumi_mocks)
+    analysis = pods["analysis-job"]
+    for variant in ("stable", "canary"):
+        assert net.allows(analysis, pods[f"tgi-{variant}-deploy"], TGI_PORT)
+    assert net.allows(analysis, OUTSIDE, 443)  # PyPI, its run-time install
+    assert not net.allows(analysis, pods["weights-deploy"], MINIO_PORT)

@@ -67,9 +67,9 @@ def https_egress(selector: Mapping[str, str], internal_cidrs: Sequence[str]) -> 
 
 
 def egress_to(selector: Mapping[str, str], peers: Iterable[dict[str, Any]], ports: list[dict[str, Any]]) -> Spec:
-    """Pods labelled ``selector`` may connect to ``peers`` on ``ports``."""
+    """Pods labelled ``selector`` may connect to ``peers`` on ``ports`` (empty: any port)."""
     return {"podSelector": {"matchLabels": dict(selector)}, "policyTypes": ["Egress"],
-            "egress": [{"to": list(peers), "ports": ports}]}
+            "egress": [{"to": list(peers), **({"ports": ports} if ports else {})}]}
 
 
 def ingress_from(selector: Mapping[str, str], rules: Iterable[tuple[Iterable[dict[str, Any]], list[dict[str, Any]]]]

@@ -75,6 +75,16 @@ def tgi_ingress_peers(allowed_namespaces: Sequence[str]) -> list[dict[str, objec
     return [pods_peer(INFERENCE_CLIENTS), *[namespace_peer(ns) for ns in allowed_namespaces]]
 
 
+def inference_client_egress(gateway_namespace: str | None) -> Spec:
+    """Where the namespace's inference clients may connect: the serving pods' port and, in gateway mode, the
+    Gateway's pods (any port: a Gateway's pods listen on ports of its implementation's choosing behind the
+    Service port of its URL)."""
+    spec = egress_to(INFERENCE_CLIENTS, [pods_peer(tgi_traffic_selector())], tcp(TGI_PORT))
+    if gateway_namespace:
+        spec["egress"].append({"to": [namespace_peer(gateway_namespace)]})
+    return spec
+
+
 def serving_ingress(allowed_namespaces: Sequence[str]) -> Spec:
     """The serving pods of both variants accept :func:`tgi_ingress_peers` on the serving port only."""
     return ingress_from(tgi_traffic_selector(), [(tgi_ingress_peers(allowed_namespaces), tcp(TGI_PORT))])
@@ -151,7 +161,7 @@ class TrafficSplit(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-clients-netpol",
             metadata={"namespace": args.namespace, "labels": labels},
-            spec=egress_to(INFERENCE_CLIENTS, [pods_peer(tgi_traffic_selector())], tcp(TGI_PORT)),
+            spec=inference_client_egress(args.gateway.gateway.namespace if args.gateway is not None else None),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"service_name": self.service_name, "url": self.url, "split": self.split})

@@ -18,7 +18,7 @@ import pytest
 
 from components import netpol
 from tests.golden.render import dev_with_modelmesh
-from tests.samples import dev_config
+from tests.samples import dev_config, dev_gateway_config
 
 NS = dev_config()["llm-ab:namespace"]
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -226,3 +226,17 @@ def test_the_analysis_gate_is_a_gate_client_like_the_smoke_job(run_main, pulumi_
         assert net.allows(analysis, pods[f"tgi-{variant}-deploy"], TGI_PORT)
     assert net.allows(analysis, OUTSIDE, 443)  # PyPI, its run-time install
     assert not net.allows(analysis, pods["weights-deploy"], MINIO_PORT)
+
+
+def test_in_gateway_mode_the_gateways_pods_reach_the_variants_and_the_gates_reach_the_gateway(
+        run_main, pulumi_mocks) -> None:
+    run_main(dev_gateway_config())
+    net, pods = rendered(pulumi_mocks)
+    gateway = Pod({"gateway.envoyproxy.io/owning-gateway-name": "llm-gw"}, "gateway-system")
+    smoke = pods["smoke-job"]
+    for variant in ("stable", "canary"):
+        tgi = pods[f"tgi-{variant}-deploy"]
+        assert net.allows(gateway, tgi, TGI_PORT) and net.allows(smoke, tgi, TGI_PORT)
+    assert net.allows(smoke, gateway, 10080)  # the Gateway's listener behind its Service's port 80
+    assert not net.allows(pods["tgi-stable-deploy"], gateway, 10080)
+    assert not net.allows(smoke, Pod({"app": "x"}, "elsewhere"), 10080)

@@ -74,3 +74,56 @@ def test_dev_objects_are_accepted_and_become_ready(local_cluster, dev_manifests)
     _apply(local_cluster, dev_manifests)
     pending = _wait(local_cluster, dev_manifests)
     assert not pending, "not ready:\n" + "\n".join(pending)
+
+
+GATEWAY_SYSTEM = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gateway-system"}},
+    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "llm-ab-it"},
+     "spec": {"controllerName": "example.com/llm-ab-it"}},
+    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+     "metadata": {"name": "llm-gw", "namespace": "gateway-system"},
+     "spec": {"gatewayClassName": "llm-ab-it", "listeners": [
+         {"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
+]
+"""What the platform team would own: the Gateway the route attaches to (no controller runs here)."""
+
+
+@pytest.fixture
+def gateway_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks
+                      ) -> list[dict[str, Any]]:
+    from tests.samples import dev_gateway_config
+
+    set_stack_config(dev_gateway_config())
+    monkeypatch.setattr("pulumi.export", lambda name, value: None)
+    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+    return manifests(pulumi_mocks.resources)
+
+
+def test_gateway_mode_objects_are_accepted_by_the_gateway_api_crds(local_cluster, gateway_manifests) -> None:
+    """The HTTPRoute (header rules + weighted rule, against the release's own CRD schema and CEL rules) and the
+    HPAs (autoscaling/v2) are accepted; the Deployments under an HPA come up without spec.replicas."""
+    _apply(local_cluster, GATEWAY_SYSTEM)
+    _apply(local_cluster, gateway_manifests)
+    route = local_cluster.get_json("httproute/text-generation-inference", "-n", "llm-ab-dev")
+    *headers, weighted = route["spec"]["rules"]
+    assert [(b["name"], b["weight"]) for b in weighted["backendRefs"]] == [
+        ("text-generation-inference-stable", 9000), ("text-generation-inference-canary", 1000)]
+    assert [m["headers"][0]["value"] for rule in headers for m in rule["matches"]] == ["canary", "stable"]
+    assert route["spec"]["parentRefs"][0]["name"] == "llm-gw"
+    for variant in ("stable", "canary"):
+        hpa = local_cluster.get_json(f"hpa/text-generation-inference-{variant}", "-n", "llm-ab-dev")
+        assert hpa["spec"]["scaleTargetRef"]["name"] == f"text-generation-inference-{variant}"
+        assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    names = {(o["kind"], o["metadata"]["name"]) for o in gateway_manifests}
+    assert ("Service", "text-generation-inference") not in names
+    pending = _wait(local_cluster, gateway_manifests)
+    assert not pending, "not ready:\n" + "\n".join(pending)
+
+
+def test_the_gateway_api_crds_reject_a_route_weight_out_of_range(local_cluster) -> None:
+    """The CRDs are the release's, validations included: a weight above 1,000,000 is refused."""
+    bad = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": "too-heavy", "namespace": "default"},
+           "spec": {"rules": [{"backendRefs": [{"name": "svc", "port": 8080, "weight": 2_000_000}]}]}}
+    proc = local_cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad), check=False)
+    assert proc.returncode != 0 and "weight" in proc.stderr

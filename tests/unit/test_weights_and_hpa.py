@@ -116,3 +116,16 @@ def test_hpa_spec_refuses_an_empty_range() -> None:
     with pytest.raises(ValueError, match="needs metric_name and average_value"):
         MetricTarget(kind="pods")
     assert hpa_behavior(120, 0)["scaleDown"]["stabilizationWindowSeconds"] == 0
+
+
+def test_the_bench_table_is_the_programs_cost_at_the_default_tolerance() -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_split_cost.py")], capture_output=True,
+                         text=True, check=True).stdout
+    one_percent = next(line for line in out.splitlines() if line.strip().startswith("1%"))
+    assert one_percent.split() == ["1%", "|", "17", "5.88%", "17", "|", "2", "9900/100", "1.00%", "2", "|", "8.5x"]
+    assert "tolerance of 5 points" in out

@@ -213,7 +213,7 @@ def _route_share(backends: Sequence[Backend]) -> tuple[int, int] | None:
     weights = [_weight(b.weight) for b in backends]
     if any(w is None for w in weights) or any(len(b.variants) != 1 for b in backends):
         return None
-    canary = sum(w for w, b in zip(weights, backends) if b.variants == ("canary",) and w is not None)
+    canary = sum(w for w, b in zip(weights, backends, strict=True) if b.variants == ("canary",) and w is not None)
     return canary, sum(w for w in weights if w is not None)
 
 

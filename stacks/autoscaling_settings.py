@@ -13,8 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, model_validator
 
-from stacks.config_types import Bool, OneOf, OptionalText, Section, WholeNumber, problem, show
-from stacks.config_types import QUANTITY
+from stacks.config_types import QUANTITY, Bool, OneOf, OptionalText, Section, WholeNumber, problem, show
 
 METRIC_TYPES = ("cpu", "pods", "external")
 

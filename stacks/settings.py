@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from stacks.analysis_settings import AnalysisSettings
+from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.config_types import (
     COMMIT_SHA,
     HF_REPO_ID,
@@ -44,7 +45,6 @@ from stacks.config_types import (
     show,
     validate,
 )
-from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 from stacks.network_settings import NetworkSettings

@@ -31,7 +31,6 @@ from tests.harness import (
     run_main,
     stack_config,
 )
-
 from tests.samples import dev_gateway_config  # noqa: E402 - after the harness, which it imports
 
 GOLDEN_DIR = Path(__file__).resolve().parent

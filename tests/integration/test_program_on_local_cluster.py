@@ -94,7 +94,7 @@ def gateway_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks
     from tests.samples import dev_gateway_config
 
     set_stack_config(dev_gateway_config())
-    monkeypatch.setattr("pulumi.export", lambda name, value: None)
+    monkeypatch.setattr("pulumi.export", lambda *_: None)
     run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
     return manifests(pulumi_mocks.resources)
 

@@ -5,7 +5,8 @@ Order and rules:
 * per TGI variant with its own URL (``--stable-url``/``--canary-url``): ``health`` (retried until
   the deadline while the endpoint starts), ``model`` (``/info`` model_id must match the given
   model, see :func:`smoke.tgi.model_matches`), then every applicable case. A variant whose
-  expected share is 0 % (no replicas) is skipped; after a failed health or model check its
+  expected share is 0 % (no replicas) is skipped, unless it has a header (a Gateway's header match reaches it
+  at weight 0); after a failed health or model check its
   remaining checks are skipped and say why;
 * traffic Service (``--tgi-url``): ``health``, then ``split`` when ``--canary-percent`` is given;
 * V2 (``--v2-url``): every case of every V2 case file for the model (the first infer doubles as
@@ -188,7 +189,7 @@ def build_plan(config: RunConfig) -> Plan:
 
 def _plan_variant(spec: VariantSpec, config: RunConfig, used: set[str]) -> PlanTarget:
     model = spec.model or "(not declared)"
-    if spec.share == 0.0:
+    if spec.share == 0.0 and not spec.headers:
         return PlanTarget(spec.name, spec.url or "", model, [], "skipped: expected share 0 %, no replicas")
     checks = ["health", "model"]
     if spec.model is None:
@@ -273,7 +274,7 @@ class Runner:
     # -- TGI variants ----------------------------------------------------------------------
 
     def _check_variant(self, spec: VariantSpec, url: str) -> None:
-        if spec.share == 0.0:
+        if spec.share == 0.0 and not spec.headers:  # a header reaches a 0 %-weight variant through a Gateway
             self._skip(spec.name, ["health"], "expected share 0 %: no replicas")
             return
         with httpx.Client(headers=spec.headers) as client:

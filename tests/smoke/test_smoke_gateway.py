@@ -143,3 +143,13 @@ def test_a_bad_header_flag_is_a_usage_error(run_cli) -> None:
     assert code == 2 and "--canary-header: must be an HTTP header match written 'name: value'" in err
     code, _, err = run_cli("--tgi-url", "http://x", "--stable-header", "a: b")
     assert code == 2 and "--stable-header needs --stable-url" in err
+
+
+def test_after_a_rollback_to_0_percent_the_canary_is_still_checked_by_its_header(run_cli, gateway) -> None:
+    gw = gateway(0, {"canary": HEADER, "stable": STABLE_HEADER})
+    code, out, err = run_cli(*program_argv(0, gw.url), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    checks = {(c["target"], c["name"]): c["status"] for c in report["checks"]}
+    assert checks[("canary", "model")] == "pass" and checks[("traffic", "split")] == "pass"
+    assert report["split"]["canary"] == 0 and gw.routed["text-generation-inference-canary weighted"] == 0

@@ -77,7 +77,8 @@ class ModelServerArgs:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
     """Extra tolerations; the GPU taint is tolerated automatically when ``gpus`` > 0."""
-    run_as_non_root: bool = False
+    run_as_non_root: bool = True
+    """Run as uid/gid 1000 (fsGroup 1000) with a read-only root file system; False for images that need root."""
     split_annotations: Mapping[str, str] = field(default_factory=dict)
     """The declared split (:func:`components.naming.split_annotations`) for the Deployment's own
     ``metadata.annotations``; never on the pod template, so a split change rolls no pods."""
@@ -96,6 +97,18 @@ class ModelServerArgs:
                               port=SERVING_PORT)
 
 
+WRITABLE_HOME = "/tmp"
+"""HOME of the serving container: an emptyDir, so ``~/.cache`` (torch, triton, huggingface) is writable when the
+server runs as a user the image has no home for."""
+
+
+def with_writable_home(env: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The engine's environment, plus ``HOME`` on the scratch volume unless the engine sets one."""
+    if any(e.get("name") == "HOME" for e in env):
+        return env
+    return [*env, {"name": "HOME", "value": WRITABLE_HOME}]
+
+
 def serving_container(args: ModelServerArgs) -> dict[str, Any]:
     """The serving container of one variant: the engine's image, arguments and environment in the
     container every engine shares."""
@@ -107,7 +120,7 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
         "name": engine.container_name,
         "image": engine.image,
         "args": engine.container_args(ctx),
-        "env": engine.container_env(ctx),
+        "env": with_writable_home(engine.container_env(ctx)),
         "ports": [{"name": "http", "containerPort": SERVING_PORT}],
         # The server listens only after download, load and warmup; the startup probe gives it the
         # whole budget, then readiness takes over. Liveness uses TCP: TGI's /health runs a forward pass.
@@ -116,7 +129,9 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
         "readinessProbe": http_probe(engine.health_path, "http", period=15, failures=3, timeout=10),
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 30, "failureThreshold": 4},
         "resources": {"requests": dict(args.resources.get("requests", {})), "limits": limits},
-        "securityContext": container_security(read_only_root=False),
+        # As a non-root user the root file system is read-only too: what the server writes goes to the
+        # emptyDirs below (README: Serving as non-root). A root image is left writable: it may write anywhere.
+        "securityContext": container_security(read_only_root=args.run_as_non_root),
         "volumeMounts": [
             {"name": "shm", "mountPath": "/dev/shm"},
             {"name": "data", "mountPath": "/data"},

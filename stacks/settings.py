@@ -116,6 +116,13 @@ class ModelsSettings(Section):
 TgiResources, TGI_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
 
 
+def tgi_needs_root(image: str) -> bool:
+    """TGI images from 3.1 on run only as root (their Python lives in /root/.local); a digest or an unknown tag
+    is not judged."""
+    match = re.search(r":v?(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (3, 1)
+
+
 class TgiSettings(Section):
     """Text Generation Inference server settings shared by both variants."""
 
@@ -137,8 +144,17 @@ class TgiSettings(Section):
     """Size of the memory-backed `/dev/shm`"""
     node_selector: StringMap = Field(default_factory=dict)
     """Extra node selector for TGI pods"""
-    run_as_non_root: Bool = False
-    """The upstream image runs as root; enable for images that don't"""
+    run_as_non_root: Bool = True
+    """Run as uid 1000 with a read-only root file system (TGI images up to 3.0; 3.1+ need `false`: see Security
+    defaults)"""
+
+    @model_validator(mode="after")
+    def _image_runs_as_non_root(self) -> TgiSettings:
+        if self.run_as_non_root and tgi_needs_root(self.image):
+            raise problem(f"must be false for {show(self.image)}: TGI 3.1 and later install Python under /root, "
+                          "which other users can't read (huggingface/text-generation-inference#3082); use a TGI "
+                          "image up to 3.0 to run as non-root, got true", at="runAsNonRoot")
+        return self
 
     @model_validator(mode="after")
     def _token_budgets(self) -> TgiSettings:

@@ -1,0 +1,70 @@
+"""Issue 11 item 13: the serving pods run as non-root with a read-only root file system by default, the
+directories the server writes are emptyDirs, and images that need root are refused with the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stacks.config_types import ConfigError
+from stacks.settings import parse_settings, tgi_needs_root
+from tests.samples import dev_config, with_value
+
+WRITABLE = {"/tmp", "/data", "/dev/shm"}
+"""What TGI writes: shard sockets and temp files, the hub cache (HUGGINGFACE_HUB_CACHE), shared memory."""
+
+
+def tgi_pod(mocks: Any, variant: str) -> dict[str, Any]:
+    return mocks.k8s_named("apps/v1:Deployment", f"text-generation-inference-{variant}").inputs["spec"]["template"][
+        "spec"]
+
+
+def test_serving_pods_run_as_non_root_with_a_read_only_root_by_default(run_main, pulumi_mocks) -> None:
+    run_main(dev_config())
+    for variant in ("stable", "canary"):
+        pod = tgi_pod(pulumi_mocks, variant)
+        assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": True,
+                                          "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000}
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                "capabilities": {"drop": ["ALL"]}}
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["HOME"] == "/tmp" and env["HUGGINGFACE_HUB_CACHE"] == "/data" and env["PORT"] == "8080"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        assert set(mounts) == WRITABLE
+        assert all("emptyDir" in v for v in mounts.values())
+        assert mounts["/dev/shm"]["emptyDir"]["medium"] == "Memory"
+
+
+def test_run_as_non_root_false_runs_the_image_as_it_is(run_main, pulumi_mocks) -> None:
+    config = dev_config()
+    config["llm-ab:tgi"] = {**config["llm-ab:tgi"], "runAsNonRoot": False}
+    run_main(config)
+    pod = tgi_pod(pulumi_mocks, "stable")
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize(("image", "needs_root"), [
+    ("ghcr.io/huggingface/text-generation-inference:1.3.4", False),
+    ("ghcr.io/huggingface/text-generation-inference:3.0.1", False),
+    ("ghcr.io/huggingface/text-generation-inference:3.1.1", True),
+    ("ghcr.io/huggingface/text-generation-inference:3.3.5-intel-cpu", True),
+    ("ghcr.io/huggingface/text-generation-inference@sha256:" + "a" * 64, False),
+])
+def test_images_that_need_root_are_known(image: str, needs_root: bool) -> None:
+    assert tgi_needs_root(image) is needs_root
+
+
+def test_a_root_only_image_with_the_non_root_default_fails_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_value("tgi.image", "ghcr.io/huggingface/text-generation-inference:3.3.5"))
+    assert str(err.value).startswith(
+        "llm-ab:tgi.runAsNonRoot must be false for 'ghcr.io/huggingface/text-generation-inference:3.3.5': TGI 3.1 "
+        "and later install Python under /root, which other users can't read (huggingface/text-generation-inference"
+        "#3082)")
+    raw = with_value("tgi", {"image": "ghcr.io/huggingface/text-generation-inference:3.3.5", "runAsNonRoot": False})
+    assert parse_settings(raw).tgi.run_as_non_root is False

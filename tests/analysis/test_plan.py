@@ -114,3 +114,12 @@ def test_the_plan_shows_the_bound(run_cli: RunCli, tgi_stream: Callable, prompts
                         "--prompts", str(prompts_file), "--bootstrap-resamples", "100")
     bound = run_bound_seconds(duration_s=7, request_timeout_s=2, ready_timeout_s=4, targets=2, traffic_phase=False)
     assert f"Time bound: at most {bound} s from the start, pre-flight included" in out
+
+
+def test_every_serving_api_is_one_the_cli_speaks() -> None:
+    from analysis.engines import ENGINES
+    from components.engines import APIS
+
+    assert set(APIS) <= set(ENGINES)
+    assert build_parser().parse_args(["--stable-url", "http://a", "--canary-url", "http://b", "--requests", "2",
+                                      "--duration", "1", "--canary-engine", APIS[-1]]).canary_engine == APIS[-1]

@@ -208,3 +208,50 @@ def test_make_analyze_names_a_bad_key(tmp_path, capsys) -> None:
         "  llm-ab:analysis: {minCasePassRate: 1.5}\n")
     assert analyze.main(["--stack", "dev", "--stable-url", "http://a", "--canary-url", "http://b"], root=tmp_path) == 2
     assert "llm-ab:analysis.minCasePassRate must be between 0 and 1, got 1.5" in capsys.readouterr().err
+
+
+def test_the_shipped_files_and_arguments_run_as_the_job_runs_them(tmp_path) -> None:
+    """The ConfigMaps' files laid out as the Job mounts them, the Job's own arguments (the stack's plan, the
+    case files at their mount path), only those files on the path: a real run against loopback TGI servers."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from analysis.plan import Target
+    from components.analysis_job import case_files, job_args
+    from tests.analysis.servers import start_tgi_stream
+    from tests.smoke.servers import BASE_ID, SMALL_ID, SQUARE_ROOT_PROMPT
+
+    stops: list = []
+    try:
+        stable = start_tgi_stream(SMALL_ID, stops, ttft_s=0.004, token_s=0.0005, answers={SQUARE_ROOT_PROMPT: "0"})
+        canary = start_tgi_stream(BASE_ID, stops, ttft_s=0.004, token_s=0.0005,
+                                  answers={SQUARE_ROOT_PROMPT: "x = 4 * 2 = 8 x = 16 y = 16 to the power of 2"})
+        settings = parse_settings(raw_config(with_analysis(requests=40, concurrency=2, durationSeconds=20,
+                                                           readyTimeoutSeconds=10, minSamples=10)))
+        plan = analysis_plan(settings)
+        plan = dataclasses.replace(plan, stable=dataclasses.replace(plan.stable, url=stable.url),
+                                   canary=dataclasses.replace(plan.canary, url=canary.url))
+        cases = case_files(plan.cases)
+        root = tmp_path / "opt-analysis"
+        for package, files in shipped_files().items():
+            (root / package).mkdir(parents=True)
+            for name, text in files.items():
+                (root / package / name).write_text(text)
+        (tmp_path / "cases").mkdir()
+        for name, text in cases.items():
+            (tmp_path / "cases" / name).write_text(text)
+        args = [a.replace(CASES_MOUNT, str(tmp_path / "cases")) for a in job_args(plan, cases)]
+        proc = subprocess.run([sys.executable, "-m", "analysis", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=240, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin",
+                                                           "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"})
+    finally:
+        for stop in stops:
+            stop()
+    assert Target(url=stable.url, model="google/flan-t5-small") == plan.stable
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout
+    assert "Verdict: HOLD (exit 3)" in log  # 40 requests cannot show a <= 2-point error increase
+    assert f"HOLD does not fail this run ({HOLD_PASSES}): exit 0" in log
+    assert "Canary vs stable" in log and "Golden cases passed" in log and "40/40" in log
+    assert f"Time bound: at most {plan.run_bound_seconds()} s" in log

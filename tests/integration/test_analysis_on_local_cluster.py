@@ -32,7 +32,7 @@ def _config() -> dict[str, Any]:
 @pytest.fixture
 def objects(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks) -> list[dict[str, Any]]:
     set_stack_config(_config())
-    monkeypatch.setattr("pulumi.export", lambda name, value: None)
+    monkeypatch.setattr("pulumi.export", lambda *_: None)
     run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
     return manifests(pulumi_mocks.resources)
 

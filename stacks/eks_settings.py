@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import date
 from collections.abc import Mapping
+from datetime import date
 from enum import Enum
 from typing import Annotated, Any
 
@@ -28,10 +28,10 @@ from stacks.config_types import (
     StringMap,
     Text,
     WholeNumber,
-    to_number,
     given,
     problem,
     show,
+    to_number,
 )
 from stacks.gpu_capacity import gpus_per_node, replicas_per_node, unknown_gpu_type_reason
 

@@ -30,7 +30,7 @@ def render(config: dict[str, Any]) -> list[dict[str, Any]]:
     with mocked_runtime() as mocks:
         set_stack_config(config)
         real_export = pulumi.export
-        pulumi.export = lambda name, value: None  # type: ignore[assignment]
+        pulumi.export = lambda *_: None  # type: ignore[assignment]
         try:
             run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
         finally:

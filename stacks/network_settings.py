@@ -33,3 +33,14 @@ class NetworkSettings(Section):
     internal_cidrs: Annotated[StringList, BeforeValidator(_cidrs)] = DEFAULT_INTERNAL_CIDRS
     """Blocks the HTTPS egress to the internet (staging's Hub downloads, PyPI) never reaches: the pod, Service,
     node and VPC networks and link-local (instance metadata)"""
+
+
+def check_network(network: NetworkSettings, *, vpc_cidr: str | None) -> None:
+    """On eks with a new VPC: the VPC (nodes, pods, endpoints) is inside ``network.internalCidrs``, so the
+    HTTPS egress to the internet can't reach it."""
+    if vpc_cidr is None:
+        return
+    vpc = ipaddress.IPv4Network(vpc_cidr)
+    if not any(vpc.subnet_of(ipaddress.IPv4Network(c)) for c in network.internal_cidrs):
+        raise problem(f"must cover eks.vpc.cidr ({vpc_cidr}): the pods' HTTPS egress to the internet would reach "
+                      f"the VPC's nodes and endpoints, got {list(network.internal_cidrs)}", at="network.internalCidrs")

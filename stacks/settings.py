@@ -47,7 +47,7 @@ from stacks.config_types import (
 )
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
-from stacks.network_settings import NetworkSettings
+from stacks.network_settings import NetworkSettings, check_network
 from stacks.observability_settings import ObservabilitySettings
 from stacks.split_settings import SplitSettings
 
@@ -404,6 +404,7 @@ class Settings(Section):
                                replicas=self.max_total_replicas, replicas_key=self.replicas_key,
                                storage_kind=self.storage.kind,
                                bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET, eks=self.eks)
+            check_network(self.network, vpc_cidr=self.eks.vpc.cidr if self.eks.vpc.creates_vpc else None)
         return self
 
     def model(self, variant: Variant) -> ModelSettings:

@@ -144,3 +144,14 @@ def test_a_public_endpoint_is_open_to_the_listed_cidrs_only(run_main, pulumi_moc
     run_main(config)
     vpc = cluster_vpc_config(pulumi_mocks)
     assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["198.51.100.0/24"]
+
+
+def test_on_eks_the_internal_blocks_must_cover_the_new_vpc() -> None:
+    config = staging_config()
+    config["llm-ab:network"] = {"internalCidrs": ["192.168.0.0/16", "169.254.0.0/16"]}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw_config(config), stack="staging")
+    assert str(err.value).startswith("llm-ab:network.internalCidrs must cover eks.vpc.cidr (10.40.0.0/16): the pods' "
+                                     "HTTPS egress to the internet would reach the VPC's nodes and endpoints")
+    assert error_of(with_value("network.internalCidrs", ["10.0.0.0/33"])).startswith(
+        "llm-ab:network.internalCidrs must list IPv4 CIDR blocks such as 10.0.0.0/8, got '10.0.0.0/33'")

@@ -52,13 +52,15 @@ def tmp_volume(name: str = "tmp", size: str = "1Gi") -> dict[str, Any]:
 
 
 def pip_then_python(requirements: str, python_args: str, *, name: str, pythonpath: str = "") -> list[str]:
-    """Container command for our tools shipped by ConfigMap onto a stock python image: install the
-    pinned ``requirements`` into /tmp (the root file system is read-only), then run
-    ``python <python_args>`` with the container's ``args`` appended."""
+    """The one install command of every Job that runs our tools shipped by ConfigMap onto a stock
+    python image: install the hash-locked ``requirements`` (a lock of :mod:`components.joblock`)
+    into /tmp (the root file system is read-only), exactly the locked wheels and nothing else, then
+    run ``python <python_args>`` with the container's ``args`` appended."""
     path = ":".join(p for p in ("/tmp/deps", pythonpath) if p)
     return [
         "/bin/sh", "-c",
-        f"pip install --quiet --no-cache-dir --disable-pip-version-check --target /tmp/deps -r {requirements} "
+        "pip install --quiet --no-cache-dir --disable-pip-version-check --require-hashes --no-deps "
+        f"--only-binary=:all: --target /tmp/deps -r {requirements} "
         f"&& PYTHONPATH={path} exec python {python_args} \"$@\"",
         name,
     ]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.joblock import LOCK_NAME
 from components.naming import GATE_CLIENT_LABELS, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 from smoke.plan import SmokePlan
@@ -28,9 +29,9 @@ DIGEST_LABEL = "llm-ab/checks-digest"
 
 
 def package_files(directory: Path = PACKAGE_DIR) -> dict[str, str]:
-    """The smoke package, flat (one ConfigMap key per file), plus its pinned requirements."""
+    """The smoke package, flat (one ConfigMap key per file), plus its hash-locked requirements."""
     files = {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
-    files["requirements.txt"] = (directory / "requirements.txt").read_text()
+    files[LOCK_NAME] = (directory / LOCK_NAME).read_text()
     return files
 
 
@@ -47,7 +48,7 @@ def case_files(paths: Sequence[str], root: Path = PACKAGE_DIR.parent) -> dict[st
 
 def smoke_command() -> list[str]:
     # `-m smoke` finds the package under /opt/smoke (PACKAGE_MOUNT's parent).
-    return pip_then_python(f"{PACKAGE_MOUNT}/requirements.txt", "-m smoke", name="smoke", pythonpath="/opt/smoke")
+    return pip_then_python(f"{PACKAGE_MOUNT}/{LOCK_NAME}", "-m smoke", name="smoke", pythonpath="/opt/smoke")
 
 
 def checks_digest(args: Sequence[str], files: Mapping[str, str]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.joblock import LOCK_NAME
 from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 
@@ -23,14 +24,14 @@ MOUNT = "/opt/staging/staging"
 
 
 def read_tool_files(directory: Path = TOOL_DIR) -> dict[str, str]:
-    """ConfigMap data: the staging package, flat (one key per file), and its pinned requirements."""
+    """ConfigMap data: the staging package, flat (one key per file), and its hash-locked requirements."""
     files = {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
-    files["requirements.txt"] = (directory / "requirements.txt").read_text()
+    files[LOCK_NAME] = (directory / LOCK_NAME).read_text()
     return files
 
 
 def staging_command() -> list[str]:
-    return pip_then_python(f"{MOUNT}/requirements.txt", "-m staging", name="stage-model", pythonpath="/opt/staging")
+    return pip_then_python(f"{MOUNT}/{LOCK_NAME}", "-m staging", name="stage-model", pythonpath="/opt/staging")
 
 
 def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str) -> list[str]:

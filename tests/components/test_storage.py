@@ -108,7 +108,7 @@ def test_staging_ships_our_tool_by_configmap_and_runs_one_job_per_model(run_prog
         credentials_secret="writer", models=models, timeout_seconds=600)))
     tool = pulumi_mocks.named("stage-tool")
     assert tool.inputs["data"] == read_tool_files()
-    assert "boto3" in tool.inputs["data"]["requirements.txt"]
+    assert "boto3==" in tool.inputs["data"]["requirements.lock"]
     for role in ("stable", "canary"):
         job = pulumi_mocks.named(f"stage-{role}")
         pod = job.inputs["spec"]["template"]["spec"]

@@ -11,13 +11,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.credentials import CredentialGenerator, credential
-from components.naming import MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, common_labels, minio_selector, service_url
+from components.naming import (
+    MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, WEIGHTS_VOLUME_ANNOTATION, common_labels, minio_selector, service_url,
+)
 from components.netpol import egress_to, ingress_from, pods_peer, tcp
 from components.podspec import container_security, http_probe, pod_security, tmp_volume
+from components.weights_volume import claim_name, claim_spec
 from policy.contract import WEIGHTS_COMPONENT
 
-DATA_CLAIM = f"{MINIO_SERVICE}-data"
-"""Fixed name of the weights claim."""
+DATA_CLAIM = claim_name(1)
+"""Fixed name of the weights claim (of the first volume generation)."""
 READ_POLICY = "llm-ab-read"
 WRITE_POLICY = "llm-ab-write"
 
@@ -79,6 +82,12 @@ class MinioStoreArgs:
     storage_class: str | None = None
     protect: bool = True
     """Keep the data volume when the stack is destroyed."""
+    volume_generation: int = 1
+    """Which weights volume: the claim is ``minio-data`` (1) or ``minio-data-<n>``."""
+    allow_replace: bool = False
+    """Lift the claim's ``protect`` for this update so a new generation (or namespace, or class) may
+    replace it; the old claim is retained in the cluster. The deploy driver refuses a replacement
+    without it (deploy/volume.py)."""
     credential_generator: CredentialGenerator = CredentialGenerator.RANDOM
     """What generates the root and user credentials (components/credentials.py)."""
     extra_ingress_from: Sequence[dict[str, Any]] = field(default_factory=tuple)
@@ -104,6 +113,8 @@ class MinioStore(pulumi.ComponentResource):
     writer_secret_name: pulumi.Output[str]
     """Kubernetes Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of the writer."""
     data_claim_name: pulumi.Output[str]
+    volume_id: pulumi.Output[str]
+    """The claim's uid: a new volume has a new one (the bucket and staging Jobs carry it)."""
 
     def __init__(self, name: str, args: MinioStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmab:storage:MinioStore", name, None, opts)
@@ -140,22 +151,20 @@ class MinioStore(pulumi.ComponentResource):
             opts=child,
         )
 
-        claim_spec: dict[str, Any] = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": args.size}},
-        }
-        if args.storage_class:
-            claim_spec["storageClassName"] = args.storage_class
         # Weights are data. protect: no update may replace the claim and `make destroy` (which
         # destroys with --exclude-protected) keeps it, with its namespace; retain_on_delete: a plain
         # `pulumi destroy` that got past protection still leaves the volume in the cluster. The fixed
-        # name lets a later stack adopt a retained claim.
+        # name lets a later stack adopt a retained claim; a new generation is a new name, so the new
+        # claim is created before the old one leaves the stack (retained). allow_replace lifts protect
+        # for that one update.
         data = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
-            metadata={"name": DATA_CLAIM, "namespace": args.namespace, "labels": labels},
-            spec=claim_spec,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect, protect=args.protect),
+            metadata={"name": claim_name(args.volume_generation), "namespace": args.namespace, "labels": labels},
+            spec=claim_spec(args.size, args.storage_class),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect or args.allow_replace,
+                                        protect=args.protect and not args.allow_replace),
         )
+        volume_id = data.metadata.uid
 
         endpoint = pulumi.Output.from_input(args.namespace).apply(
             lambda ns: service_url(MINIO_SERVICE, ns, S3_PORT))
@@ -236,7 +245,9 @@ class MinioStore(pulumi.ComponentResource):
                 "backoffLimit": 4,
                 "activeDeadlineSeconds": 900,
                 "template": {
-                    "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true"}},
+                    # The claim's uid: a new volume is a new Job, so the bucket and users are created in it.
+                    "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true"},
+                                 "annotations": {WEIGHTS_VOLUME_ANNOTATION: volume_id}},
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "securityContext": pod_security(),
@@ -275,6 +286,7 @@ class MinioStore(pulumi.ComponentResource):
         self.writer_secret_key = pulumi.Output.secret(writer_secret)
         self.writer_secret_name = writer_env.metadata.name
         self.data_claim_name = data.metadata.name
+        self.volume_id = volume_id
         self.register_outputs({
             "endpoint": self.endpoint,
             "bucket": self.bucket,

@@ -13,7 +13,8 @@ from policy.contract import (
 
 __all__ = ["DATASET_MOUNT_ROOT", "DECLARED_PERCENT_ANNOTATION", "GATE_CLIENT_LABELS", "HTTPS_EGRESS_LABEL",
            "INFERENCE_CLIENT_LABEL", "MINIO_SERVICE", "PART_OF", "S3_CLIENT_LABEL",
-           "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION", "TGI_APP", "TGI_PORT", "common_labels", "dataset_labels",
+           "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION",
+           "WEIGHTS_VOLUME_ANNOTATION", "TGI_APP", "TGI_PORT", "common_labels", "dataset_labels",
            "minio_selector", "model_mount_path", "service_url", "split_annotations", "tgi_deployment_name",
            "tgi_selector", "tgi_traffic_selector"]
 
@@ -35,6 +36,9 @@ HTTPS_EGRESS_LABEL = "llm-ab/https-egress"
 GATE_CLIENT_LABELS = {INFERENCE_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true"}
 """Pod labels of every post-deploy gate Job (the smoke Job, the analysis Job): they call both variants
 and ModelMesh, and install their packages from PyPI."""
+WEIGHTS_VOLUME_ANNOTATION = "llm-ab/weights-volume"
+"""Pod-template annotation of the bucket and staging Jobs: the uid of the weights claim they set up,
+so a new volume replaces them (components/minio.py, components/staging.py)."""
 
 DATASET_MOUNT_ROOT = "/mnt/datasets"
 """Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""

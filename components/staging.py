@@ -15,8 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.joblock import LOCK_NAME
-from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, common_labels
+from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, WEIGHTS_VOLUME_ANNOTATION, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
+from staging.common import FATAL_EXIT_CODES
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
 MOUNT = "/opt/staging/staging"
@@ -52,6 +53,25 @@ class StagedModel:
     """More flags of the tool for this model, e.g. ``--allow-patterns`` for a non-TGI model."""
 
 
+def one_job_per_prefix(models: Sequence[StagedModel]) -> list[tuple[StagedModel, tuple[str, ...]]]:
+    """Each distinct prefix once, with every role it serves: when both variants name the same revision
+    (after ``make promote``), one Job stages it instead of two racing on one prefix. Two models that
+    share a prefix but not what is staged there can't both be right: ValueError."""
+    out: dict[str, tuple[StagedModel, list[str]]] = {}
+    for model in models:
+        first = out.get(model.prefix)
+        if first is None:
+            out[model.prefix] = (model, [model.role])
+            continue
+        kept = first[0]
+        if (kept.repo_id, kept.revision, kept.extra_args) != (model.repo_id, model.revision, model.extra_args):
+            raise ValueError(
+                f"models {kept.role} ({kept.repo_id}@{kept.revision}) and {model.role} ({model.repo_id}@"
+                f"{model.revision}) share the bucket prefix {model.prefix!r}: give one of them its own path")
+        first[1].append(model.role)
+    return [(model, tuple(roles)) for model, roles in out.values()]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelStagingArgs:
     """Inputs for ModelStaging."""
@@ -74,10 +94,14 @@ class ModelStagingArgs:
     ``eks.amazonaws.com/role-arn``); otherwise the account must exist."""
     region: str | None = None
     """AWS region of the bucket (``AWS_REGION`` of the Jobs: SigV4 signs for it); None for MinIO."""
+    volume_id: pulumi.Input[str] | None = None
+    """Identity of the volume under the bucket (the MinIO claim's uid): part of each Job's pod template,
+    so a new volume means new Jobs and the models are staged into it again. None for S3."""
 
 
 class ModelStaging(pulumi.ComponentResource):
-    """One Job per model revision, each idempotent: re-running a staged revision is a no-op."""
+    """One Job per bucket prefix (a model revision), each idempotent: re-running a staged revision is a
+    no-op; a new weights volume (``volume_id``) replaces them, so they stage into it."""
 
     job_names: pulumi.Output[list[str]]
 
@@ -100,7 +124,7 @@ class ModelStaging(pulumi.ComponentResource):
             )
             service_account = account.metadata.name  # the Jobs wait for the account
         self.jobs: dict[str, k8s.batch.v1.Job] = {}
-        for model in args.models:
+        for model, roles in one_job_per_prefix(args.models):
             env: list[dict[str, object]] = [
                 {"name": "S3_ENDPOINT", "value": args.endpoint},
                 *([{"name": "AWS_REGION", "value": args.region}] if args.region else []),
@@ -135,23 +159,32 @@ class ModelStaging(pulumi.ComponentResource):
             }
             if service_account is not None:
                 pod_spec["serviceAccountName"] = service_account
+            # S3 (MinIO) and HTTPS to the internet (the Hub, PyPI); nothing else.
+            template_meta: dict[str, object] = {
+                "labels": {**labels, S3_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true",
+                           "llm-ab/model-role": model.role}}
+            if len(roles) > 1:
+                template_meta["annotations"] = {"llm-ab/model-roles": ",".join(roles)}
+            if args.volume_id is not None:
+                template_meta["annotations"] = {**template_meta.get("annotations", {}),  # type: ignore[dict-item]
+                                                WEIGHTS_VOLUME_ANNOTATION: args.volume_id}
             self.jobs[model.role] = k8s.batch.v1.Job(
                 f"{name}-{model.role}",
                 metadata={"namespace": args.namespace,
                           "labels": {**labels, "llm-ab/model-role": model.role}},
                 spec={
                     "backoffLimit": 3,
-                    # Usage (2), source (4) and verification (5) errors won't heal on a retry; S3
-                    # errors (3) may (MinIO users still being created), so only those are retried.
+                    # The tool's permanent errors (usage, a wrong source, failed verification, S3
+                    # refusing us) won't heal on a retry: fail the Job at once. Its other failures
+                    # (S3 or the Hub unreachable, the prefix busy) are retried.
                     "podFailurePolicy": {"rules": [{
                         "action": "FailJob",
-                        "onExitCodes": {"containerName": "stage", "operator": "In", "values": [2, 4, 5]},
+                        "onExitCodes": {"containerName": "stage", "operator": "In",
+                                        "values": sorted(FATAL_EXIT_CODES)},
                     }]},
                     "activeDeadlineSeconds": args.timeout_seconds,
                     "template": {
-                        # S3 (MinIO) and HTTPS to the internet (the Hub, PyPI); nothing else.
-                        "metadata": {"labels": {**labels, S3_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true",
-                                                "llm-ab/model-role": model.role}},
+                        "metadata": template_meta,
                         "spec": pod_spec,
                     },
                 },

@@ -18,7 +18,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-from deploy import credentials
+from deploy import credentials, volume
 from deploy.workspace import PROJECT, REPO_ROOT, DriverError, Engine, resolve_engine
 
 POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
@@ -94,10 +94,10 @@ def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
-def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
+def settle_credentials(stack, work_dir: Path, deployment: Mapping[str, Any], *, allow_rotation: bool) -> None:
     """Decide (once) and check the credential generator before anything is previewed."""
     configured = credentials.configured_generator(stack_file_config(work_dir, stack.name))
-    deployed = credentials.deployed_generator(stack.export_stack().deployment or {})
+    deployed = credentials.deployed_generator(deployment)
 
     def random_plugin() -> bool:
         plugins = [(p.name, p.kind, p.version) for p in stack.workspace.list_plugins()]
@@ -112,6 +112,25 @@ def settle_credentials(stack, work_dir: Path, *, allow_rotation: bool) -> None:
             f"Pulumi.{stack.name}.yaml so later runs keep the same credentials")
     else:
         log(f"credentials: {choice.generator.value} ({choice.reason})")
+
+
+def check_volume(stack_name: str, work_dir: Path, deployment: Mapping[str, Any]) -> None:
+    """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py)."""
+    deployed = volume.deployed_claim(deployment)
+    if deployed is None:
+        return
+    from stacks.config_types import ConfigError
+    from stacks.settings import parse_settings
+
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix):]: v for k, v in stack_file_config(work_dir, stack_name).items() if k.startswith(prefix)}
+    try:
+        settings = parse_settings(raw, stack=stack_name)
+    except (ConfigError, ValueError):
+        return  # the program reports the bad key itself, before any resource
+    verdict = volume.check(deployed, volume.configured_claim(settings), allow_replace=settings.storage.allow_replace)
+    for note in verdict.notes:
+        log(f"weights volume: {note}")
 
 
 def out(line: str) -> None:
@@ -131,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     color = "always" if sys.stdout.isatty() else "never"
     t0 = time.monotonic()
     if args.verb in ("up", "preview"):
-        settle_credentials(stack, work_dir, allow_rotation=args.allow_credential_rotation)
+        deployment = stack.export_stack().deployment or {}
+        settle_credentials(stack, work_dir, deployment, allow_rotation=args.allow_credential_rotation)
+        check_volume(stack.name, work_dir, deployment)
     policies = policy_args(args.stack, not args.no_policy)
     steps = StepRecorder()
     try:

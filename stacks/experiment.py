@@ -69,6 +69,7 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
             namespace=namespace.name, stack=settings.stack, image=settings.storage.minio_image,
             bucket=settings.storage.bucket, size=settings.storage.size,
             storage_class=settings.storage.storage_class, protect=settings.storage.protect,
+            volume_generation=settings.storage.volume_generation, allow_replace=settings.storage.allow_replace,
             credential_generator=CredentialGenerator(settings.credentials.generator),
             # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
             extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
@@ -79,7 +80,7 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
     return WeightsStore(
         endpoint=store.endpoint, bucket=store.bucket,
         reader_access_key=store.reader_access_key, reader_secret_key=store.reader_secret_key,
-        writer_secret=store.writer_secret_name, ready=[store.bucket_job],
+        writer_secret=store.writer_secret_name, ready=[store.bucket_job], volume_id=store.volume_id,
         server_selector=minio_selector(settings.stack),
         outputs={OUT.MINIO_ROOT_USER: pulumi.Output.secret(store.root_user),
                  OUT.MINIO_ROOT_PASSWORD: pulumi.Output.secret(store.root_password),
@@ -107,7 +108,7 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 bucket=settings.storage.bucket, credentials_secret=weights.writer_secret,
                 service_account=weights.writer_service_account,
                 service_account_annotations=weights.writer_service_account_annotations,
-                region=weights.region, timeout_seconds=settings.staging.timeout_seconds,
+                region=weights.region, timeout_seconds=settings.staging.timeout_seconds, volume_id=weights.volume_id,
                 models=[StagedModel(role=v.value, repo_id=settings.model(v).id, revision=settings.model(v).revision,
                                     prefix=settings.model(v).object_prefix) for v in Variant],
             ),

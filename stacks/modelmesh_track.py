@@ -91,6 +91,7 @@ def build_modelmesh(settings: Settings, mm: ModelMeshSettings, platform: Platfor
                 namespace=namespace.name, stack=settings.stack, image=settings.staging.image,
                 endpoint=weights.endpoint, bucket=settings.storage.bucket, credentials_secret=weights.writer_secret,
                 timeout_seconds=settings.staging.timeout_seconds, models=staged_models(mm),
+                volume_id=weights.volume_id,
             ),
             opts=platform.opts(depends_on=weights.ready),
         )

@@ -31,6 +31,9 @@ class WeightsStore:
     """The bucket's AWS region for the staging Jobs' S3 client; None for MinIO."""
     ready: Sequence[pulumi.Resource] = ()
     """What must finish before anything reads or writes the bucket (MinIO's bucket Job)."""
+    volume_id: pulumi.Input[str] | None = None
+    """Identity of the volume under the bucket (MinIO's claim uid): the staging Jobs carry it, so a new
+    volume stages the models again. None for S3."""
     server_selector: Mapping[str, str] | None = None
     """Pod labels of an in-cluster S3 server (MinIO) that other clients must be let through to."""
     outputs: Mapping[str, Any] = field(default_factory=dict)

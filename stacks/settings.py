@@ -186,6 +186,10 @@ class StorageSettings(Section):
     """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
+    volume_generation: WholeNumber(1, 999) = 1
+    """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it moves the weights to a new, empty volume (with `allowReplace`)"""
+    allow_replace: Bool = False
+    """Let this update replace the weights claim (new generation, namespace or class; the old claim is kept); set back after"""
 
 
 RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")

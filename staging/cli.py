@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Copy a pinned Hugging Face model revision into an S3 bucket, idempotently and verified.",
         epilog="Credentials come from the standard boto3 chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-        "IRSA, ...). Hub token: HF_TOKEN. Exit codes: 0 ok, 2 usage, 3 S3, 4 source, 5 verification.",
+        "IRSA, ...). Hub token: HF_TOKEN. Exit codes: 0 ok, 2 usage, 3 S3 unreachable or failing, 4 source wrong, "
+        "5 verification, 6 S3 refuses (credentials, access, bucket), 7 Hub unreachable or failing, 8 prefix busy "
+        "(another stager). 2, 4, 5 and 6 won't heal on a retry.",
     )
     p.add_argument(
         "--repo-id", default=_env("STAGING_REPO_ID"), help="Hub repo id, e.g. google/flan-t5-small [STAGING_REPO_ID]"
@@ -99,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--multipart-threshold-mb",
         default=_env("STAGING_MULTIPART_THRESHOLD_MB", "64"),
         help="files at least this big are uploaded in parts of this size (min 5, default 64)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        default=_env("STAGING_LEASE_SECONDS", "120"),
+        help="how long our lease on the prefix lasts unrenewed (renewed every third of it; a stager that died "
+        "holds the prefix this long; default 120) [STAGING_LEASE_SECONDS]",
+    )
+    p.add_argument(
+        "--lease-wait-seconds",
+        default=_env("STAGING_LEASE_WAIT_SECONDS", "3600"),
+        help="how long to wait while another stager holds the prefix (default 3600) [STAGING_LEASE_WAIT_SECONDS]",
     )
     p.add_argument("--json", action="store_true", default=None, help="print a JSON summary on stdout [STAGING_JSON]")
     return p
@@ -167,6 +180,18 @@ def parse_options(argv: list[str] | None) -> Options:
             EXIT_USAGE, f"--multipart-threshold-mb must be an integer >= 5: {args.multipart_threshold_mb!r}"
         ) from None
 
+    def seconds(flag: str, value: str, minimum: float) -> float:
+        try:
+            number = float(value)
+            if not number >= minimum:
+                raise ValueError
+            return number
+        except ValueError:
+            raise StageError(EXIT_USAGE, f"{flag} must be a number >= {minimum:g}: {value!r}") from None
+
+    lease_seconds = seconds("--lease-seconds", args.lease_seconds, 3)
+    lease_wait_seconds = seconds("--lease-wait-seconds", args.lease_wait_seconds, 0)
+
     source_dir = args.source_dir
     if source_dir is not None and not os.path.isdir(source_dir):
         raise StageError(EXIT_USAGE, f"--source-dir {source_dir!r} is not a directory")
@@ -186,6 +211,8 @@ def parse_options(argv: list[str] | None) -> Options:
         multipart_threshold=threshold_mb * MiB,
         json=bool(args.json) or _env_bool("STAGING_JSON"),
         weights=_split_patterns(args.weights or ([os.environ["STAGING_WEIGHTS"]] if _env("STAGING_WEIGHTS") else [])),
+        lease_seconds=lease_seconds,
+        lease_wait_seconds=lease_wait_seconds,
     )
 
 

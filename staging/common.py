@@ -8,16 +8,37 @@ import sys
 from dataclasses import dataclass, field
 
 MANIFEST_NAME = ".llm-ab-manifest.json"
-MANIFEST_FORMAT = "llm-ab-staging/1"
+MANIFEST_FORMAT = "llm-ab-staging/2"
+"""Format 2 records each object's S3 SHA-256 checksum (``s3_checksum``); older manifests restage."""
+LEASE_NAME = ".llm-ab-lease.json"
+"""The lease object: one stager at a time writes a prefix (created with If-None-Match: *)."""
 DEFAULT_ALLOW_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken")
 BIN_PATTERNS = ("*.bin",)
-META_SHA256 = "sha256"  # user metadata key: x-amz-meta-sha256
+META_SHA256 = "sha256"  # user metadata key: x-amz-meta-sha256 (informational; content is proved by S3 checksums)
+MIN_PART = 5 * 1024 * 1024
+MAX_PART = 5 * 1024 * 1024 * 1024
+MAX_PARTS = 10_000
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+"""Bad flags or environment."""
 EXIT_S3 = 3
+"""S3 unreachable or failing (after --wait-seconds), 5xx, throttling: may heal, so retried."""
 EXIT_SOURCE = 4
+"""The source is wrong: repo or revision not found, gated, no weights, a download that differs from the
+Hub's listing, a symlink leaving --source-dir."""
 EXIT_VERIFY = 5
+"""An uploaded object's content differs from the file."""
+EXIT_S3_DENIED = 6
+"""S3 refuses us: credentials rejected, access denied, bucket missing."""
+EXIT_SOURCE_UNREACHABLE = 7
+"""The Hub can't be reached or failed (connection, timeout, 429, 5xx): may heal, so retried."""
+EXIT_BUSY = 8
+"""Another stager holds the prefix's lease (past --lease-wait-seconds), or took it over: retried."""
+
+FATAL_EXIT_CODES = (EXIT_USAGE, EXIT_SOURCE, EXIT_VERIFY, EXIT_S3_DENIED)
+"""Exit codes a retry can't heal: the staging Job's podFailurePolicy fails the Job at once on these
+(components/staging.py reads them here, the one owner); every other failure is retried."""
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 CHUNK = 8 * 1024 * 1024
@@ -82,6 +103,10 @@ class Options:
     json: bool
     weights: list[str] = field(default_factory=list)
     """--weights: globs of the model files (empty: *.safetensors, or *.bin with --allow-bin)."""
+    lease_seconds: float = 120.0
+    """How long our lease on the prefix lasts without renewal (renewed every third of it)."""
+    lease_wait_seconds: float = 3600.0
+    """How long to wait for another stager's live lease before giving up (EXIT_BUSY)."""
 
     @property
     def endpoint_label(self) -> str:
@@ -90,6 +115,10 @@ class Options:
     @property
     def manifest_key(self) -> str:
         return f"{self.prefix}/{MANIFEST_NAME}"
+
+    @property
+    def lease_key(self) -> str:
+        return f"{self.prefix}/{LEASE_NAME}"
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}"

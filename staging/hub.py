@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .common import EXIT_SOURCE, Options, StageError
+from .common import EXIT_SOURCE, EXIT_SOURCE_UNREACHABLE, Options, StageError
 from .files import LocalFile, matches
 
 
@@ -50,6 +50,33 @@ def hub_snapshot_download(repo_id: str, revision: str, allow_patterns: list[str]
     return snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=allow_patterns, local_dir=local_dir)
 
 
+PERMANENT_HUB_ERRORS = {"RepositoryNotFoundError", "RevisionNotFoundError", "GatedRepoError", "EntryNotFoundError",
+                        "RemoteEntryNotFoundError", "DisabledRepoError", "BadRequestError"}
+"""huggingface_hub's errors for a wrong repo, revision or file, or no access: a retry won't help."""
+
+
+def _http_status(e: Exception) -> int | None:
+    response = getattr(e, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    import re
+
+    match = re.match(r"^(\d{3}) (Client|Server) Error", str(e).strip())
+    return int(match.group(1)) if match else None
+
+
+def is_transient(e: Exception) -> bool:
+    """A Hub failure that may heal on a retry: no connection, a timeout, 429 or a 5xx answer."""
+    if type(e).__name__ in PERMANENT_HUB_ERRORS:
+        return False
+    status = _http_status(e)
+    if status is not None:
+        return status == 429 or status >= 500
+    return isinstance(e, (ConnectionError, TimeoutError, OSError)) or any(
+        word in type(e).__name__ for word in ("Connect", "Timeout", "Network", "Offline", "LocalEntryNotFound"))
+
+
 def _hub_call(what: str, opts: Options, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -63,7 +90,11 @@ def _hub_call(what: str, opts: Options, fn: Callable[[], Any]) -> Any:
             hint = " (gated or private repo: set HF_TOKEN)"
         elif name in ("RepositoryNotFoundError", "RevisionNotFoundError"):
             hint = " (check repo id and revision)"
-        raise StageError(EXIT_SOURCE, f"{what} {opts.repo_id}@{opts.revision} failed: {name}: {first}{hint}") from None
+        transient = is_transient(e)
+        if transient:
+            hint = " (the Hub may be down or unreachable: retried)"
+        raise StageError(EXIT_SOURCE_UNREACHABLE if transient else EXIT_SOURCE,
+                         f"{what} {opts.repo_id}@{opts.revision} failed: {name}: {first}{hint}") from None
 
 
 def verify_against_hub(

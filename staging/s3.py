@@ -12,6 +12,7 @@ from .common import (
     ACCESS_DENIED_CODES,
     CREDENTIAL_ERROR_CODES,
     EXIT_S3,
+    EXIT_S3_DENIED,
     MANIFEST_FORMAT,
     Options,
     META_SHA256,
@@ -19,7 +20,7 @@ from .common import (
     StageError,
     log,
 )
-from .files import LocalFile
+from .files import LocalFile, s3_checksum
 
 
 def _error_code(e: Exception) -> str:
@@ -38,7 +39,7 @@ def describe_s3_error(e: Exception, opts: Options, what: str = "") -> StageError
 
     if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
         return StageError(
-            EXIT_S3,
+            EXIT_S3_DENIED,
             f"no usable S3 credentials for endpoint {opts.endpoint_label} ({type(e).__name__}): set "
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the staging Secret (or use IRSA)",
         )
@@ -50,18 +51,18 @@ def describe_s3_error(e: Exception, opts: Options, what: str = "") -> StageError
     status = _status(cause)
     if code in CREDENTIAL_ERROR_CODES:
         return StageError(
-            EXIT_S3,
+            EXIT_S3_DENIED,
             f"S3 rejected the credentials for endpoint {opts.endpoint_label} ({code}): check the staging Secret",
         )
     if code in ACCESS_DENIED_CODES or (status == 403 and not code.isalpha()):
         return StageError(
-            EXIT_S3,
+            EXIT_S3_DENIED,
             f"S3 denied access to bucket '{opts.bucket}' at endpoint {opts.endpoint_label} ({code or status}): the "
             "staging credentials need s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it",
         )
     if code == "NoSuchBucket":
         return StageError(
-            EXIT_S3,
+            EXIT_S3_DENIED,
             f"bucket '{opts.bucket}' does not exist at endpoint {opts.endpoint_label} "
             "(create it or pass --create-bucket)",
         )
@@ -160,27 +161,65 @@ def _create_bucket(client: Any, opts: Options) -> None:
             raise describe_s3_error(e, opts, f"creating bucket '{opts.bucket}'") from None
 
 
-def head(client: Any, bucket: str, key: str) -> dict | None:
+def head(client: Any, bucket: str, key: str, *, part_number: int | None = None) -> dict | None:
+    """HEAD of an object with its S3 checksum (ChecksumMode ENABLED); of one part when ``part_number``."""
     from botocore.exceptions import ClientError
 
+    extra: dict[str, Any] = {"PartNumber": part_number} if part_number else {}
     try:
-        return client.head_object(Bucket=bucket, Key=key)
+        return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
     except ClientError as e:
         if _error_code(e) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
 
 
-def object_matches(info: dict | None, size: int, sha256: str) -> str | None:
-    """None if the HEAD result has this size and sha256 metadata, else why not."""
+def object_checksum(info: dict) -> str | None:
+    """The object's S3 SHA-256 checksum as ``<base64>`` (one PUT) or ``<base64>-<parts>`` (multipart),
+    or None when it was written without one. (Some servers leave the ``-<parts>`` off; the ETag has it.)"""
+    value = info.get("ChecksumSHA256")
+    if not value:
+        return None
+    digest, _, parts = value.partition("-")
+    if not parts:
+        etag = str(info.get("ETag") or "").strip('"')
+        parts = etag.rpartition("-")[2] if "-" in etag else ""
+    return f"{digest}-{parts}" if parts else digest
+
+
+def object_matches(info: dict | None, size: int, checksum: str) -> str | None:
+    """None if the HEAD result has this size and S3 SHA-256 checksum, else why not."""
     if info is None:
         return "missing"
     if info.get("ContentLength") != size:
         return f"size {info.get('ContentLength')} != {size}"
-    got = (info.get("Metadata") or {}).get(META_SHA256)
-    if got != sha256:
-        return f"sha256 metadata {got or '(none)'} != {sha256}"
+    got = object_checksum(info)
+    if got is None:
+        return "no S3 SHA-256 checksum (written without one)"
+    if got != checksum:
+        return f"content differs (S3 SHA-256 checksum {got} != {checksum})"
     return None
+
+
+def check_object(client: Any, opts: Options, f: LocalFile) -> tuple[str | None, str | None]:
+    """(why the object at ``f``'s key does not hold ``f``'s bytes or None, the object's S3 checksum when
+    it does). The checksum S3 computed on the bytes it stored is compared with the one of the local file
+    for the same part layout (a multipart object's part size is asked of S3), so the content is proved
+    without downloading it."""
+    key = opts.key(f.path)
+    info = head(client, opts.bucket, key)
+    if info is None or info.get("ContentLength") != f.size or object_checksum(info) is None:
+        return object_matches(info, f.size, f.checksum), None
+    got = object_checksum(info)
+    assert got is not None
+    if "-" in got:
+        part = head(client, opts.bucket, key, part_number=1)
+        part_size = int((part or {}).get("ContentLength") or 0) or None
+    else:
+        part_size = None
+    expected = f.checksum if part_size == f.part_size else s3_checksum(f.abspath, part_size)
+    why = object_matches(info, f.size, expected)
+    return (why, None) if why else (None, got)
 
 
 def read_manifest(client: Any, opts: Options) -> dict | None:
@@ -195,9 +234,10 @@ def read_manifest(client: Any, opts: Options) -> dict | None:
     try:
         manifest = json.loads(body)
         if manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("files"), list):
-            raise ValueError(f"format {manifest.get('format')!r}")
+            raise ValueError(f"format {manifest.get('format')!r}, not {MANIFEST_FORMAT}")
         for entry in manifest["files"]:
-            if not (isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int) and entry.get("sha256")):
+            if not (isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int) and entry.get("sha256")
+                    and isinstance(entry.get("s3_checksum"), str)):
                 raise ValueError("bad file entry")
         return manifest
     except (ValueError, AttributeError, TypeError) as e:
@@ -219,21 +259,34 @@ def staged_state(client: Any, opts: Options, manifest: dict | None, commit: str 
     if bool(manifest.get("allow_bin")) != opts.allow_bin:
         return f"--allow-bin changed (bucket: {bool(manifest.get('allow_bin'))})"
     for entry in manifest["files"]:
-        why = object_matches(head(client, opts.bucket, opts.key(entry["path"])), entry["size"], entry["sha256"])
+        info = head(client, opts.bucket, opts.key(entry["path"]))
+        why = object_matches(info, entry["size"], entry["s3_checksum"])
         if why:
             return f"{entry['path']}: {why}"
     return None
 
 
 def upload_file(client: Any, opts: Options, f: LocalFile, transfer_config: Any) -> None:
-    """Upload one file with its sha256 as metadata (multipart above the threshold)."""
+    """Upload one file (multipart from the threshold on) with S3 SHA-256 checksums, which S3 checks
+    on arrival and keeps with the object, and its sha256 as metadata (for people)."""
     client.upload_file(
         f.abspath,
         opts.bucket,
         opts.key(f.path),
-        ExtraArgs={"Metadata": {META_SHA256: f.sha256}},
+        ExtraArgs={"Metadata": {META_SHA256: f.sha256}, "ChecksumAlgorithm": "SHA256"},
         Config=transfer_config,
     )
+
+
+def abort_incomplete_uploads(client: Any, opts: Options) -> list[str]:
+    """Abort the multipart uploads left under the prefix by a stager that died (their parts cost
+    storage and never become objects); called only while holding the prefix's lease."""
+    aborted: list[str] = []
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=opts.bucket, Prefix=f"{opts.prefix}/"):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=opts.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            aborted.append(upload["Key"])
+    return aborted
 
 
 def list_keys(client: Any, opts: Options) -> list[str]:

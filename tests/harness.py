@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("kubernetes:") and "metadata" in outputs:
             meta = dict(outputs["metadata"] or {})
             meta.setdefault("name", f"{args.name}-abc123")  # Pulumi's auto-naming
-            outputs["metadata"] = meta
+            meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta.get('namespace')}/{meta['name']}")))
+            outputs["metadata"] = meta  # and the API server's uid (one per namespace and name)
         if args.typ.startswith("aws:"):
             outputs.setdefault("arn", f"arn:aws:mock::123456789012:{args.name}")
             outputs.update(AWS_COMPUTED.get(args.typ, {}))

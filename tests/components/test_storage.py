@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from components.datashim import (
     DatashimDataset,
     DatashimDatasetArgs,
@@ -115,3 +117,24 @@ def test_staging_ships_our_tool_by_configmap_and_runs_one_job_per_model(run_prog
         assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "writer"}}]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pulumi_mocks.options[f"stage-{role}"].custom_timeouts.create == "900s"
+
+
+def test_both_variants_on_one_revision_are_staged_by_one_job(run_program, pulumi_mocks) -> None:
+    same = dict(repo_id="org/a", revision="1" * 40, prefix="a/" + "1" * 40)
+    models = [StagedModel(role="stable", **same), StagedModel(role="canary", **same)]
+    run_program(lambda: ModelStaging("stage", ModelStagingArgs(
+        namespace="ns", stack="t", image="python:3.11.11-slim-bookworm", endpoint="http://m:9000", bucket="b",
+        credentials_secret="writer", models=models, volume_id="uid-1")))
+    jobs = pulumi_mocks.of_type("kubernetes:batch/v1:Job")
+    assert [j.name for j in jobs] == ["stage-stable"]
+    template = jobs[0].inputs["spec"]["template"]["metadata"]
+    assert template["annotations"] == {"llm-ab/model-roles": "stable,canary", "llm-ab/weights-volume": "uid-1"}
+
+
+def test_two_models_claiming_one_prefix_with_different_revisions_are_refused() -> None:
+    from components.staging import one_job_per_prefix
+
+    models = [StagedModel(role="stable", repo_id="org/a", revision="1" * 40, prefix="shared"),
+              StagedModel(role="canary", repo_id="org/b", revision="2" * 40, prefix="shared")]
+    with pytest.raises(ValueError, match="share the bucket prefix 'shared'"):
+        one_job_per_prefix(models)

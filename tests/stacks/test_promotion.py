@@ -209,10 +209,12 @@ def test_tgi_promote_changes_only_the_stable_model_and_its_staging() -> None:
     after = edited(before, "promote", "tgi")
     assert after["llm-ab:models"]["stable"] == before["llm-ab:models"]["canary"]
     diff = preview_diff(record(before), record(after), ignore=SMOKE)
-    assert diff.added == set() and diff.removed == set()
+    # Both variants now name one revision: one Job stages its prefix (the canary's Job goes).
+    assert diff.added == set() and diff.removed == {"staging-canary"}
     assert diff.changed == {
         "tgi-stable-deploy": {"spec.template.spec.containers[tgi].env[MODEL_ID].value"},
-        "staging-stable": {"spec.template.spec.containers[stage].args"},
+        "staging-stable": {"spec.template.spec.containers[stage].args",
+                           "spec.template.metadata.annotations.llm-ab/model-roles"},
     }
     new = record(after)
     env = new["tgi-stable-deploy"][1]["spec"]["template"]["spec"]["containers"][0]["env"]

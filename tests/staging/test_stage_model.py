@@ -13,6 +13,7 @@ subprocess against a small fake Hub on loopback (HF_ENDPOINT).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -38,6 +39,7 @@ PACKAGE = REPO_ROOT / "staging"
 COMMIT_1 = "1" * 40
 COMMIT_2 = "2" * 40
 MANIFEST = ".llm-ab-manifest.json"
+LEASE = ".llm-ab-lease.json"
 REGION = "us-east-1"
 
 MOTO_CHILD = """
@@ -351,7 +353,7 @@ def test_stages_matching_files_with_sizes_sha256_metadata_and_manifest(sm, serve
         assert obj["ContentLength"] == len(files[path])
         assert obj["Metadata"] == {"sha256": hashlib.sha256(files[path]).hexdigest()}
     manifest = server.manifest(bucket, "models/flan-t5-small")
-    assert manifest["format"] == "llm-ab-staging/1"
+    assert manifest["format"] == "llm-ab-staging/2"
     assert (manifest["repo_id"], manifest["revision"], manifest["commit"], manifest["source"]) == (
         "google/flan-t5-small",
         COMMIT_1,
@@ -361,8 +363,12 @@ def test_stages_matching_files_with_sizes_sha256_metadata_and_manifest(sm, serve
     assert manifest["allow_patterns"] == ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
     assert manifest["allow_bin"] is False
     assert manifest["files"] == [
-        {"path": p, "size": len(files[p]), "sha256": hashlib.sha256(files[p]).hexdigest()} for p in STAGED
+        {"path": p, "size": len(files[p]), "sha256": hashlib.sha256(files[p]).hexdigest(),
+         "s3_checksum": base64.b64encode(hashlib.sha256(files[p]).digest()).decode()} for p in STAGED
     ]
+    for path in STAGED:  # what S3 computed on the bytes it stored
+        head = server.s3.head_object(Bucket=bucket, Key=prefix + path, ChecksumMode="ENABLED")
+        assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(files[path]).digest()).decode()
     assert manifest["total_bytes"] == sum(len(files[p]) for p in STAGED)
 
 
@@ -372,9 +378,11 @@ def test_manifest_is_written_after_every_file(sm, server, bucket, tmp_path, caps
     code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", src)
 
     assert code == 0, err
-    puts = [key for op, key in recorder.writes() if op == "PutObject"]
+    puts = [key for op, key in recorder.writes() if op == "PutObject" and key != f"models/flan-t5-small/{LEASE}"]
     assert sorted(puts[:-1]) == ["models/flan-t5-small/" + p for p in STAGED]
     assert puts[-1] == f"models/flan-t5-small/{MANIFEST}"
+    lease_writes = [op for op, key in recorder.writes() if key == f"models/flan-t5-small/{LEASE}"]
+    assert lease_writes == ["PutObject", "PutObject", "DeleteObject"]  # taken, renewed before the manifest, released
 
 
 def test_failed_upload_leaves_no_manifest_so_the_prefix_never_looks_complete(
@@ -539,7 +547,7 @@ def test_missing_object_makes_the_skip_check_restage_that_file(sm, server, bucke
     summary = json.loads(out)
     assert summary["uploaded"] == ["tokenizer.json"]
     assert len(summary["unchanged"]) == 4
-    assert [key for op, key in recorder.writes() if op == "PutObject"] == [
+    assert [key for op, key in recorder.writes() if op == "PutObject" and not key.endswith(LEASE)] == [
         "models/flan-t5-small/tokenizer.json",
         f"models/flan-t5-small/{MANIFEST}",
     ]
@@ -551,7 +559,7 @@ def test_missing_object_makes_the_skip_check_restage_that_file(sm, server, bucke
     "corruption, reason",
     [
         ("truncated", "model.safetensors: size 1000 != 131072"),
-        ("rewritten without metadata", "model.safetensors: sha256 metadata (none) != "),
+        ("rewritten without a checksum", "model.safetensors: no S3 SHA-256 checksum (written without one)"),
     ],
 )
 def test_corrupted_object_is_detected_and_replaced(sm, server, bucket, tmp_path, capsys, corruption, reason):
@@ -575,7 +583,7 @@ def test_corrupted_object_is_detected_and_replaced(sm, server, bucket, tmp_path,
     assert obj["Metadata"] == {"sha256": sha}
 
 
-@pytest.mark.parametrize("mismatch", ["size", "sha256"])
+@pytest.mark.parametrize("mismatch", ["size", "content"])
 def test_upload_verification_failure_names_the_file_and_exits_5(
     sm, server, bucket, tmp_path, capsys, monkeypatch, mismatch
 ):
@@ -588,8 +596,9 @@ def test_upload_verification_failure_names_the_file_and_exits_5(
             if mismatch == "size":
                 body = body[:-1]  # lost a byte on the way
             else:
-                sha = "0" * 64
-        client.put_object(Bucket=opts.bucket, Key=opts.key(f.path), Body=body, Metadata={"sha256": sha})
+                body = bytes([body[0] ^ 1]) + body[1:]  # one bit flipped, same size and sha256 metadata
+        client.put_object(Bucket=opts.bucket, Key=opts.key(f.path), Body=body, Metadata={"sha256": sha},
+                          ChecksumAlgorithm="SHA256")
 
     monkeypatch.setattr(sm.s3, "upload_file", bad_upload)
 
@@ -597,7 +606,7 @@ def test_upload_verification_failure_names_the_file_and_exits_5(
 
     assert code == 5
     key = f"s3://{bucket}/models/flan-t5-small/model.safetensors"
-    expected = "size 131071 != 131072" if mismatch == "size" else "sha256 metadata " + "0" * 64
+    expected = "size 131071 != 131072" if mismatch == "size" else "content differs (S3 SHA-256 checksum "
     assert f"verification failed for model.safetensors ({key}) after upload: {expected}" in err
     assert json.loads(out)["exit_code"] == 5
     assert f"models/flan-t5-small/{MANIFEST}" not in server.keys(bucket)
@@ -702,7 +711,7 @@ def test_hub_errors_are_reported_without_traceback(sm, server, bucket, capsys, m
     "who, code_name",
     [("unknown key", "InvalidAccessKeyId"), ("wrong secret", "SignatureDoesNotMatch")],
 )
-def test_bad_credentials_exit_3_with_a_clear_message(sm, server, bucket, tmp_path, capsys, monkeypatch, who, code_name):
+def test_bad_credentials_exit_6_fatal_with_a_clear_message(sm, server, bucket, tmp_path, capsys, monkeypatch, who, code_name):
     if who == "unknown key":
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
     else:
@@ -712,7 +721,7 @@ def test_bad_credentials_exit_3_with_a_clear_message(sm, server, bucket, tmp_pat
         sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files())
     )
 
-    assert code == 3
+    assert code == 6
     assert err == (
         f"stage_model: error: S3 rejected the credentials for endpoint {server.endpoint} ({code_name}): "
         "check the staging Secret\n"
@@ -720,44 +729,44 @@ def test_bad_credentials_exit_3_with_a_clear_message(sm, server, bucket, tmp_pat
     assert out == ""
 
 
-def test_credentials_without_s3_permissions_exit_3_access_denied(sm, server, bucket, tmp_path, capsys, monkeypatch):
+def test_credentials_without_s3_permissions_exit_6_access_denied(sm, server, bucket, tmp_path, capsys, monkeypatch):
     key, secret = server.creds["nobody"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
 
     code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files()))
 
-    assert code == 3
+    assert code == 6
     assert err == (
         f"stage_model: error: S3 denied access to bucket '{bucket}' at endpoint {server.endpoint} (AccessDenied): "
         "the staging credentials need s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it\n"
     )
 
 
-def test_no_credentials_at_all_exit_3(sm, server, bucket, tmp_path, capsys, monkeypatch):
+def test_no_credentials_at_all_exit_6(sm, server, bucket, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
 
     code, _, err = run(sm, capsys, *common(server, bucket), "--source-dir", write_model(tmp_path / "s", model_files()))
 
-    assert code == 3
+    assert code == 6
     assert err == (
         f"stage_model: error: no usable S3 credentials for endpoint {server.endpoint} (NoCredentialsError): set "
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the staging Secret (or use IRSA)\n"
     )
 
 
-def test_missing_bucket_exits_3_and_json_reports_the_error(server, env, tmp_path):
+def test_missing_bucket_exits_6_and_json_reports_the_error(server, env, tmp_path):
     proc = run_cli(
         env, *common(server, "no-such-bucket"), "--source-dir", write_model(tmp_path / "src", model_files()), "--json"
     )
 
-    assert proc.returncode == 3
+    assert proc.returncode == 6
     message = (
         f"bucket 'no-such-bucket' does not exist at endpoint {server.endpoint} (create it or pass --create-bucket)"
     )
     assert proc.stderr.strip() == f"stage_model: error: {message}"
-    assert json.loads(proc.stdout) == {"status": "error", "exit_code": 3, "error": message}
+    assert json.loads(proc.stdout) == {"status": "error", "exit_code": 6, "error": message}
 
 
 def test_create_bucket_creates_a_missing_bucket(sm, server, tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 The ``analysis`` and ``smoke`` packages (analysis imports smoke's case loader and HTTP helpers)
 and the case files are shipped by ConfigMap into a pinned python image, laid out as
-``/opt/analysis/{analysis,smoke}`` so ``python -m analysis`` finds both and
-``analysis/requirements.txt``'s ``-r ../smoke/requirements.txt`` resolves. Pulumi waits for the
+``/opt/analysis/{analysis,smoke}`` so ``python -m analysis`` finds both; the Job installs
+``analysis/requirements.lock`` (smoke's pins and analysis's, hash-locked: components/joblock.py). Pulumi waits for the
 Job; a ROLLBACK (exit 1), a usage error (2) and, with ``failOnHold``, a HOLD (3) fail it and with
 it the update. The report is the Job's log. The Job carries a digest of everything that decides
 what it measures (its arguments, its files, what the variants serve), so any such change replaces
@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from analysis.plan import AnalysisPlan
+from components.joblock import LOCK_NAME
 from components.naming import GATE_CLIENT_LABELS, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
 from components.smoke_gate import DIGEST_LABEL, case_files, checks_digest, package_files
@@ -39,13 +40,13 @@ WAIT_MARGIN_SECONDS = 300
 
 
 def shipped_files() -> dict[str, dict[str, str]]:
-    """What the Job runs, per ConfigMap: both packages, flat, each with its pinned requirements."""
+    """What the Job runs, per ConfigMap: both packages, flat, each with its hash-locked requirements."""
     return {"analysis": package_files(ROOT / "analysis"), "smoke": package_files(ROOT / "smoke")}
 
 
 def analysis_command() -> list[str]:
     # `-m analysis` finds both packages under /opt/analysis (the mounts' parent).
-    return pip_then_python(f"{ANALYSIS_MOUNT}/requirements.txt", "-m analysis", name="analysis",
+    return pip_then_python(f"{ANALYSIS_MOUNT}/{LOCK_NAME}", "-m analysis", name="analysis",
                            pythonpath=INSTALL_ROOT)
 
 

@@ -80,9 +80,10 @@ def test_both_packages_and_the_cases_are_mounted_read_only(run_main, pulumi_mock
     assert pulumi_mocks.named("analysis-smoke").inputs["data"] == shipped_files()["smoke"]
     assert set(pulumi_mocks.named("analysis-cases").inputs["data"]) == {"flan-t5-small.yaml", "flan-t5-base.yaml"}
     command = " ".join(container(job)["command"])
-    assert f"-r {ANALYSIS_MOUNT}/requirements.txt" in command and "PYTHONPATH=/tmp/deps:/opt/analysis" in command
-    # analysis/requirements.txt includes smoke's by a relative path: the mounts keep the repository's layout.
-    assert "-r ../smoke/requirements.txt" in shipped_files()["analysis"]["requirements.txt"]
+    assert f"-r {ANALYSIS_MOUNT}/requirements.lock" in command and "PYTHONPATH=/tmp/deps:/opt/analysis" in command
+    assert "--require-hashes" in command
+    # analysis/requirements.lock holds smoke's pins too (hash-locked, flat: components/joblock.py).
+    assert "scipy==" in shipped_files()["analysis"]["requirements.lock"]
     security = container(job)["securityContext"]
     assert security["readOnlyRootFilesystem"] and security["capabilities"] == {"drop": ["ALL"]}
     assert job.inputs["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True

@@ -126,3 +126,16 @@ def test_the_analysis_traffic_phase_goes_through_the_gateway() -> None:
     replicas_mode = {**minimal(), "analysis": {"includeTraffic": True}}
     assert analysis_plan(parse_settings(replicas_mode)).traffic_url == (
         "http://text-generation-inference.llm-ab.svc.cluster.local:8080")
+
+
+def test_a_rollback_in_gateway_mode_sets_the_canary_weight_to_0_and_keeps_its_pods(run_main, pulumi_mocks) -> None:
+    from stacks.promote import apply, validate
+
+    config = dev_gateway_config(autoscaling=False)
+    changes, _ = apply(config, "rollback", "tgi")
+    assert [(c.key, c.after) for c in changes] == [("llm-ab:split.canaryPercent", 0)]
+    validate(config, "dev")
+    run_main(config)
+    (route,) = pulumi_mocks.of_type(HTTPROUTE)
+    assert [b["weight"] for b in route.inputs["spec"]["rules"][-1]["backendRefs"]] == [10000, 0]
+    assert pulumi_mocks.named("tgi-canary-deploy").inputs["spec"]["replicas"] == 1

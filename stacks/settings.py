@@ -49,7 +49,7 @@ from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 from stacks.network_settings import NetworkSettings, check_network
 from stacks.observability_settings import ObservabilitySettings
-from stacks.split_settings import SplitSettings
+from stacks.split_settings import SplitSettings, check_gateway_namespace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -400,6 +400,7 @@ class Settings(Section):
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
+        check_gateway_namespace(self.split, self.namespace)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
                           default_replicas=SplitSettings.model_construct().stable_replicas)

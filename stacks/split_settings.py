@@ -85,7 +85,7 @@ class GatewaySettings(Section):
     name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a Gateway name (a DNS subdomain)") = None
     """Name of the Gateway (required in gateway mode; its controller, e.g. Envoy Gateway or Istio, is a prerequisite)"""
     namespace: _optional(is_dns_label, "a namespace name (a DNS label)") = None
-    """Namespace of the Gateway; empty: the experiment's. Its listener must allow routes from the experiment's"""
+    """Namespace of the Gateway (required in gateway mode, not the experiment's); its listener must allow routes from the experiment's"""
     section_name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a listener name") = None
     """Listener of the Gateway to attach to (`parentRefs[].sectionName`); empty: every listener that allows it"""
     url: _optional(_http_url, "an http(s) URL without query, e.g. http://gw.gateway-system.svc.cluster.local") = None
@@ -192,3 +192,18 @@ class SplitSettings(Section):
             if variant in headers and count == 0:
                 raise problem(f"routes to the {variant} variant, which has no replicas (split.{variant}Replicas "
                               f"is 0)", at=key)
+
+
+def check_gateway_namespace(split: SplitSettings, experiment_namespace: str) -> None:
+    """Gateway mode needs the Gateway in a namespace of its own: the experiment's namespace denies traffic both
+    ways by default, and only the Gateway's namespace is let in to the serving pods and out from the gates."""
+    if not split.gateway_mode:
+        return
+    if split.gateway.namespace is None:
+        raise problem("is required in split.mode gateway: the namespace of the Gateway (the experiment's namespace "
+                      "denies traffic both ways, so the Gateway runs in its own, e.g. gateway-system)",
+                      at="split.gateway.namespace")
+    if split.gateway.namespace == experiment_namespace:
+        raise problem(f"must not be the experiment's namespace ({experiment_namespace!r}): it denies traffic both "
+                      f"ways, so the Gateway's data plane could not reach the serving pods; run the Gateway in "
+                      f"its own namespace, got {show(split.gateway.namespace)}", at="split.gateway.namespace")

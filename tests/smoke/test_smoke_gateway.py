@@ -95,7 +95,7 @@ def gateway(stable_and_canary: tuple[RunningServer, RunningServer]) -> Iterator[
 
 def program_argv(percent: float, url: str, *, headers: bool = True, samples: int = 400) -> list[str]:
     """What the program passes the smoke Job in gateway mode, pointed at ``url`` and the shipped cases."""
-    split = gateway_split(canaryPercent=percent, gateway={"name": "gw", "url": url})
+    split = gateway_split(canaryPercent=percent, gateway={"name": "gw", "namespace": "gateway-system", "url": url})
     if not headers:
         split = {k: v for k, v in split.items() if not k.endswith("Header")}
     raw = {**minimal(), "split": split, "smoke": {"samples": samples}}

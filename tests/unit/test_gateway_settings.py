@@ -63,6 +63,10 @@ def test_gateway_mode_replicas_are_independent_of_the_split() -> None:
 
 
 @pytest.mark.parametrize(("split", "expected"), [
+    ({**gateway_split(), "gateway": {"name": "gw", "url": GATEWAY_URL}},
+     "llm-ab:split.gateway.namespace is required in split.mode gateway: the namespace of the Gateway"),
+    ({**gateway_split(), "gateway": {"name": "gw", "namespace": "llm-ab", "url": GATEWAY_URL}},
+     "llm-ab:split.gateway.namespace must not be the experiment's namespace ('llm-ab'): it denies traffic both ways"),
     ({"mode": "gateway", "gateway": {"url": GATEWAY_URL}},
      "llm-ab:split.gateway.name is required in split.mode gateway: the name of the existing Gateway"),
     ({"mode": "gateway", "gateway": {"name": "gw"}}, "llm-ab:split.gateway.url is required in split.mode gateway"),
@@ -80,9 +84,9 @@ def test_gateway_mode_replicas_are_independent_of_the_split() -> None:
      "llm-ab:split.canaryHeader must be an HTTP header match written 'name: value'"),
     ({**gateway_split(), "stableHeader": "X-LLM-AB-Variant: canary"},
      "llm-ab:split.stableHeader must differ from split.canaryHeader, got 'X-LLM-AB-Variant: canary'"),
-    ({**gateway_split(), "gateway": {"name": "Bad_Name", "url": GATEWAY_URL}},
+    ({**gateway_split(), "gateway": {"name": "Bad_Name", "namespace": "gw", "url": GATEWAY_URL}},
      "llm-ab:split.gateway.name must be a Gateway name (a DNS subdomain), got 'Bad_Name'"),
-    ({**gateway_split(), "gateway": {"name": "gw", "url": "gw:80"}},
+    ({**gateway_split(), "gateway": {"name": "gw", "namespace": "gw", "url": "gw:80"}},
      "llm-ab:split.gateway.url must be an http(s) URL"),
     ({"mode": "ingress"}, "llm-ab:split.mode must be one of replicas, gateway, got 'ingress'"),
     ({"canaryHeader": "x-llm-ab-variant: canary"},

@@ -130,7 +130,9 @@ def test_open_loop_sends_the_poisson_arrivals_on_schedule(tgi_stream: Start) -> 
     assert [r.scheduled_s for r in records] == expected
     assert 30 <= len(expected) <= 90  # Poisson(60) within about 4 sigma
     lags = sorted(r.started_s - r.scheduled_s for r in records if r.scheduled_s is not None)
-    assert lags[0] >= 0 and lags[len(lags) // 2] < 0.01, f"median send lag {lags[len(lags) // 2] * 1000:.1f} ms"
+    # Idle, the median lag is about 1 ms; 50 ms leaves room for a machine shared with builds (13-21 ms
+    # seen at load average 10) and still fails a loop that sends late by more than three arrival gaps.
+    assert lags[0] >= 0 and lags[len(lags) // 2] < 0.05, f"median send lag {lags[len(lags) // 2] * 1000:.1f} ms"
 
 
 def test_open_loop_sheds_arrivals_beyond_the_in_flight_cap(tgi_stream: Start) -> None:

@@ -1,8 +1,10 @@
 """Post-deploy smoke-test Job: runs our ``smoke`` package in the cluster and gates ``pulumi up``.
 
 The package and the case files are shipped by ConfigMap into a pinned python image. Pulumi waits
-for the Job to complete and fails the update when it fails. The Job carries a digest of what it
-checks, so any change to the experiment replaces it and the checks run again.
+for the Job to complete and fails the update when it fails. The Job is named after a digest of
+everything it checks and runs (:func:`checks_digest`: the CLI arguments, every shipped file, the
+image and command, and the stack's whole config), so any change to what serves, to the cases
+or to the tool replaces it and the checks run again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pulumi_kubernetes as k8s
 from components.joblock import LOCK_NAME
 from components.naming import GATE_CLIENT_LABELS, common_labels
 from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
-from smoke.plan import SmokePlan
+from smoke.plan import SmokePlan, gate_budget
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 PACKAGE_MOUNT = "/opt/smoke/smoke"
@@ -51,10 +53,18 @@ def smoke_command() -> list[str]:
     return pip_then_python(f"{PACKAGE_MOUNT}/{LOCK_NAME}", "-m smoke", name="smoke", pythonpath="/opt/smoke")
 
 
-def checks_digest(args: Sequence[str], files: Mapping[str, str]) -> str:
-    """Short digest of the CLI arguments and every shipped file."""
-    blob = json.dumps({"args": list(args), "files": dict(sorted(files.items()))}, sort_keys=True)
+def checks_digest(args: Sequence[str], files: Mapping[str, str], *, config_identity: str = "",
+                  image: str = "", command: Sequence[str] = ()) -> str:
+    """Short digest of what the gate checks and with what: the CLI arguments, every shipped file,
+    the image and command the tool runs with, and the stack's config (what serves)."""
+    blob = json.dumps({"args": list(args), "files": dict(sorted(files.items())), "config": config_identity,
+                       "image": image, "command": list(command)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def job_name(digest: str) -> str:
+    """``smoke-<digest>``: a new digest is a new Job (a replacement the preview shows by name)."""
+    return f"smoke-{digest}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +76,11 @@ class SmokeTestJobArgs:
     image: str
     plan: SmokePlan
     """What to check; its ``cases`` are repository paths (shipped by ConfigMap, passed as mounted)."""
+    config_identity: str = ""
+    """Digest of the stack's config, a superset of what the serving components are given
+    (``stacks.gates.config_identity``)."""
     timeout_seconds: int = 900
+    """The Job's deadline; the CLI's budget (``plan.timeout``) is :func:`smoke.plan.gate_budget`'s."""
     wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What the checks call, so what must be ready first (both TGI variants, the traffic Service, ModelMesh)."""
 
@@ -82,7 +96,10 @@ class SmokeTestJob(pulumi.ComponentResource):
         labels = common_labels("smoke-test", args.stack)
         package, cases = package_files(), case_files(args.plan.cases)
         cli_args = dataclasses.replace(args.plan, cases=tuple(f"{CASES_MOUNT}/{c}" for c in cases)).to_argv()
-        digest = checks_digest(cli_args, {**package, **cases})
+        command = smoke_command()
+        digest = checks_digest(cli_args, {**package, **cases}, config_identity=args.config_identity,
+                               image=args.image, command=command)
+        budget = gate_budget(args.timeout_seconds)
 
         package_cm = k8s.core.v1.ConfigMap(
             f"{name}-package", metadata={"namespace": args.namespace, "labels": labels}, data=package,
@@ -92,11 +109,12 @@ class SmokeTestJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self))
         job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={"namespace": args.namespace, "labels": {**labels, DIGEST_LABEL: digest}},
+            metadata={"name": job_name(digest), "namespace": args.namespace,
+                      "labels": {**labels, DIGEST_LABEL: digest}},
             spec={
                 # No retries: a failing check must fail this `pulumi up`, not be retried into a pass.
                 "backoffLimit": 0,
-                "activeDeadlineSeconds": args.timeout_seconds,
+                "activeDeadlineSeconds": budget.job_deadline_seconds,
                 "template": {
                     # The serving pods, ModelMesh and PyPI (the pinned packages); nothing else.
                     "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS, DIGEST_LABEL: digest}},
@@ -108,8 +126,10 @@ class SmokeTestJob(pulumi.ComponentResource):
                         "containers": [{
                             "name": "smoke",
                             "image": args.image,
-                            "command": smoke_command(),
+                            "command": command,
                             "args": cli_args,
+                            # The pod's status keeps the log's tail (the verdict, the rollback command).
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
                             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                                           "limits": {"cpu": "1", "memory": "1Gi"}},

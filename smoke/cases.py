@@ -3,8 +3,9 @@
 Two kinds of case file exist, told apart by the top-level ``kind`` key:
 
 ``kind: tgi``
-    Text-generation cases for one model (``model:``, matched with :func:`smoke.tgi.model_matches`;
-    without ``model:`` the cases apply to every variant). Each case has a ``name``, a ``prompt``,
+    Text-generation cases for one model (``model:``, the whole repo id, matched with
+    :func:`smoke.identity.repo_matches`; without ``model:`` the cases apply to every variant; a
+    served model no file names gets the built-in :data:`GENERIC_CASE`). Each case has a ``name``, a ``prompt``,
     optional TGI ``parameters`` (merged over the greedy defaults :data:`GREEDY_DEFAULTS`, so
     outputs are deterministic), exactly one expectation (``exact``, ``contains``, ``regex`` or
     ``non_empty: true``), a latency bound ``max_latency_s`` and the ``route`` to call
@@ -18,6 +19,7 @@ Two kinds of case file exist, told apart by the top-level ``kind`` key:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -271,6 +273,8 @@ class V2Output:
     datatype: str | None
     data: tuple[Any, ...]
     tolerance: float
+    compare_values: bool = True
+    """False for a borrowed case (:func:`borrowed_v2_file`): shape and datatype only."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +295,37 @@ class V2CaseFile:
     path: str
     model: str
     cases: tuple[V2Case, ...]
+
+
+GENERIC_SOURCE = "built-in generic case"
+GENERIC_CASE = TgiCase(
+    name="generic-non-empty",
+    prompt="Complete the sentence: On a clear day the sky is",
+    parameters={**GREEDY_DEFAULTS, "max_new_tokens": 16},
+    expect=Expectation("non_empty"),
+    max_latency_s=DEFAULT_MAX_LATENCY_S,
+    route="generate",
+    source=GENERIC_SOURCE,
+)
+"""Run on a served model that no case file names: one inference, greedy, at most 16 new tokens,
+any non-empty text (so no variant passes on /health and /info alone)."""
+
+
+def generic_case_file() -> TgiCaseFile:
+    """The built-in case as a case file that applies to any model."""
+    return TgiCaseFile(path=GENERIC_SOURCE, model=None, cases=(GENERIC_CASE,))
+
+
+def borrowed_v2_file(source: V2CaseFile, model: str) -> V2CaseFile:
+    """``source``'s cases for another V2 model (the candidate of an A/B pair, which takes the same
+    inputs): the same requests, checked for the expected outputs' names, shapes and datatypes only,
+    since a different model may predict different values."""
+    cases = tuple(
+        dataclasses.replace(case, outputs=tuple(dataclasses.replace(o, compare_values=False) for o in case.outputs),
+                            source=f"{case.source} (inputs; outputs by shape and datatype)")
+        for case in source.cases
+    )
+    return V2CaseFile(path=source.path, model=model, cases=cases)
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -348,6 +383,15 @@ def load_case_file(path: Path) -> TgiCaseFile | V2CaseFile:
     _check_unique_names(path, document)
     _check_tensor_sizes(path, document)
     return _build_v2(path, document)
+
+
+def case_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a valid case file (every problem, the file called by its name), or None."""
+    try:
+        load_case_file(path)
+    except CaseFileError as err:
+        return str(err).replace(str(path), path.name)
+    return None
 
 
 def validate_document(document: Any, where: str = "<document>") -> list[str]:

@@ -1,6 +1,7 @@
 """Command line of the smoke tests: parse and validate arguments, run, print, return the exit code.
 
-Exit status: 0 every check passed; 1 a check failed; 2 bad usage or an unreadable/invalid case
+Exit status: 0 every check passed; 1 a check failed (the report, printed in any case, ends with
+what a failure leaves serving and the rollback command); 2 bad usage or an unreadable/invalid case
 file (argparse's own convention), with a message saying what is wrong and where.
 """
 
@@ -8,22 +9,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from . import plan
 from .cases import CaseFileError, TgiCaseFile, V2CaseFile, load_case_files
+from .identity import components
 from .report import ConsoleUi, make_console
-from .runner import RunConfig, Runner, VariantSpec
+from .runner import RunAborted, RunConfig, Runner, VariantSpec
 from .split import SplitDesign
 
 USAGE_ERROR = 2
 
 EPILOG = """\
-model matching: --stable-model/--canary-model match /info model_id when equal, or when the
-model's path components end model_id (optionally followed by a revision: 7-64 hex characters
-or 'main'); an organisation prefix may be left out. E.g. google/flan-t5-small matches
-/mnt/datasets/model-weights/flan-t5-small/<commit-sha>.
+model identity: with --VARIANT-weights, /info model_id must be exactly that path (the stack passes
+the MODEL_ID it gave the server, which contains the revision); else a model_id equal to
+--VARIANT-model must report --VARIANT-revision as model_sha, and a path must end with every
+component of --VARIANT-model (the organisation too), then the revision when one is given.
+A variant no case file names gets a built-in generic case (one greedy inference, any text).
+
+budget: --timeout bounds the whole run (readiness, cases, split); the report is always printed.
 
 split check: two one-sided SPRTs (H0 p = expected vs H1 |p - expected| >= delta) with error
 rates alpha (false alarm) and beta (missed deviation); falls back to the exact binomial test at
@@ -72,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     for variant in plan.VARIANTS:
         tgi.add_argument(plan.variant_url_flag(variant), metavar="URL", help=f"{variant} variant's own Service (optional)")
     for variant in plan.VARIANTS:
-        tgi.add_argument(plan.variant_model_flag(variant), metavar="ID", help=f"model the {variant} variant must serve")
+        tgi.add_argument(plan.variant_model_flag(variant), metavar="ID",
+                         help=f"model (the full repo id) the {variant} variant must serve")
+        tgi.add_argument(plan.variant_revision_flag(variant), metavar="SHA",
+                         help=f"revision the {variant} variant must serve (needs {plan.variant_model_flag(variant)})")
+        tgi.add_argument(plan.variant_weights_flag(variant), metavar="PATH",
+                         help=f"the MODEL_ID the {variant} variant was started with: /info must report it exactly")
     for variant in plan.VARIANTS:
         tgi.add_argument(
             plan.variant_header_flag(variant), metavar="'NAME: VALUE'", type=_header,
@@ -86,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     v2 = parser.add_argument_group("ModelMesh (V2 REST)")
     v2.add_argument(plan.V2_URL, metavar="URL", help="V2 REST base URL, e.g. http://modelmesh-serving.ns:8008")
     v2.add_argument(
-        plan.V2_MODEL, metavar="NAME", help="model (InferenceService) name; default: each V2 case file's model"
+        plan.V2_MODEL, metavar="NAME", action="append", default=[],
+        help="model (InferenceService) to check, repeatable (primary, candidate); one no V2 case file names "
+        "runs another file's inputs, checked by output shape and datatype; default: each V2 case file's model",
     )
     run = parser.add_argument_group("run")
     run.add_argument(plan.CASES, metavar="FILE", action="append", default=[], help="case file or directory (repeatable)")
@@ -98,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         type=_positive_float,
         default=300.0,
-        help="hard readiness deadline in seconds from the start (default 300)",
+        help="budget of the whole run in seconds: readiness, cases and split end within it (default 300)",
     )
     run.add_argument(
         "--request-timeout",
@@ -120,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="smallest deviation to detect, in percentage points (default 10)",
     )
+    run.add_argument(plan.ROLLBACK, metavar="CMD", help="rollback command the report prints when a check fails")
     run.add_argument(
         "--json", action="store_true", help="print the report as JSON on stdout (human output goes to stderr)"
     )
@@ -137,11 +153,21 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         if not 0 < args.split_delta <= 50:
             parser.error(f"--split-delta must be in (0, 50] percentage points, got {args.split_delta:g}")
         _check_split_identities(args, parser)
-    if args.v2_model is not None and args.v2_url is None:
+    if args.v2_model and args.v2_url is None:
         parser.error("--v2-model needs --v2-url")
     for variant in plan.VARIANTS:
         if getattr(args, f"{variant}_header") is not None and getattr(args, f"{variant}_url") is None:
             parser.error(f"{plan.variant_header_flag(variant)} needs {plan.variant_url_flag(variant)}")
+        _check_identity(args, parser, variant)
+
+
+def _check_identity(args: argparse.Namespace, parser: argparse.ArgumentParser, variant: str) -> None:
+    model, revision, weights = (getattr(args, f"{variant}_{key}") for key in ("model", "revision", "weights"))
+    if model is None and (revision is not None or weights is not None):
+        parser.error(f"{plan.variant_revision_flag(variant)} and {plan.variant_weights_flag(variant)} need "
+                     f"{plan.variant_model_flag(variant)}")
+    if revision is not None and weights is not None and revision not in components(weights):
+        parser.error(f"{plan.variant_weights_flag(variant)} {weights!r} does not contain the revision {revision!r}")
 
 
 def _check_split_identities(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -156,8 +182,6 @@ def _check_split_identities(args: argparse.Namespace, parser: argparse.ArgumentP
                 f"the split check cannot recognise the {name} variant: give --{name}-model "
                 f"(or --{name}-url to learn its model_id from /info)"
             )
-    if args.stable_model is not None and args.stable_model == args.canary_model:
-        parser.error("--stable-model and --canary-model are equal, so the split check cannot tell the variants apart")
 
 
 def _check_v2_cases(args: argparse.Namespace, parser: argparse.ArgumentParser, v2_files: Sequence[V2CaseFile]) -> None:
@@ -165,9 +189,10 @@ def _check_v2_cases(args: argparse.Namespace, parser: argparse.ArgumentParser, v
         return
     if not v2_files:
         parser.error("--v2-url needs at least one V2 case file (kind: v2) in --cases")
-    if args.v2_model is not None and not any(f.model == args.v2_model for f in v2_files):
+    if args.v2_model and not any(f.model in args.v2_model for f in v2_files):
         named = ", ".join(sorted({f"{f.model!r} ({f.path})" for f in v2_files}))
-        parser.error(f"no V2 case file is for model {args.v2_model!r}; the V2 case files name: {named}")
+        wanted = ", ".join(repr(m) for m in args.v2_model)
+        parser.error(f"no V2 case file is for model {wanted}; the V2 case files name: {named}")
 
 
 def _share(percent: float | None, canary: bool) -> float | None:
@@ -194,19 +219,41 @@ def build_config(
             max_samples=args.samples,
         )
     return RunConfig(
-        stable=VariantSpec("stable", args.stable_url, args.stable_model, _share(args.canary_percent, canary=False),
-                           _headers(args.stable_header)),
-        canary=VariantSpec("canary", args.canary_url, args.canary_model, _share(args.canary_percent, canary=True),
-                           _headers(args.canary_header)),
+        stable=_variant(args, "stable", _share(args.canary_percent, canary=False)),
+        canary=_variant(args, "canary", _share(args.canary_percent, canary=True)),
         tgi_url=args.tgi_url,
         split=split,
         v2_url=args.v2_url,
-        v2_model=args.v2_model,
+        v2_models=tuple(dict.fromkeys(args.v2_model)),
         tgi_files=tuple(tgi_files),
         v2_files=tuple(v2_files),
         timeout=args.timeout,
         request_timeout=args.request_timeout,
+        rollback_command=args.rollback_command,
     )
+
+
+def _variant(args: argparse.Namespace, name: str, share: float | None) -> VariantSpec:
+    return VariantSpec(name, getattr(args, f"{name}_url"), getattr(args, f"{name}_model"), share,
+                       _headers(getattr(args, f"{name}_header")),
+                       revision=getattr(args, f"{name}_revision"), weights=getattr(args, f"{name}_weights"))
+
+
+@contextmanager
+def _sigterm_aborts_the_run() -> Iterator[None]:
+    """SIGTERM (Kubernetes at the Job's deadline, or a deleted pod) stops the run with a report."""
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise RunAborted(f"stopped by {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an in-process caller): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_v2_cases(args, parser, v2_files)
     config = build_config(args, tgi_files, v2_files)
     ui = ConsoleUi(make_console(sys.stderr if args.json else sys.stdout))
-    report = Runner(config, ui).run()
+    with _sigterm_aborts_the_run():
+        report = Runner(config, ui).run()
     ui.results(report)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")

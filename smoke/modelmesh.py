@@ -85,6 +85,11 @@ def _tensor_mismatches(want: V2Output, got: Mapping[str, Any]) -> list[str]:
     if want.datatype is not None and got.get("datatype") != want.datatype:
         problems.append(f"datatype {got.get('datatype')!r} != expected {want.datatype!r}")
     values = flatten(got.get("data", []))
+    if not want.compare_values:
+        expected_count = math.prod(want.shape)
+        if len(values) != expected_count:
+            problems.append(f"{len(values)} values != {expected_count} for shape {list(want.shape)}")
+        return problems
     if len(values) != len(want.data):
         problems.append(f"{len(values)} values != expected {len(want.data)}: got {_clip(values)}")
         return problems

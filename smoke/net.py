@@ -5,6 +5,9 @@ refused or reset, 429/502/503/504, optionally timeouts) with exponential backoff
 absolute deadline, and never sleeps past it. *Brief* retries a transient failure of an endpoint
 already known to be up a few times. Anything else (4xx, 500, a wrong body) fails at once, so
 a broken variant is reported quickly instead of after the deadline.
+
+Either policy may carry the run's *budget* (``budget_end``, a monotonic time): no attempt starts
+after it, none runs past it and no retry sleeps past it, so the whole run ends within its budget.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class TransientError(EndpointError):
     """A failure worth retrying (the endpoint may still be starting)."""
 
 
+class BudgetSpent(EndpointError):
+    """The run's budget ended before this request could be sent (or finish)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When to retry: until ``deadline`` (time.monotonic() value) or up to ``attempts`` tries."""
@@ -41,16 +48,19 @@ class RetryPolicy:
     attempts: int = 3
     retry_timeouts: bool = False
     retry_status: Collection[int] = TRANSIENT_STATUS
+    budget_end: float | None = None
+    """The run's hard end (time.monotonic() value): nothing is sent, waited for or retried after it."""
 
     @classmethod
-    def readiness(cls, deadline: float, retry_status: Collection[int] = TRANSIENT_STATUS) -> RetryPolicy:
+    def readiness(cls, deadline: float, retry_status: Collection[int] = TRANSIENT_STATUS,
+                  budget_end: float | None = None) -> RetryPolicy:
         """Retry a starting endpoint (timeouts included) until the hard deadline."""
-        return cls(deadline=deadline, retry_timeouts=True, retry_status=retry_status)
+        return cls(deadline=deadline, retry_timeouts=True, retry_status=retry_status, budget_end=budget_end)
 
     @classmethod
-    def brief(cls, attempts: int = 3) -> RetryPolicy:
+    def brief(cls, attempts: int = 3, budget_end: float | None = None) -> RetryPolicy:
         """A few tries for an endpoint that is already up; timeouts are failures."""
-        return cls(deadline=None, attempts=attempts)
+        return cls(deadline=None, attempts=attempts, budget_end=budget_end)
 
 
 class _StopAtDeadline(stop_base):
@@ -64,7 +74,10 @@ class _StopAtDeadline(stop_base):
 
 
 def _retrying(policy: RetryPolicy) -> Retrying:
-    stop = _StopAtDeadline(policy.deadline) if policy.deadline is not None else stop_after_attempt(policy.attempts)
+    stop: stop_base = (_StopAtDeadline(policy.deadline) if policy.deadline is not None
+                       else stop_after_attempt(policy.attempts))
+    if policy.budget_end is not None:
+        stop = stop | _StopAtDeadline(policy.budget_end)
     return Retrying(
         stop=stop,
         wait=wait_exponential(multiplier=0.25, min=0.25, max=5.0),
@@ -89,7 +102,12 @@ def _attempt(
         if remaining > 0:
             timeout = min(timeout, remaining)
         # else: the deadline passed while earlier checks ran; this endpoint still gets one
-        # attempt with the full request timeout, and the stop condition allows no retry.
+        # attempt with the full request timeout (within the budget), and no retry.
+    if policy.budget_end is not None:
+        left = policy.budget_end - time.monotonic()
+        if left <= 0:
+            raise BudgetSpent(f"{method} {url}: not sent, the run's budget is spent")
+        timeout = min(timeout, left)
     try:
         response = client.request(method, url, json=body, timeout=timeout)
     except httpx.TimeoutException as err:

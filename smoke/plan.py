@@ -17,7 +17,41 @@ V2_MODEL = "--v2-model"
 SAMPLES = "--samples"
 TIMEOUT = "--timeout"
 CASES = "--cases"
+ROLLBACK = "--rollback-command"
 VARIANTS = ("stable", "canary")
+
+JOB_STARTUP_ALLOWANCE_SECONDS = 180
+"""Part of the Job's ``activeDeadlineSeconds`` spent before the CLI starts: scheduling, the image pull
+and the pip install of the pinned requirements (the deadline counts from the Job's start)."""
+REPORT_MARGIN_SECONDS = 20
+"""Kept after the CLI's budget for the report and the exit."""
+MIN_RUN_SECONDS = 60
+"""The least budget a run can check anything useful in."""
+
+
+MIN_JOB_DEADLINE_SECONDS = JOB_STARTUP_ALLOWANCE_SECONDS + REPORT_MARGIN_SECONDS + MIN_RUN_SECONDS
+"""The least ``smoke.timeoutSeconds`` (the settings schema's bound)."""
+
+
+@dataclass(frozen=True)
+class GateBudget:
+    """The smoke Job's time limits, all from one number: the Job's deadline."""
+
+    job_deadline_seconds: int
+    """``activeDeadlineSeconds`` of the Job."""
+    run_seconds: int
+    """The CLI's ``--timeout``: its whole run (readiness, cases, split) ends within it."""
+
+
+def gate_budget(job_deadline_seconds: int) -> GateBudget:
+    """The one formula: the Job's deadline minus its startup allowance and the report margin is the
+    CLI's budget (``--timeout``), so the CLI reports before Kubernetes kills the Job."""
+    if job_deadline_seconds < MIN_JOB_DEADLINE_SECONDS:
+        raise ValueError(f"a smoke Job deadline must be at least {MIN_JOB_DEADLINE_SECONDS} s "
+                         f"({JOB_STARTUP_ALLOWANCE_SECONDS} s to start, {MIN_RUN_SECONDS} s to check, "
+                         f"{REPORT_MARGIN_SECONDS} s to report), got {job_deadline_seconds}")
+    return GateBudget(job_deadline_seconds,
+                      job_deadline_seconds - JOB_STARTUP_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS)
 
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$")
@@ -50,15 +84,27 @@ def variant_model_flag(variant: str) -> str:
     return f"--{variant}-model"
 
 
+def variant_revision_flag(variant: str) -> str:
+    return f"--{variant}-revision"
+
+
+def variant_weights_flag(variant: str) -> str:
+    return f"--{variant}-weights"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """Where one TGI variant answers (its own Service, or the Gateway with its header) and the model it must
-    serve."""
+    serve (see :mod:`smoke.identity`)."""
 
     url: str
     model: str
+    """The full Hugging Face repo id."""
     header: str | None = None
     """``name: value`` sent with every request, so a Gateway routes it to this variant (gateway mode)."""
+    revision: str | None = None
+    weights: str | None = None
+    """The ``MODEL_ID`` the server was started with (the staged weights' path, containing the revision)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,13 +121,16 @@ class SmokePlan:
     canary: Target | None = None
     """A variant with no replicas is not probed directly (None)."""
     v2_url: str | None = None
-    v2_model: str | None = None
+    v2_models: tuple[str, ...] = ()
+    """ModelMesh InferenceServices to check: the primary, then the candidate."""
     samples: int | None = None
     """Upper bound of split samples."""
     timeout: int | None = None
-    """Readiness deadline in seconds from the start."""
+    """The whole run's budget in seconds (:func:`gate_budget`)."""
     cases: tuple[str, ...] = ()
     """Case files, as paths the CLI can open."""
+    rollback_command: str | None = None
+    """Printed when the gate fails: how to take the canary out of traffic."""
 
     def targets(self) -> dict[str, Target]:
         found = {"stable": self.stable, "canary": self.canary}
@@ -98,14 +147,20 @@ class SmokePlan:
             argv += [variant_url_flag(variant), target.url, variant_model_flag(variant), target.model]
             if target.header is not None:
                 argv += [variant_header_flag(variant), target.header]
+            if target.revision is not None:
+                argv += [variant_revision_flag(variant), target.revision]
+            if target.weights is not None:
+                argv += [variant_weights_flag(variant), target.weights]
         if self.v2_url is not None:
             argv += [V2_URL, self.v2_url]
-        if self.v2_model is not None:
-            argv += [V2_MODEL, self.v2_model]
+        for model in self.v2_models:
+            argv += [V2_MODEL, model]
         if self.samples is not None:
             argv += [SAMPLES, str(self.samples)]
         if self.timeout is not None:
             argv += [TIMEOUT, str(self.timeout)]
         for case in self.cases:
             argv += [CASES, case]
+        if self.rollback_command is not None:
+            argv += [ROLLBACK, self.rollback_command]
         return argv

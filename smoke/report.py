@@ -93,6 +93,8 @@ class ConsoleUi:
             f"Smoke result {verdict}: {counts[PASS]} of {len(report.checks)} checks passed, "
             f"{counts[FAIL]} failed, {counts[SKIP]} skipped in {report.seconds:.1f} s"
         )
+        for line in report.advice:
+            self.console.print(f"[bold]{escape(line)}[/]")
 
     def _split_table(self, split: SplitResult) -> None:
         table = Table(title="Traffic split", title_justify="left")

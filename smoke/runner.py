@@ -3,14 +3,22 @@
 Order and rules:
 
 * per TGI variant with its own URL (``--stable-url``/``--canary-url``): ``health`` (retried until
-  the deadline while the endpoint starts), ``model`` (``/info`` model_id must match the given
-  model, see :func:`smoke.tgi.model_matches`), then every applicable case. A variant whose
-  expected share is 0 % (no replicas) is skipped, unless it has a header (a Gateway's header match reaches it
-  at weight 0); after a failed health or model check its
-  remaining checks are skipped and say why;
-* traffic Service (``--tgi-url``): ``health``, then ``split`` when ``--canary-percent`` is given;
-* V2 (``--v2-url``): every case of every V2 case file for the model (the first infer doubles as
-  the readiness probe, since the ModelMesh REST proxy has no health route).
+  the deadline while the endpoint starts), ``model`` (``/info`` must report the declared model:
+  the whole repo id and the revision, see :mod:`smoke.identity`), then every applicable case, or
+  the built-in generic case when no case file names the model (no variant passes without an
+  inference). A variant whose expected share is 0 % (no replicas) is skipped, unless it has a
+  header (a Gateway's header match reaches it at weight 0); after a failed health or model check
+  its remaining checks are skipped and say why;
+* traffic Service (``--tgi-url``): ``health``, then ``split`` when ``--canary-percent`` is given,
+  skipped (and saying so) when both variants serve the same model at the same revision, as after a
+  promotion: their answers can't be told apart, and each was checked on its own URL;
+* V2 (``--v2-url``): for each ``--v2-model`` (primary and candidate) every case of its V2 case
+  files, or, for a model no file names, another model's cases checked by output shape and datatype
+  (the first infer doubles as the readiness probe: the ModelMesh REST proxy has no health route).
+
+The whole run ends within ``timeout`` seconds (its budget): no request starts after it and the
+split check stops there, undecided (a failure); the report is returned even when the run is
+aborted (:class:`RunAborted`, e.g. SIGTERM at the Job's deadline).
 """
 
 from __future__ import annotations
@@ -24,13 +32,18 @@ from typing import Any, Protocol
 
 import httpx
 
-from .cases import TgiCase, TgiCaseFile, V2CaseFile
+from .cases import GENERIC_SOURCE, TgiCase, TgiCaseFile, V2CaseFile, borrowed_v2_file, generic_case_file
+from .identity import Expected, Served, repo_matches
 from .modelmesh import READINESS_STATUS, infer, output_mismatches
 from .net import EndpointError, RetryPolicy
 from .split import SplitDesign, SplitResult, fixed_sample_size, run_split_check
-from .tgi import TgiClient, model_matches
+from .tgi import TgiClient
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+
+class RunAborted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt, not an error of a check
+    """Raised into the run (by the CLI's SIGTERM handler): stop, and report what ran."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,13 @@ class VariantSpec:
     """Expected share of traffic in [0, 1], or None when no split is checked."""
     headers: dict[str, str] = field(default_factory=dict)
     """Sent with every request to ``url`` (a Gateway's header match that routes to this variant)."""
+    revision: str | None = None
+    weights: str | None = None
+
+    @property
+    def expected(self) -> Expected | None:
+        """What it must serve, when declared."""
+        return None if self.model is None else Expected(self.model, self.revision, self.weights)
 
 
 @dataclass(frozen=True)
@@ -55,18 +75,33 @@ class RunConfig:
     tgi_url: str | None = None
     split: SplitDesign | None = None
     v2_url: str | None = None
-    v2_model: str | None = None
+    v2_models: tuple[str, ...] = ()
+    """V2 models to check; empty: each V2 case file's model."""
     tgi_files: tuple[TgiCaseFile, ...] = ()
     v2_files: tuple[V2CaseFile, ...] = ()
     timeout: float = 300.0
-    """Hard deadline in seconds, from the start of the run, for endpoints to become ready."""
+    """The run's budget in seconds from its start: readiness, cases and split all end within it."""
     request_timeout: float = 60.0
     """Timeout of one health/info/split request in seconds (cases use their latency bound)."""
+    rollback_command: str | None = None
+    """Printed when the run fails."""
 
     @property
     def variants(self) -> tuple[VariantSpec, VariantSpec]:
         """Stable then canary."""
         return self.stable, self.canary
+
+    def split_blind_reason(self) -> str | None:
+        """Why the split can't be observed from the declared models (None when it can)."""
+        stable, canary = self.stable.expected, self.canary.expected
+        if stable is not None and canary is not None and stable.indistinguishable_from(canary):
+            return same_model_reason(stable.describe())
+        return None
+
+
+def same_model_reason(model: str) -> str:
+    return (f"not run: stable and canary both serve {model}, so the traffic Service's answers can't tell them "
+            "apart; each variant was checked on its own Service")
 
 
 @dataclass
@@ -111,6 +146,8 @@ class Report:
     split: SplitResult | None
     started_at: str
     seconds: float
+    advice: list[str] = field(default_factory=list)
+    """What to do about a failure (empty when the run passed)."""
 
     @property
     def ok(self) -> bool:
@@ -140,6 +177,7 @@ class Report:
             "plan": asdict(self.plan),
             "checks": [asdict(check) for check in self.checks],
             "split": split,
+            "advice": list(self.advice),
         }
 
 
@@ -157,13 +195,43 @@ class Ui(Protocol):
 
 
 def applicable_files(files: Sequence[TgiCaseFile], model: str) -> list[TgiCaseFile]:
-    """The TGI case files that apply to a variant serving ``model``."""
-    return [f for f in files if f.model is None or model_matches(f.model, model)]
+    """The TGI case files that apply to a variant serving ``model`` (a repo id or a served model_id):
+    those for any model, and those whose ``model`` is it (the whole id, see :func:`repo_matches`)."""
+    return [f for f in files if f.model is None or repo_matches(f.model, model)]
 
 
-def v2_files_for(files: Sequence[V2CaseFile], model: str | None) -> list[V2CaseFile]:
-    """V2 case files for ``--v2-model`` (all of them when no model was given)."""
-    return [f for f in files if model is None or f.model == model]
+def cases_for(files: Sequence[TgiCaseFile], model: str) -> list[TgiCaseFile]:
+    """The case files to run on ``model``: the applicable ones, else the built-in generic case."""
+    return applicable_files(files, model) or [generic_case_file()]
+
+
+def v2_targets(config: RunConfig) -> list[tuple[str, list[V2CaseFile]]]:
+    """Each V2 model with the case files it runs: its own, or (a model no file names, e.g. the
+    candidate) the first file's cases for another model, checked by shape and datatype."""
+    models = list(config.v2_models) or list(dict.fromkeys(f.model for f in config.v2_files))
+    out = []
+    for model in models:
+        own = [f for f in config.v2_files if f.model == model]
+        if not own and config.v2_files:
+            own = [borrowed_v2_file(config.v2_files[0], model)]
+        out.append((model, own))
+    return out
+
+
+def failure_advice(checks: Sequence[Check], rollback_command: str | None) -> list[str]:
+    """What a failed gate leaves serving and how to roll back (empty when nothing failed)."""
+    failed = {c.target for c in checks if c.status == FAIL}
+    if not failed:
+        return []
+    advice = ["Nothing was rolled back: what this update deployed keeps serving, the canary included, "
+              "at its share of the traffic."]
+    if rollback_command:
+        advice.append(f"To send every request to stable (and drop the ModelMesh candidate): {rollback_command}")
+    if "stable" in failed:
+        advice.append("The stable variant failed itself (after a promotion it serves the promoted model): "
+                      "rolling back the canary does not fix it; restore the previous stack file "
+                      "(git revert of the change to Pulumi.<stack>.yaml) and run `make up` again.")
+    return advice
 
 
 def build_plan(config: RunConfig) -> Plan:
@@ -175,30 +243,37 @@ def build_plan(config: RunConfig) -> Plan:
             continue
         targets.append(_plan_variant(spec, config, used))
     if config.tgi_url is not None:
-        checks = ["health"] + (["split"] if config.split is not None else [])
-        targets.append(PlanTarget("traffic", config.tgi_url, "stable + canary", checks))
+        checks, note = ["health"], ""
+        if config.split is not None:
+            blind = config.split_blind_reason()
+            checks.append("split" if blind is None else "split (skipped)")
+            note = blind or ""
+        targets.append(PlanTarget("traffic", config.tgi_url, "stable + canary", checks, note))
     if config.v2_url is not None:
-        for case_file in v2_files_for(config.v2_files, config.v2_model):
-            used.add(case_file.path)
-            model = config.v2_model or case_file.model
-            checks = [f"infer {case.name}" for case in case_file.cases]
-            targets.append(PlanTarget("v2", config.v2_url, model, checks, f"cases from {case_file.path}"))
+        for model, files in v2_targets(config):
+            used.update(f.path for f in files)
+            checks = [f"infer {case.name}" for f in files for case in f.cases]
+            note = "cases from " + ", ".join(f.path for f in files) if files else "no V2 case file"
+            if any(f.model != model or any(not o.compare_values for c in f.cases for o in c.outputs) for f in files):
+                note += " (outputs by shape and datatype)"
+            targets.append(PlanTarget(f"v2 {model}", config.v2_url, model, checks, note))
     all_files = [f.path for f in config.tgi_files] + [f.path for f in config.v2_files]
     return Plan(targets, config.timeout, _plan_split(config), [p for p in all_files if p not in used])
 
 
 def _plan_variant(spec: VariantSpec, config: RunConfig, used: set[str]) -> PlanTarget:
-    model = spec.model or "(not declared)"
+    expected = spec.expected
+    model = expected.describe() if expected else "(not declared)"
     if spec.share == 0.0 and not spec.headers:
         return PlanTarget(spec.name, spec.url or "", model, [], "skipped: expected share 0 %, no replicas")
     checks = ["health", "model"]
     if spec.model is None:
         used.update(f.path for f in config.tgi_files)
         return PlanTarget(spec.name, spec.url or "", model, checks + ["cases chosen by the served model_id"])
-    files = applicable_files(config.tgi_files, spec.model)
+    files = cases_for(config.tgi_files, spec.model)
     used.update(f.path for f in files)
     checks += [f"case {case.name}" for f in files for case in f.cases]
-    note = "no case file applies" if not files else "cases from " + ", ".join(f.path for f in files)
+    note = "cases from " + ", ".join(f.path for f in files)
     if spec.headers:
         note += "; with header " + ", ".join(f"{k}: {v}" for k, v in spec.headers.items())
     return PlanTarget(spec.name, spec.url or "", model, checks, note)
@@ -227,24 +302,44 @@ class Runner:
         self.ui = ui
         self.clock = clock
         self.deadline = clock() + config.timeout
+        """The end of the run's budget (readiness retries stop there too)."""
         self.checks: list[Check] = []
-        self.identities: dict[str, str] = {}
+        self.identities: dict[str, Served] = {}
         self.split_result: SplitResult | None = None
 
     def run(self) -> Report:
-        """Run every planned check and return the report."""
+        """Run every planned check and return the report (also when aborted or a bug strikes)."""
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         started = self.clock()
-        plan = build_plan(self.config)
-        self.ui.plan(plan)
-        for spec in self.config.variants:
-            if spec.url is not None:
-                self._check_variant(spec, spec.url)
-        if self.config.tgi_url is not None:
-            self._check_traffic(self.config.tgi_url)
-        if self.config.v2_url is not None:
-            self._check_v2(self.config.v2_url)
-        return Report(plan, self.checks, self.split_result, started_at, self.clock() - started)
+        plan = Plan([], self.config.timeout, None, [])
+        try:
+            plan = build_plan(self.config)
+            self.ui.plan(plan)
+            for spec in self.config.variants:
+                if spec.url is not None:
+                    self._check_variant(spec, spec.url)
+            if self.config.tgi_url is not None:
+                self._check_traffic(self.config.tgi_url)
+            if self.config.v2_url is not None:
+                self._check_v2(self.config.v2_url)
+        except (RunAborted, KeyboardInterrupt) as err:
+            reason = str(err) or type(err).__name__
+            self._record(Check("run", "aborted", FAIL, f"{reason}: the checks after this did not run",
+                               self.clock() - started))
+        except Exception as err:  # a bug outside a check must not lose the report
+            self._record(Check("run", "internal error", FAIL, f"{type(err).__name__}: {err}", self.clock() - started))
+        advice = failure_advice(self.checks, self.config.rollback_command)
+        return Report(plan, self.checks, self.split_result, started_at, self.clock() - started, advice)
+
+    # -- policies --------------------------------------------------------------------------
+
+    def _readiness(self, retry_status: Any = None) -> RetryPolicy:
+        if retry_status is None:
+            return RetryPolicy.readiness(self.deadline, budget_end=self.deadline)
+        return RetryPolicy.readiness(self.deadline, retry_status, budget_end=self.deadline)
+
+    def _brief(self) -> RetryPolicy:
+        return RetryPolicy.brief(budget_end=self.deadline)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -280,7 +375,7 @@ class Runner:
         with httpx.Client(headers=spec.headers) as client:
             tgi = TgiClient(url, client, self.config.request_timeout)
             with self._check(spec.name, "health") as check:
-                tgi.health(RetryPolicy.readiness(self.deadline))
+                tgi.health(self._readiness())
                 check.detail = f"GET {tgi.url('/health')} answered 200"
             if check.status != PASS:
                 self._skip(spec.name, ["model", *self._planned_cases(spec)], f"not run: {spec.name} /health failed")
@@ -291,34 +386,33 @@ class Runner:
                     spec.name, self._planned_cases(spec), f"not run: {spec.name} serves the wrong model or /info failed"
                 )
                 return
-            for case_file in applicable_files(self.config.tgi_files, spec.model or served):
+            for case_file in cases_for(self.config.tgi_files, spec.model or served.model_id):
                 for case in case_file.cases:
                     self._check_case(spec.name, tgi, case)
 
     def _planned_cases(self, spec: VariantSpec) -> list[str]:
         if spec.model is None:
             return []
-        return [f"case {c.name}" for f in applicable_files(self.config.tgi_files, spec.model) for c in f.cases]
+        return [f"case {c.name}" for f in cases_for(self.config.tgi_files, spec.model) for c in f.cases]
 
-    def _check_model(self, spec: VariantSpec, tgi: TgiClient) -> str | None:
-        served: str | None = None
+    def _check_model(self, spec: VariantSpec, tgi: TgiClient) -> Served | None:
+        found: Served | None = None
         with self._check(spec.name, "model") as check:
-            model_id = str(tgi.info(RetryPolicy.brief())["model_id"])
-            check.data["model_id"] = model_id
-            if spec.model is not None and not model_matches(spec.model, model_id):
-                raise EndpointError(
-                    f"GET {tgi.url('/info')}: model_id {model_id!r} is not {spec.model!r} "
-                    "(compared by equality or path ending)"
-                )
-            check.detail = f"serves {model_id!r}"
-            served = model_id
-            self.identities[spec.name] = model_id
-        return served
+            served = Served.from_info(tgi.info(self._brief()))
+            check.data.update(model_id=served.model_id, model_sha=served.sha)
+            expected = spec.expected
+            problem = expected.problem(served) if expected is not None else None
+            if problem is not None:
+                raise EndpointError(f"GET {tgi.url('/info')}: {problem}")
+            check.detail = f"serves {served.label()!r}" + (f" = {expected.describe()}" if expected else "")
+            found = served
+            self.identities[spec.name] = served
+        return found
 
     def _check_case(self, target: str, tgi: TgiClient, case: TgiCase) -> None:
         with self._check(target, f"case {case.name}") as check:
             check.data["source"] = case.source
-            generation = tgi.generate(case, RetryPolicy.brief())
+            generation = tgi.generate(case, self._brief())
             check.data.update(text=generation.text, latency_s=round(generation.latency_s, 3))
             if generation.latency_s > case.max_latency_s:
                 raise EndpointError(
@@ -329,6 +423,8 @@ class Runner:
             if mismatch is not None:
                 raise EndpointError(f"{case.route} route: {mismatch}")
             check.detail = f"{case.expect.describe()} ok in {generation.latency_s:.2f} s"
+            if case.source == GENERIC_SOURCE:
+                check.detail += " (built-in generic case: no case file names this model)"
 
     # -- traffic Service -------------------------------------------------------------------
 
@@ -336,29 +432,42 @@ class Runner:
         with httpx.Client() as client:
             tgi = TgiClient(url, client, self.config.request_timeout)
             with self._check("traffic", "health") as check:
-                tgi.health(RetryPolicy.readiness(self.deadline))
+                tgi.health(self._readiness())
                 check.detail = f"GET {tgi.url('/health')} answered 200"
         if self.config.split is None:
             return
         if check.status != PASS:
             self._skip("traffic", ["split"], "not run: traffic /health failed")
             return
+        blind = self._split_blind_reason()
+        if blind is not None:
+            self._skip("traffic", ["split"], blind)
+            return
         self._check_split(url, self.config.split)
 
-    def classify(self, model_id: str) -> str | None:
-        """Which variant served ``model_id``: observed ids first (exact), then declared models."""
-        exact = [name for name, seen in self.identities.items() if seen == model_id]
+    def _split_blind_reason(self) -> str | None:
+        declared = self.config.split_blind_reason()
+        if declared is not None:
+            return declared
+        seen = [self.identities.get(spec.name) for spec in self.config.variants]
+        if seen[0] is not None and seen[0] == seen[1]:
+            return same_model_reason(repr(seen[0].label()))
+        return None
+
+    def classify(self, served: Served) -> str | None:
+        """Which variant served a sample: observed identities first (exact), then declared models."""
+        exact = [name for name, seen in self.identities.items() if seen == served]
         if len(exact) == 1:
             return exact[0]
-        declared = [
-            spec.name for spec in self.config.variants if spec.model is not None and model_matches(spec.model, model_id)
-        ]
+        declared = [spec.name for spec in self.config.variants
+                    if spec.expected is not None and spec.expected.problem(served) is None]
         return declared[0] if len(declared) == 1 else None
 
     def _check_split(self, url: str, design: SplitDesign) -> None:
         with self._check("traffic", "split") as check:
             result = run_split_check(
-                url, design, self.classify, self.config.request_timeout, on_sample=self.ui.split_progress
+                url, design, self.classify, self.config.request_timeout, on_sample=self.ui.split_progress,
+                budget_end=self.deadline, clock=self.clock,
             )
             self.split_result = result
             check.data["split"] = {**asdict(result), "observed": result.observed}
@@ -373,18 +482,22 @@ class Runner:
 
     def _check_v2(self, url: str) -> None:
         with httpx.Client() as client:
-            for case_file in v2_files_for(self.config.v2_files, self.config.v2_model):
-                model = self.config.v2_model or case_file.model
-                self._check_v2_file(client, url, model, case_file)
+            for model, files in v2_targets(self.config):
+                if not files:
+                    with self._check(f"v2 {model}", "infer"):
+                        raise EndpointError(f"no V2 case file to run on model {model!r}")
+                for case_file in files:
+                    self._check_v2_file(client, url, model, case_file)
 
     def _check_v2_file(self, client: httpx.Client, url: str, model: str, case_file: V2CaseFile) -> None:
         ready = False
+        target = f"v2 {model}"
         for index, case in enumerate(case_file.cases):
             if index > 0 and not ready:
-                self._skip("v2", [f"infer {case.name}"], f"not run: the first infer of model {model!r} failed")
+                self._skip(target, [f"infer {case.name}"], f"not run: the first infer of model {model!r} failed")
                 continue
-            policy = RetryPolicy.brief() if ready else RetryPolicy.readiness(self.deadline, READINESS_STATUS)
-            with self._check("v2", f"infer {case.name}") as check:
+            policy = self._brief() if ready else self._readiness(READINESS_STATUS)
+            with self._check(target, f"infer {case.name}") as check:
                 check.data.update(model=model, source=case.source)
                 result = infer(client, url, model, case, policy)
                 ready = True
@@ -394,7 +507,8 @@ class Runner:
                     problems.append(f"took {result.latency_s:.2f} s, over the bound of {case.max_latency_s:g} s")
                 if problems:
                     raise EndpointError(f"model {model!r}: " + "; ".join(problems))
-                check.detail = f"{len(case.outputs)} output(s) as expected in {result.latency_s:.2f} s"
+                what = "as expected" if all(o.compare_values for o in case.outputs) else "shaped as expected"
+                check.detail = f"{len(case.outputs)} output(s) {what} in {result.latency_s:.2f} s"
 
 
 def _split_summary(result: SplitResult) -> str:

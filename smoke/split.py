@@ -27,6 +27,7 @@ stopping it is descriptive, not an exact confidence statement.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import httpx
 import numpy as np
 from scipy import stats
 
+from .identity import Served
 from .net import EndpointError, RetryPolicy, excerpt, json_body, request
 
 STABLE = "stable"
@@ -199,8 +201,8 @@ class SplitResult:
         return self.error is None and self.verdict == Verdict.CONSISTENT.value
 
 
-Classifier = Callable[[str], str | None]
-"""Maps a served model_id to ``"stable"``, ``"canary"`` or None (neither / ambiguous)."""
+Classifier = Callable[[Served], str | None]
+"""Maps what a sample was served by to ``"stable"``, ``"canary"`` or None (neither / ambiguous)."""
 
 
 def fresh_connection_client() -> httpx.Client:
@@ -208,8 +210,8 @@ def fresh_connection_client() -> httpx.Client:
     return httpx.Client(headers={"Connection": "close"}, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def sample_variant(client: httpx.Client, url: str, timeout: float, policy: RetryPolicy) -> str:
-    """One sample: ``GET /info`` on a new connection; returns the served ``model_id``."""
+def sample_variant(client: httpx.Client, url: str, timeout: float, policy: RetryPolicy) -> Served:
+    """One sample: ``GET /info`` on a new connection; returns what served it (``model_id``, ``model_sha``)."""
     info_url = f"{url.rstrip('/')}/info"
     response = request(client, "GET", info_url, timeout=timeout, policy=policy)
     if response.status_code != 200:
@@ -217,7 +219,7 @@ def sample_variant(client: httpx.Client, url: str, timeout: float, policy: Retry
     body = json_body(response, "GET", info_url)
     if not isinstance(body, dict) or not isinstance(body.get("model_id"), str):
         raise EndpointError(f"GET {info_url}: no string model_id in {excerpt(response)}")
-    return str(body["model_id"])
+    return Served.from_info(body)
 
 
 def run_split_check(
@@ -226,16 +228,20 @@ def run_split_check(
     classify: Classifier,
     timeout: float,
     on_sample: Callable[[SplitResult], None] | None = None,
-    sampler: Callable[[], str] | None = None,
+    sampler: Callable[[], Served | str] | None = None,
+    budget_end: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SplitResult:
-    """Sample until the sequential test decides (or a sample fails) and return the result."""
+    """Sample until the sequential test decides (or a sample fails, or the run's budget ends:
+    ``budget_end``, a ``clock`` value) and return the result. An undecided test at the end of the
+    budget is an error, not a pass."""
     test = SequentialSplitTest(design)
     result = SplitResult(design.expected, design.alpha, design.beta, design.delta, design.max_samples)
     result.confidence = 1.0 - design.alpha
     seen: Counter[str] = Counter()
     with fresh_connection_client() as client:
-        draw = sampler or (lambda: sample_variant(client, url, timeout, RetryPolicy.brief()))
-        _sample_until_decided(test, result, seen, draw, classify, on_sample)
+        draw = sampler or (lambda: sample_variant(client, url, timeout, RetryPolicy.brief(budget_end=budget_end)))
+        _sample_until_decided(test, result, seen, draw, classify, on_sample, budget_end, clock)
     result.samples, result.canary = test.samples, test.hits
     result.verdict = test.verdict.value if test.verdict else None
     result.decided_by = test.decided_by
@@ -248,24 +254,38 @@ def _sample_until_decided(
     test: SequentialSplitTest,
     result: SplitResult,
     seen: Counter[str],
-    draw: Callable[[], str],
+    draw: Callable[[], Served | str],
     classify: Classifier,
     on_sample: Callable[[SplitResult], None] | None,
+    budget_end: float | None,
+    clock: Callable[[], float],
 ) -> None:
+    def out_of_budget() -> bool:
+        return budget_end is not None and clock() >= budget_end
+
     while test.verdict is None:
-        try:
-            model_id = draw()
-        except EndpointError as err:
-            result.error = f"sample {test.samples + 1}: {err}"
+        if out_of_budget():
+            result.error = _budget_ended(test.samples)
             break
-        seen[model_id] += 1
-        side = classify(model_id)
+        try:
+            drawn = draw()
+        except EndpointError as err:
+            result.error = _budget_ended(test.samples) if out_of_budget() else f"sample {test.samples + 1}: {err}"
+            break
+        served = drawn if isinstance(drawn, Served) else Served(drawn)
+        seen[served.label()] += 1
+        side = classify(served)
         if side is None:
             result.error = (
-                f"sample {test.samples + 1}: model_id {model_id!r} is neither the stable nor the canary model"
+                f"sample {test.samples + 1}: model_id {served.label()!r} is neither the stable nor the canary model"
             )
             break
         test.update(side == CANARY)
         result.samples, result.canary = test.samples, test.hits
         if on_sample is not None:
             on_sample(result)
+
+
+def _budget_ended(samples: int) -> str:
+    return (f"the run's budget ended after {samples} sample(s), before the test decided "
+            "(raise smoke.timeoutSeconds or lower smoke.samples)")

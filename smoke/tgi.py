@@ -1,10 +1,11 @@
-"""TGI calls used by the checks (``/health``, ``/info``, ``/generate``, ``POST /``) and model matching.
+"""TGI calls used by the checks (``/health``, ``/info``, ``/generate``, ``POST /``).
 
 Facts relied on: ``GET /health`` answers 200 with an empty body
 (503 while unhealthy); ``GET /info`` carries ``model_id``, the exact ``--model-id`` string, so
 for a local mount it is a path such as ``/mnt/datasets/model-weights/flan-t5-small/<revision>``;
 ``POST /generate`` answers ``{"generated_text": ...}`` and the compat route ``POST /`` with
-``stream: false`` answers a JSON *list* of such objects.
+``stream: false`` answers a JSON *list* of such objects. What ``/info`` must report is
+:mod:`smoke.identity`'s.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _ends_with(parts: list[str], tail: list[str]) -> bool:
 
 
 def model_matches(expected: str, actual: str) -> bool:
-    """Whether a served ``model_id`` (``actual``) is the ``expected`` model.
+    """Whether a served ``model_id`` (``actual``) is the ``expected`` model, leniently: for scoring
+    answers by model (``analysis.prompts``), not for the gate, whose identity check is
+    :mod:`smoke.identity`'s (the whole repo id and the revision).
 
     The rule, in order:
 

@@ -199,7 +199,10 @@ def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, 
         OUT.SPLIT: experiment.traffic.split,
         OUT.REPLICAS: {v.value: settings.replicas(v) for v in Variant},
         OUT.GPUS: gpus_per_variant(settings),
-        OUT.MODELS: {v.value: {"id": settings.model(v).id, "revision": settings.model(v).revision}
+        # weights: the MODEL_ID each variant is given, which its /info reports (the smoke CLI checks it).
+        OUT.MODELS: {v.value: {"id": settings.model(v).id, "revision": settings.model(v).revision,
+                               "weights": model_mount_path(settings.datashim.dataset_name,
+                                                           settings.model(v).object_prefix)}
                      for v in Variant},
         OUT.DATASET: experiment.dataset.dataset_name,
         OUT.BUCKET: experiment.weights.bucket,

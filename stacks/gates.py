@@ -1,7 +1,8 @@
 """The gates of ``pulumi up``: the smoke-test Job after everything it calls, then the A/B analysis Job.
 
 :func:`smoke_plan` is the one place the smoke gate's inputs are decided (a :class:`smoke.plan.SmokePlan`);
-:func:`build_smoke_gate` runs it in the cluster once ``after`` (the serving resources) is ready.
+:func:`config_identity` is what the smoke Job's identity covers of the stack; :func:`build_smoke_gate`
+runs it in the cluster once ``after`` (the serving resources) is ready.
 :func:`analysis_plan` and :func:`build_analysis_gate` do the same for the analysis (an
 :class:`analysis.plan.AnalysisPlan`), after the smoke Job: no point measuring variants that do not answer.
 """
@@ -9,6 +10,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,16 +22,25 @@ from analysis.plan import Target as AnalysisTarget
 from components.analysis_job import AnalysisJob, AnalysisJobArgs, log_command
 from components.modelmesh import rest_base_url
 from components.namespace import ExperimentNamespace
-from components.naming import TGI_APP, TGI_PORT, service_url, tgi_deployment_name
+from components.naming import TGI_APP, TGI_PORT, model_mount_path, service_url, tgi_deployment_name
 from components.smoke_gate import SmokeTestJob, SmokeTestJobArgs
-from smoke.plan import SmokePlan, Target
+from smoke.plan import SmokePlan, Target, gate_budget
 from stacks import outputs as OUT
 from stacks.experiment import serving_engine
 from stacks.platform import Platform
+from stacks.promote import rollback_command
 from stacks.settings import Settings, Variant
 
-READINESS_MARGIN_SECONDS = 60
-"""Part of the Job's deadline kept for the split check and the report after readiness."""
+
+def config_identity(settings: Settings) -> str:
+    """The smoke Job's identity: a digest of the stack's whole validated config, a superset of what the
+    serving components are given (models and revisions, engines and their args, images, replica
+    counts, the split, storage, platform), so the gate re-runs after any change of what serves, a key
+    added tomorrow included, without a list of keys to keep up to date. The price: a change that does
+    not affect serving (e.g. ``storage.protect``) re-runs the gate too (the analysis Job, whose run
+    is longer, keys on the narrower :func:`serving_identity`)."""
+    config = settings.model_dump(mode="json", by_alias=True)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def smoke_cases(settings: Settings) -> tuple[str, ...]:
@@ -45,6 +57,20 @@ def traffic_entry_url(settings: Settings) -> str:
     return service_url(TGI_APP, settings.namespace, TGI_PORT)
 
 
+def smoke_target(settings: Settings, variant: Variant) -> Target:
+    """Where a variant answers (its own Service, or in gateway mode the Gateway with its header match) and
+    what it must serve: the repo id, the revision and the ``MODEL_ID`` its pods are given (the staged
+    weights' path, which contains the revision)."""
+    model, split = settings.model(variant), settings.split
+    headers = split.headers() if split.gateway_mode else {}
+    entry = split.gateway.url if split.gateway_mode else None
+    identity = {"model": model.id, "revision": model.revision,
+                "weights": model_mount_path(settings.datashim.dataset_name, model.object_prefix)}
+    if entry and variant.value in headers:
+        return Target(url=entry, header="{}: {}".format(*headers[variant.value]), **identity)
+    return Target(url=service_url(tgi_deployment_name(variant.value), settings.namespace, TGI_PORT), **identity)
+
+
 def smoke_plan(settings: Settings) -> SmokePlan:
     """What the gate checks for this stack: in-cluster names, models, the split, the cases.
 
@@ -53,29 +79,25 @@ def smoke_plan(settings: Settings) -> SmokePlan:
     share. Gateway mode: it samples through the Gateway and expects the declared share, which the route's
     weights give exactly; a variant with a header match (``split.canaryHeader``, ``split.stableHeader``) is
     checked through the Gateway with that header, the others through their own Service. A variant with no
-    replicas is not probed directly. With the ModelMesh track on, its primary InferenceService is checked
-    through the V2 REST proxy.
+    replicas is not probed directly. When both variants serve the same model and revision (after a
+    promotion) the CLI runs inference on both and skips the split, which their answers can't show. With
+    the ModelMesh track on, the primary and the candidate InferenceService are checked through the V2
+    REST proxy. The CLI's budget is :func:`smoke.plan.gate_budget`'s, so it reports before the Job's
+    deadline.
     """
-    ns = settings.namespace
-    split = settings.split
-    headers = split.headers() if split.gateway_mode else {}
-    entry = split.gateway.url if split.gateway_mode else None
-    targets = {
-        variant: (Target(url=entry, model=settings.model(variant).id, header="{}: {}".format(*headers[variant.value]))
-                  if entry and variant.value in headers else
-                  Target(url=service_url(tgi_deployment_name(variant.value), ns, TGI_PORT),
-                         model=settings.model(variant).id))
-        for variant in Variant if settings.replicas(variant) > 0
-    }
+    ns, split = settings.namespace, settings.split
+    targets = {variant: smoke_target(settings, variant) for variant in Variant if settings.replicas(variant) > 0}
     mm = settings.enabled_modelmesh
+    v2_models = ((mm.primary_name, *([mm.candidate_name] if mm.candidate else ()))) if mm else ()
     return SmokePlan(
         tgi_url=traffic_entry_url(settings),
         canary_percent=split.weights().effective_percent if split.gateway_mode else split.plan().effective_percent,
         stable=targets.get(Variant.STABLE), canary=targets.get(Variant.CANARY),
-        v2_url=rest_base_url(ns) if mm else None, v2_model=mm.primary_name if mm else None,
+        v2_url=rest_base_url(ns) if mm else None, v2_models=v2_models,
         samples=settings.smoke.samples,
-        timeout=max(30, settings.smoke.timeout_seconds - READINESS_MARGIN_SECONDS),
+        timeout=gate_budget(settings.smoke.timeout_seconds).run_seconds,
         cases=smoke_cases(settings),
+        rollback_command=rollback_command(settings.stack),
     )
 
 
@@ -87,6 +109,7 @@ def build_smoke_gate(settings: Settings, platform: Platform, namespace: Experime
     job = SmokeTestJob(
         "smoke",
         SmokeTestJobArgs(namespace=namespace.name, stack=settings.stack, image=settings.smoke.image, plan=plan,
+                         config_identity=config_identity(settings),
                          timeout_seconds=settings.smoke.timeout_seconds, wait_for=after),
         opts=platform.opts(),
     )

@@ -326,10 +326,21 @@ def _check_smoke_cases(mm: ModelMeshSettings) -> None:
         raise problem(f"must list at least one V2 smoke case file (kind: v2, model: {name}) while smoke.enabled "
                       f"is true: the smoke gate calls {name} through ModelMesh (or set smoke.enabled to false)",
                       at=key)
-    for path in mm.smoke_cases:
+    from smoke.cases import case_file_problem  # jsonschema and PyYAML: loaded only to check cases
+
+    names = (name, *([mm.candidate_name] if mm.candidate else ()))
+    models = []
+    for i, path in enumerate(mm.smoke_cases):
         kind, model = _smoke_case_model(path)
         if kind is None:
-            raise problem(f"must list readable YAML case files, got {show(path)}", at=key)
-        if kind != "v2" or model != name:
-            raise problem(f"must list V2 case files for {name} (kind: v2, model: {name}), got {show(path)} "
-                          f"(kind {show(kind)}, model {show(model)})", at=key)
+            raise problem(f"must list readable YAML case files, got {show(path)}", at=f"{key}[{i}]")
+        if kind != "v2" or model not in names:
+            raise problem(f"must list V2 case files for {' or '.join(names)} (kind: v2, model: {name}), got "
+                          f"{show(path)} (kind {show(kind)}, model {show(model)})", at=f"{key}[{i}]")
+        invalid = case_file_problem(Path(path) if Path(path).is_absolute() else ROOT / path)
+        if invalid is not None:
+            raise problem(f"must list valid V2 case files, got {show(path)}: {invalid}", at=f"{key}[{i}]")
+        models.append(model)
+    if name not in models:
+        raise problem(f"must list a V2 case file for the primary {name} (kind: v2, model: {name}); the "
+                      f"candidate is checked with its inputs", at=key)

@@ -40,6 +40,11 @@ SPLIT = f"{PROJECT}:split"
 MODELMESH = f"{PROJECT}:modelmesh"
 
 
+def rollback_command(stack: str) -> str:
+    """What the smoke gate prints when it fails: every request to stable, the ModelMesh candidate removed."""
+    return f"make rollback STACK={stack} && make up STACK={stack}"
+
+
 class PromotionError(Exception):
     """The requested change does not apply to this stack's config; the message says why."""
 

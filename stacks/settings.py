@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from smoke.plan import MIN_JOB_DEADLINE_SECONDS
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.config_types import (
@@ -267,8 +268,8 @@ class SmokeSettings(Section):
     """Case files (YAML, in the repo) the smoke Job runs"""
     samples: WholeNumber(10, 100000) = 400
     """Upper bound of requests for the split check"""
-    timeout_seconds: WholeNumber(120, 86400) = 900
-    """Deadline of the smoke Job"""
+    timeout_seconds: WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400) = 900
+    """Deadline of the smoke Job; its checks get this minus 200 s (pod start, pip install, the report)"""
 
     @model_validator(mode="after")
     def _case_files_in_the_repository(self) -> SmokeSettings:
@@ -281,6 +282,11 @@ class SmokeSettings(Section):
             if path.name in names:
                 raise problem(f"must have a file name unlike the others, got {show(case)}", at=f"cases[{i}]")
             names.add(path.name)
+            from smoke.cases import case_file_problem  # jsonschema and PyYAML: loaded only to check cases
+
+            invalid = case_file_problem(path)
+            if invalid is not None:
+                raise problem(f"must name a valid smoke case file, got {show(case)}: {invalid}", at=f"cases[{i}]")
         return self
 
 

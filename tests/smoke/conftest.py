@@ -26,6 +26,7 @@ from tests.smoke.servers import (
     SplitProxy,
     free_port,
     start_tgi,
+    start_v2,
     stop_process,
     wait_ready,
     write_mnist_model_repository,
@@ -46,6 +47,19 @@ def tgi_server() -> Iterator[Callable[..., RunningServer]]:
 
     def start(model_id: str, **behaviour: Any) -> RunningServer:
         return start_tgi(model_id, stops, **behaviour)
+
+    yield start
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def v2_server() -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``v2_server({model: outputs})``, a fake ModelMesh REST proxy."""
+    stops: list[Callable[[], None]] = []
+
+    def start(outputs: dict[str, list[dict[str, Any]]]) -> RunningServer:
+        return start_v2(outputs, stops)
 
     yield start
     for stop in reversed(stops):

@@ -48,6 +48,10 @@ class TgiBehaviour:
     unhealthy_first: int = 0
     """Answer 503 to this many /health calls first (a server still warming up)."""
     generate_delay_s: float = 0.0
+    info_delay_s: float = 0.0
+    """Seconds before each /info answer (a slow or overloaded server)."""
+    model_sha: str | None = None
+    """What /info reports as model_sha (TGI reports the Hub commit for a Hub-served model)."""
     log: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -88,7 +92,8 @@ class _TgiHandler(BaseHTTPRequestHandler):
         if self.path in ("/health", "/ping", "/"):
             self._health()
         elif self.path == "/info":
-            self._send(200, _info(self.behaviour.model_id))
+            time.sleep(self.behaviour.info_delay_s)
+            self._send(200, _info(self.behaviour.model_id, self.behaviour.model_sha))
         else:
             self._send(404, {"error": "not found", "error_type": "not_found"})
 
@@ -122,10 +127,10 @@ class _TgiHandler(BaseHTTPRequestHandler):
         self._send(200, payload, headers)
 
 
-def _info(model_id: str) -> dict[str, Any]:
+def _info(model_id: str, model_sha: str | None = None) -> dict[str, Any]:
     return {
         "model_id": model_id,
-        "model_sha": None,
+        "model_sha": model_sha,
         "model_pipeline_tag": None,
         "max_concurrent_requests": 128,
         "max_best_of": 2,
@@ -155,6 +160,52 @@ def start_tgi(model_id: str, stops: list[Callable[[], None]], **behaviour: Any) 
     state = TgiBehaviour(model_id=model_id, **behaviour)
     handler = type("Handler", (_TgiHandler,), {"behaviour": state, "lock": threading.Lock()})
     server = start_http(handler, stops)
+    host, port = server.server_address[:2]
+    return RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
+
+
+# -- ModelMesh REST proxy (V2 infer only) ---------------------------------------------------------
+
+
+@dataclass
+class V2Behaviour:
+    """Models the fake proxy serves: name -> the outputs every infer answers; others answer 404."""
+
+    outputs: dict[str, list[dict[str, Any]]]
+    log: list[str] = field(default_factory=list)
+
+
+class _V2Handler(BaseHTTPRequestHandler):
+    """``POST /v2/models/<name>/infer`` like ModelMesh's REST proxy (model_name ``<name>__isvc-<hash>``)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 5
+    behaviour: V2Behaviour
+
+    def log_message(self, *_: Any) -> None:
+        """Keep test output quiet."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        parts = self.path.strip("/").split("/")
+        name = parts[2] if len(parts) == 4 and parts[0] == "v2" and parts[3] == "infer" else ""
+        self.behaviour.log.append(name)
+        if name in self.behaviour.outputs:
+            status, payload = 200, {"model_name": f"{name}__isvc-6b2eb0b8bf", "outputs": self.behaviour.outputs[name]}
+        else:
+            status, payload = 404, {"code": 5, "message": f"Model {name} not found"}
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def start_v2(outputs: dict[str, list[dict[str, Any]]], stops: list[Callable[[], None]]) -> RunningServer:
+    """Start a fake ModelMesh REST proxy serving ``outputs`` (model name -> output tensors)."""
+    state = V2Behaviour(outputs=outputs)
+    server = start_http(type("Handler", (_V2Handler,), {"behaviour": state}), stops)
     host, port = server.server_address[:2]
     return RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
 

@@ -1,4 +1,5 @@
-"""Pure tests of case files (schema, errors that say where), expectations, model matching, V2 comparison."""
+"""Pure tests of case files (schema, errors that say where), expectations, lenient model matching (for
+analysis scoring; the gate's identity is tests/smoke/test_smoke_identity.py's), V2 comparison."""
 
 from __future__ import annotations
 

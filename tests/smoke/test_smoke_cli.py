@@ -15,7 +15,17 @@ from pathlib import Path
 from tests.smoke.servers import BASE_ID, REPO_ROOT, SMALL_ID, RunningServer, SplitProxy
 
 RunCli = Callable[..., tuple[int, str, str]]
-MODELS = ("--stable-model", "google/flan-t5-small", "--canary-model", "google/flan-t5-base")
+
+
+def identity(variant: str, repo: str, weights: str) -> tuple[str, ...]:
+    """The flags the smoke gate passes for a variant: repo id, revision (the path's last part), weights path."""
+    return (f"--{variant}-model", repo, f"--{variant}-revision", weights.rsplit("/", 1)[-1],
+            f"--{variant}-weights", weights)
+
+
+STABLE_IDENTITY = identity("stable", "google/flan-t5-small", SMALL_ID)
+CANARY_IDENTITY = identity("canary", "google/flan-t5-base", BASE_ID)
+MODELS = (*STABLE_IDENTITY, *CANARY_IDENTITY)
 """The tutorial's pair, as the variants must report it."""
 
 
@@ -152,7 +162,7 @@ def test_wrong_model_id_exits_1_and_skips_that_variants_cases(
     checks = _checks(out)
     assert checks[("canary", "model")]["status"] == "fail"
     assert "flan-t5-large" in checks[("canary", "model")]["detail"]
-    assert "'google/flan-t5-base'" in checks[("canary", "model")]["detail"]
+    assert "(google/flan-t5-base@7bcac57)" in checks[("canary", "model")]["detail"]
     assert checks[("canary", "case square-root")]["status"] == "skip"
 
 
@@ -166,8 +176,7 @@ def test_output_mismatch_exits_1_showing_expected_and_generated_text(
     code, out, _ = run_cli(
         "--stable-url",
         stable.url,
-        "--stable-model",
-        "flan-t5-small",
+        *STABLE_IDENTITY,
         "--cases",
         str(shipped_cases / "flan-t5-small.yaml"),
         "--json",
@@ -254,8 +263,7 @@ def test_canary_0_percent_passes_when_only_stable_answers(
         proxy.url,
         "--canary-percent",
         "0",
-        "--stable-model",
-        "google/flan-t5-small",
+        *STABLE_IDENTITY,
         "--canary-url",
         canary.url,
         "--json",
@@ -299,10 +307,7 @@ def test_canary_100_percent_passes_and_one_stable_sample_fails(
     args = [
         "--canary-percent",
         "100",
-        "--canary-model",
-        "google/flan-t5-base",
-        "--stable-model",
-        "google/flan-t5-small",
+        *MODELS,
         "--json",
     ]
     all_canary = split_proxy(stable, canary, share=1.0)
@@ -404,8 +409,7 @@ def test_runs_as_python_m_smoke_from_a_flat_copy_of_the_package(
             "smoke",
             "--stable-url",
             stable.url,
-            "--stable-model",
-            "flan-t5-small",
+            *STABLE_IDENTITY,
             "--cases",
             str(cases),
             "--json",

@@ -160,7 +160,7 @@ def test_run_split_check_reports_an_unrecognised_model_id() -> None:
     result = run_split_check(
         "http://unused",
         SplitDesign(expected=0.1),
-        lambda m: {"stable-model": "stable"}.get(m),
+        lambda served: {"stable-model": "stable"}.get(served.model_id),
         1.0,
         sampler=lambda: next(ids),
     )

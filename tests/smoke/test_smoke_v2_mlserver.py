@@ -25,7 +25,7 @@ def test_shipped_mnist_case_passes_against_mlserver(
 
     assert code == 0, err
     (check,) = json.loads(out)["checks"]
-    assert (check["target"], check["name"], check["status"]) == ("v2", "infer digit-8", "pass")
+    assert (check["target"], check["name"], check["status"]) == ("v2 mnist-svm", "infer digit-8", "pass")
     assert check["data"]["outputs"][0]["shape"] == [1, 1]
     assert check["data"]["outputs"][0]["data"] == [8]
 

@@ -11,6 +11,7 @@ import pytest
 from stacks.config_types import ConfigError
 from stacks.modelmesh_settings import ModelMeshSettings, RuntimeSettings
 from stacks.settings import parse_settings
+from tests.harness import ROOT
 from tests.samples import CANDIDATE, PRIMARY, REV_A, minimal
 
 
@@ -28,7 +29,7 @@ def mesh_of(raw: dict[str, Any]) -> ModelMeshSettings:
 @pytest.fixture
 def v2_case(tmp_path: Path) -> str:
     path = tmp_path / "backend-0.yaml"
-    path.write_text("kind: v2\nmodel: backend-0\ncases: []\n")
+    path.write_text((ROOT / "tests" / "golden" / "backend-0.yaml").read_text())
     return str(path)
 
 
@@ -105,13 +106,32 @@ def test_a_server_type_brings_its_own_defaults() -> None:
         ({"enabled": True, "models": {"primary": PRIMARY}},
          "llm-ab:modelmesh.smokeCases must list at least one V2 smoke case file (kind: v2, model: backend-0)"),
         ({"enabled": True, "models": {"primary": PRIMARY}, "smokeCases": ["smoke/cases/mnist-svm.yaml"]},
-         "llm-ab:modelmesh.smokeCases must list V2 case files for backend-0"),
+         "llm-ab:modelmesh.smokeCases[0] must list V2 case files for backend-0"),
     ],
 )
 def test_bad_config_names_the_key(mesh: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(with_mesh(mesh))
     assert message in str(err.value)
+
+
+def test_a_v2_case_file_that_is_not_valid_fails_naming_the_key_and_the_problem(tmp_path: Path) -> None:
+    empty = tmp_path / "backend-0.yaml"
+    empty.write_text("kind: v2\nmodel: backend-0\ncases: []\n")
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_mesh({"enabled": True, "models": {"primary": PRIMARY}, "smokeCases": [str(empty)]}))
+    assert str(err.value).startswith("llm-ab:modelmesh.smokeCases[0] must list valid V2 case files")
+    assert "backend-0.yaml: field 'cases': [] should be non-empty" in str(err.value)
+
+
+def test_the_candidate_may_have_its_own_case_file_but_the_primary_needs_one(v2_case: str, tmp_path: Path) -> None:
+    candidate_case = tmp_path / "backend-1.yaml"
+    candidate_case.write_text(Path(v2_case).read_text().replace("model: backend-0", "model: backend-1"))
+    models = {"primary": PRIMARY, "candidate": CANDIDATE}
+    mesh = mesh_of(with_mesh({"enabled": True, "models": models, "smokeCases": [v2_case, str(candidate_case)]}))
+    assert mesh.smoke_cases == (v2_case, str(candidate_case))
+    with pytest.raises(ConfigError, match=r"modelmesh\.smokeCases must list a V2 case file for the primary"):
+        parse_settings(with_mesh({"enabled": True, "models": models, "smokeCases": [str(candidate_case)]}))
 
 
 def test_a_modelmesh_model_never_shares_a_tgi_models_prefix() -> None:

@@ -12,7 +12,13 @@ import pulumi_kubernetes as k8s
 
 from components.credentials import CredentialGenerator, credential
 from components.naming import (
-    MINIO_SERVICE, S3_CLIENT_LABEL, S3_PORT, WEIGHTS_VOLUME_ANNOTATION, common_labels, minio_selector, service_url,
+    MINIO_SERVICE,
+    S3_CLIENT_LABEL,
+    S3_PORT,
+    WEIGHTS_VOLUME_ANNOTATION,
+    common_labels,
+    minio_selector,
+    service_url,
 )
 from components.netpol import egress_to, ingress_from, pods_peer, tcp
 from components.podspec import container_security, http_probe, pod_security, tmp_volume

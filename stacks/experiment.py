@@ -15,15 +15,15 @@ import pulumi
 
 from components.credentials import CredentialGenerator
 from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
+from components.engines import Engine
+from components.engines.tgi import TgiEngine
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
 from components.route import GatewayRef
+from components.serving import ModelServer, ModelServerArgs
 from components.split import split_cost
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
-from components.engines import Engine
-from components.engines.tgi import TgiEngine
-from components.serving import ModelServer, ModelServerArgs
 from components.traffic import GatewaySplit, TrafficSplit, TrafficSplitArgs
 from stacks import outputs as OUT
 from stacks.platform import Platform, WeightsStore

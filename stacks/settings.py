@@ -188,9 +188,11 @@ class StorageSettings(Section):
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
     volume_generation: WholeNumber(1, 999) = 1
-    """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it moves the weights to a new, empty volume (with `allowReplace`)"""
+    """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it (with `allowReplace`) moves the weights
+    to a new, empty volume"""
     allow_replace: Bool = False
-    """Let this update replace the weights claim (new generation, namespace or class; the old claim is kept); set back after"""
+    """Let this update replace the weights claim (new generation or namespace; the old claim is kept);
+    set it back after"""
 
 
 RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")

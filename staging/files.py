@@ -10,7 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .common import (
-    BIN_PATTERNS, CHUNK, EXIT_SOURCE, LEASE_NAME, MANIFEST_NAME, MAX_PART, MAX_PARTS, MIN_PART, Options, StageError,
+    BIN_PATTERNS,
+    CHUNK,
+    EXIT_SOURCE,
+    LEASE_NAME,
+    MANIFEST_NAME,
+    MAX_PART,
+    MAX_PARTS,
+    MIN_PART,
+    Options,
+    StageError,
     log,
 )
 
@@ -82,10 +91,7 @@ def hash_file(abspath: str, part_size: int | None = None) -> tuple[int, str, str
                     part, in_part = hashlib.sha256(), 0
     if part_size and in_part:
         parts.append(part.digest())
-    if part_size:
-        checksum = f"{b64(hashlib.sha256(b''.join(parts)).digest())}-{len(parts)}"
-    else:
-        checksum = b64(sha.digest())
+    checksum = f"{b64(hashlib.sha256(b''.join(parts)).digest())}-{len(parts)}" if part_size else b64(sha.digest())
     return size, sha.hexdigest(), git.hexdigest(), checksum
 
 

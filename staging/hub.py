@@ -9,7 +9,6 @@ from typing import Any
 from .common import EXIT_SOURCE, EXIT_SOURCE_UNREACHABLE, Options, StageError
 from .files import LocalFile, matches
 
-
 # Module-level functions so tests can replace them; the real ones use huggingface_hub.
 
 

@@ -14,9 +14,9 @@ from .common import (
     EXIT_S3,
     EXIT_S3_DENIED,
     MANIFEST_FORMAT,
-    Options,
     META_SHA256,
     RETRYABLE_CODES,
+    Options,
     StageError,
     log,
 )

@@ -16,7 +16,14 @@ from .common import COMMIT_RE, EXIT_VERIFY, MANIFEST_FORMAT, MANIFEST_NAME, META
 from .files import b64, check_weights, collect_files, effective_patterns, list_local, matches
 from .hub import _hub_call, verify_against_hub
 from .s3 import (
-    check_object, describe_s3_error, head, list_keys, object_matches, read_manifest, staged_state, wait_for_bucket,
+    check_object,
+    describe_s3_error,
+    head,
+    list_keys,
+    object_matches,
+    read_manifest,
+    staged_state,
+    wait_for_bucket,
 )
 
 
@@ -200,7 +207,8 @@ def _stage_locked(client: Any, opts: Options, commit: str | None, held: lease.Le
         ChecksumAlgorithm="SHA256",
         Metadata={META_SHA256: hashlib.sha256(body).hexdigest()},
     )
-    why_not = object_matches(head(client, opts.bucket, opts.manifest_key), len(body), b64(hashlib.sha256(body).digest()))
+    manifest_head = head(client, opts.bucket, opts.manifest_key)
+    why_not = object_matches(manifest_head, len(body), b64(hashlib.sha256(body).digest()))
     if why_not:
         raise StageError(EXIT_VERIFY, f"verification failed for {MANIFEST_NAME} after upload: {why_not}")
     total = sum(f.size for f in files)

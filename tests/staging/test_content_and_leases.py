@@ -1,7 +1,7 @@
 """Staging proves content, aborts leftovers, refuses escaping symlinks, takes a lease, exits fatal or not.
 
-Against the same real S3 server (moto, IAM auth on) as test_stage_model.py, whose fixtures and helpers
-this module reuses.
+Against the same real S3 server (moto, IAM auth on) as test_stage_model.py (tests/staging/conftest.py),
+with its helpers.
 """
 
 from __future__ import annotations
@@ -16,21 +16,15 @@ import time
 import pytest
 
 from staging.common import EXIT_BUSY, EXIT_S3, EXIT_SOURCE, EXIT_SOURCE_UNREACHABLE, FATAL_EXIT_CODES
-from tests.staging.test_stage_model import (  # noqa: F401 - fixtures
+from tests.staging.test_stage_model import (
     COMMIT_1,
     COMMIT_2,
     LEASE,
     MANIFEST,
     FakeHub,
-    bucket,
     common,
-    env,
     model_files,
-    recorder,
     run,
-    server,
-    shared_botocore_data,
-    sm,
     write_model,
 )
 
@@ -72,7 +66,8 @@ def test_same_size_and_sha256_metadata_but_other_bytes_is_restaged(
     assert summary["uploaded"] == ["model.safetensors"]  # repaired; the other four proved unchanged
     assert sorted(summary["unchanged"]) == ["1_Pooling/config.json", "config.json", "spiece.model", "tokenizer.json"]
     assert server.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == good
-    reason = "no S3 SHA-256 checksum" if writer_checksum is None else f"content differs (S3 SHA-256 checksum {b64sha(other)}"
+    reason = ("no S3 SHA-256 checksum" if writer_checksum is None
+              else f"content differs (S3 SHA-256 checksum {b64sha(other)}")
     assert f"model.safetensors: {reason}" in err
 
 
@@ -253,7 +248,7 @@ def test_a_live_lease_of_another_stager_exits_busy_after_the_wait(sm, server, bu
     assert code == EXIT_BUSY
     assert code not in FATAL_EXIT_CODES  # the Job retries it
     assert time.monotonic() - started < 10
-    assert f"is being staged by staging-stable-x7k2p:1:ab12cd34; waiting for it to finish" in err
+    assert "is being staged by staging-stable-x7k2p:1:ab12cd34; waiting for it to finish" in err
     assert err.strip().splitlines()[-1].startswith(
         f"stage_model: error: s3://{bucket}/{PREFIX}/ is being staged by staging-stable-x7k2p:1:ab12cd34 (lease until ")
     assert server.keys(bucket) == [f"{PREFIX}/{LEASE}"]  # nothing written

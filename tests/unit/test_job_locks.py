@@ -1,4 +1,5 @@
-"""The Jobs install hash-locked requirements built for their image (components/joblock.py, scripts/lock-requirements)."""
+"""The Jobs install hash-locked requirements built for their image (components/joblock.py,
+scripts/lock-requirements)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,10 @@ def test_the_lock_script_check_passes_offline_and_names_a_stale_lock(tmp_path, m
     stale = tmp_path / "pkg"
     stale.mkdir()
     (stale / "requirements.txt").write_text("boto3==1.44.5\n")
-    (stale / "requirements.lock").write_text("# boto3-1.44.4-py3-none-any.whl\nboto3==1.44.4 --hash=sha256:" + "0" * 64 + "\n")
-    monkeypatch.setattr(JobLock, "source", property(lambda self: stale / "requirements.txt"))
-    monkeypatch.setattr(JobLock, "lock", property(lambda self: stale / "requirements.lock"))
+    (stale / "requirements.lock").write_text(
+        "# boto3-1.44.4-py3-none-any.whl\nboto3==1.44.4 --hash=sha256:" + "0" * 64 + "\n")
+    monkeypatch.setattr(JobLock, "source", property(lambda _: stale / "requirements.txt"))
+    monkeypatch.setattr(JobLock, "lock", property(lambda _: stale / "requirements.lock"))
     monkeypatch.setattr(module, "REPO_ROOT", tmp_path)
     assert module.check(JobLock("pkg")) == ["pkg/requirements.lock is out of date with pkg/requirements.txt"]
 

@@ -35,9 +35,15 @@ def staging_command() -> list[str]:
     return pip_then_python(f"{MOUNT}/{LOCK_NAME}", "-m staging", name="stage-model", pythonpath="/opt/staging")
 
 
-def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str) -> list[str]:
+IRSA_GRACE_SECONDS = 120
+"""How long the tool retries AccessDenied when the Jobs write through a just-created IAM role (IRSA):
+IAM is eventually consistent, and AccessDenied is otherwise a permanent error that fails the Job."""
+
+
+def staging_args(*, repo_id: str, revision: str, bucket: str, prefix: str, irsa: bool = False) -> list[str]:
     return ["--repo-id", repo_id, "--revision", revision, "--bucket", bucket, "--prefix", prefix,
-            "--endpoint-url", "$(S3_ENDPOINT)", "--json"]
+            "--endpoint-url", "$(S3_ENDPOINT)", "--json",
+            *(["--auth-grace-seconds", str(IRSA_GRACE_SECONDS)] if irsa else [])]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +150,8 @@ class ModelStaging(pulumi.ComponentResource):
                     "image": args.image,
                     "command": staging_command(),
                     "args": [*staging_args(repo_id=model.repo_id, revision=model.revision,
-                                           bucket=args.bucket, prefix=model.prefix), *model.extra_args],
+                                           bucket=args.bucket, prefix=model.prefix,
+                                           irsa=bool(args.service_account_annotations)), *model.extra_args],
                     "env": env,
                     "envFrom": env_from,
                     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},

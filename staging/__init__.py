@@ -62,7 +62,8 @@ Exit codes
 --wait-seconds), 5xx; 4 source wrong (repo, revision or file not found, gated,
 no matching files, no safetensors, snapshot differs from the Hub's listing, a
 symlink leaving the snapshot); 5 upload verification failed; 6 S3 refuses us
-(credentials rejected, access denied, bucket missing); 7 the Hub unreachable or
+(credentials rejected, access denied, bucket missing; the first two retried for
+--auth-grace-seconds first); 7 the Hub unreachable or
 failing (connection, timeout, 429, 5xx); 8 the prefix is busy (another stager's
 lease past --lease-wait-seconds, or our lease taken over). 2, 4, 5 and 6 are
 :data:`.common.FATAL_EXIT_CODES`: a retry won't heal them, so the Job fails at

@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("STAGING_LEASE_WAIT_SECONDS", "3600"),
         help="how long to wait while another stager holds the prefix (default 3600) [STAGING_LEASE_WAIT_SECONDS]",
     )
+    p.add_argument(
+        "--auth-grace-seconds",
+        default=_env("STAGING_AUTH_GRACE_SECONDS", "0"),
+        help="retry rejected credentials and access denied this long before failing (exit 6), for an IAM role "
+        "(IRSA) that was just created; default 0 [STAGING_AUTH_GRACE_SECONDS]",
+    )
     p.add_argument("--json", action="store_true", default=None, help="print a JSON summary on stdout [STAGING_JSON]")
     return p
 
@@ -191,6 +197,7 @@ def parse_options(argv: list[str] | None) -> Options:
 
     lease_seconds = seconds("--lease-seconds", args.lease_seconds, 3)
     lease_wait_seconds = seconds("--lease-wait-seconds", args.lease_wait_seconds, 0)
+    auth_grace_seconds = seconds("--auth-grace-seconds", args.auth_grace_seconds, 0)
 
     source_dir = args.source_dir
     if source_dir is not None and not os.path.isdir(source_dir):
@@ -213,6 +220,7 @@ def parse_options(argv: list[str] | None) -> Options:
         weights=_split_patterns(args.weights or ([os.environ["STAGING_WEIGHTS"]] if _env("STAGING_WEIGHTS") else [])),
         lease_seconds=lease_seconds,
         lease_wait_seconds=lease_wait_seconds,
+        auth_grace_seconds=auth_grace_seconds,
     )
 
 

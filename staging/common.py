@@ -107,6 +107,8 @@ class Options:
     """How long our lease on the prefix lasts without renewal (renewed every third of it)."""
     lease_wait_seconds: float = 3600.0
     """How long to wait for another stager's live lease before giving up (EXIT_BUSY)."""
+    auth_grace_seconds: float = 0.0
+    """How long credential and access-denied answers are retried before they count as permanent."""
 
     @property
     def endpoint_label(self) -> str:

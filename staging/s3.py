@@ -101,13 +101,15 @@ def wait_for_bucket(
     """Check the bucket is reachable and usable, waiting for a starting endpoint.
 
     Connection failures and 5xx/SlowDown answers are retried with backoff until
-    --wait-seconds have passed; credential, permission and missing-bucket
-    answers fail at once.
+    --wait-seconds have passed; credential and permission answers are retried for
+    --auth-grace-seconds (an IAM role or MinIO user just created may take a moment
+    to work), then fail, as a missing bucket does at once.
     """
     from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
     client = make_client(opts, probe=True, session=session)
-    deadline = clock() + opts.wait_seconds
+    started = clock()
+    deadline = started + opts.wait_seconds
     delay = 1.0
     attempt = 0
     created = False
@@ -124,8 +126,11 @@ def wait_for_bucket(
                 _create_bucket(client, opts)
                 created = True
                 continue
+            refused = code in CREDENTIAL_ERROR_CODES or code in ACCESS_DENIED_CODES
             if code in RETRYABLE_CODES or status >= 500:
                 last = f"{code or status}"
+            elif refused and clock() - started < opts.auth_grace_seconds:
+                last = f"{code} (credentials may still be propagating)"
             else:
                 raise describe_s3_error(e, opts, f"checking bucket '{opts.bucket}'") from None
         except (ConnectionError, HTTPClientError) as e:

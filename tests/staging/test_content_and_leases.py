@@ -353,3 +353,53 @@ def test_the_exit_codes_the_job_fails_on_are_the_permanent_ones() -> None:
 
     assert set(FATAL_EXIT_CODES) == {c.EXIT_USAGE, c.EXIT_SOURCE, c.EXIT_VERIFY, c.EXIT_S3_DENIED}
     assert not {EXIT_S3, EXIT_SOURCE_UNREACHABLE, EXIT_BUSY} & set(FATAL_EXIT_CODES)
+
+
+def test_access_denied_is_retried_for_the_grace_then_fatal(sm, monkeypatch) -> None:
+    """IRSA: a just-created IAM role answers AccessDenied for a while; within --auth-grace-seconds that is
+    retried, after it the error is permanent (exit 6, the Job fails at once)."""
+    from botocore.exceptions import ClientError
+
+    now = [0.0]
+    answers = ["AccessDenied", "AccessDenied", "ok"]
+
+    class PropagatingRole:
+        def list_objects_v2(self, **_):
+            if answers.pop(0) == "AccessDenied":
+                raise ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "L")
+            return {"KeyCount": 0}
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    monkeypatch.setattr(sm.s3, "make_client", lambda *_, **__: PropagatingRole())
+    base = ["--repo-id", "r/m", "--revision", COMMIT_1, "--bucket", "models", "--prefix", "m"]
+    sm.s3.wait_for_bucket(sm.cli.parse_options([*base, "--auth-grace-seconds", "60"]), sleep=sleep,
+                          clock=lambda: now[0])
+    assert answers == [] and now[0] == 3.0  # 1 s + 2 s of backoff, then it worked
+
+    answers[:] = ["AccessDenied"] * 10
+    now[0] = 0.0
+    with pytest.raises(sm.common.StageError) as failed:
+        sm.s3.wait_for_bucket(sm.cli.parse_options([*base, "--auth-grace-seconds", "5"]), sleep=sleep,
+                              clock=lambda: now[0])
+    assert failed.value.code == 6 and failed.value.code in FATAL_EXIT_CODES
+    assert now[0] == 7.0  # retried at 1 s and 3 s, refused for good at 7 s
+    answers[:] = ["AccessDenied"]
+    with pytest.raises(sm.common.StageError):  # no grace by default: fatal at once
+        sm.s3.wait_for_bucket(sm.cli.parse_options(base), sleep=sleep, clock=lambda: now[0])
+
+
+def test_staging_jobs_that_write_through_irsa_get_a_grace_for_access_denied(run_program, pulumi_mocks) -> None:
+    from components.staging import IRSA_GRACE_SECONDS, ModelStaging, ModelStagingArgs, StagedModel
+
+    def staging(**irsa):
+        return ModelStaging("stage", ModelStagingArgs(
+            namespace="ns", stack="t", image="python:3.11.11-slim-bookworm", endpoint="", bucket="b",
+            credentials_secret="", models=[StagedModel(role="stable", repo_id="o/a", revision="1" * 40, prefix="a")],
+            **irsa))
+
+    run_program(lambda: staging(service_account="model-staging",
+                                service_account_annotations={"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}))
+    args = pulumi_mocks.named("stage-stable").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--auth-grace-seconds") + 1] == str(IRSA_GRACE_SECONDS)

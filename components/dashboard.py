@@ -34,6 +34,8 @@ class EngineMetrics:
     """Counter of failed requests."""
     failure_label: str | None
     """Label of ``failures`` that names the kind of error, if any."""
+    failure_matchers: str = ""
+    """Extra label matchers of the failures query (``, reason="abort"``) when ``failures`` counts more."""
     e2e_seconds: str
     """Histogram of end-to-end request latency (seconds)."""
     ttft_seconds: str
@@ -68,12 +70,33 @@ TGI_METRICS = EngineMetrics(
 )
 """TGI's router metrics (the names of its docs' metrics reference; served on the HTTP port's /metrics)."""
 
-ENGINE_METRICS: Mapping[str, EngineMetrics] = {"tgi": TGI_METRICS}
+VLLM_METRICS = EngineMetrics(
+    engine="vllm",
+    requests="vllm:request_success_total",
+    failures="vllm:request_success_total",
+    failure_label=None,
+    failure_matchers=', finished_reason="abort"',
+    e2e_seconds="vllm:e2e_request_latency_seconds",
+    ttft_seconds="vllm:time_to_first_token_seconds",
+    ttft_note="vLLM's own time-to-first-token histogram",
+    per_token_seconds="vllm:time_per_output_token_seconds",
+    generated_tokens="vllm:request_generation_tokens",
+    queue_size="vllm:num_requests_waiting",
+)
+"""vLLM's metrics (its docs' production metrics). It counts finished requests (by ``finished_reason``),
+not received ones, and no failures: the errors panel shows the aborted ones."""
+
+ENGINE_METRICS: Mapping[str, EngineMetrics] = {"tgi": TGI_METRICS, "vllm": VLLM_METRICS}
 """Metric names by engine (``models.<variant>.engine`` once a second engine lands)."""
 
 
 def _selector(namespace: str, variant: str, extra: str = "") -> str:
     return f'{{namespace="{namespace}", {VARIANT_TARGET_LABEL}="{variant}"{extra}}}'
+
+
+def _with(selector: str, matchers: str) -> str:
+    """``selector`` with extra matchers (``, k="v"``) inside its braces."""
+    return selector[:-1] + matchers + "}" if matchers else selector
 
 
 def _target(expr: str, legend: str, ref: str) -> dict[str, Any]:
@@ -123,9 +146,11 @@ def panels(namespace: str, variants: Mapping[str, EngineMetrics]) -> list[dict[s
          lambda v, m, s: [(f"sum(rate({m.generated_tokens}_sum{s}[{RATE_WINDOW}]))", v)]),
         ("Queue size", "Requests waiting for a batch, summed over the variant's pods", "short",
          lambda v, m, s: [(f"sum({m.queue_size}{s})", v)]),
-        ("Errors per second", "Failed requests per second, by kind of error where the engine says", "reqps",
-         lambda v, m, s: [(f"sum by ({m.failure_label}) (rate({m.failures}{s}[{RATE_WINDOW}]))"
-                           if m.failure_label else f"sum(rate({m.failures}{s}[{RATE_WINDOW}]))",
+        ("Errors per second", "Failed requests per second, by kind of error where the engine says "
+         "(vLLM counts no failures: its aborted requests)", "reqps",
+         lambda v, m, s: [(f"sum by ({m.failure_label}) (rate({m.failures}{_with(s, m.failure_matchers)}"
+                           f"[{RATE_WINDOW}]))" if m.failure_label else
+                           f"sum(rate({m.failures}{_with(s, m.failure_matchers)}[{RATE_WINDOW}]))",
                            f"{v} {{{{{m.failure_label}}}}}" if m.failure_label else v)]),
     ]
     return [_panel(pid, title, description, unit, each(build))

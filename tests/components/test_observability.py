@@ -18,7 +18,14 @@ import httpx
 import pytest
 
 from analysis import metrics
-from components.dashboard import ENGINE_METRICS, TGI_METRICS, VARIANT_TARGET_LABEL, dashboard, dashboard_json
+from components.dashboard import (
+    ENGINE_METRICS,
+    TGI_METRICS,
+    VARIANT_TARGET_LABEL,
+    VLLM_METRICS,
+    dashboard,
+    dashboard_json,
+)
 from components.naming import TGI_PORT, tgi_selector
 from components.observability import DASHBOARD_LABEL, pod_monitor_spec
 from stacks import outputs as OUT
@@ -27,15 +34,16 @@ from tests.analysis.servers import start_tgi_stream
 from tests.samples import dev_config
 
 VARIANTS = {"stable": TGI_METRICS, "canary": TGI_METRICS}
-SELECTOR = re.compile(r'\{namespace="(?P<ns>[^"]+)", ' + VARIANT_TARGET_LABEL + r'="(?P<variant>[^"]+)"\}')
+SELECTOR = re.compile(r'\{namespace="(?P<ns>[^"]+)", ' + VARIANT_TARGET_LABEL + r'="(?P<variant>[^"]+)"'
+                      r'(?P<extra>(, [a-z_]+="[^"]*")*)\}')
 SHAPES = {  # the first that matches wins: a histogram's _sum before a plain counter
-    "histogram_sum": re.compile(r"^sum\(rate\((?P<name>[a-z_:]+)_sum(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
-    "counter": re.compile(r"^sum\(rate\((?P<name>[a-z_:]+)(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
+    "histogram_sum": re.compile(r"^sum\(rate\((?P<name>[a-z0-9_:]+)_sum(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
+    "counter": re.compile(r"^sum\(rate\((?P<name>[a-z0-9_:]+)(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
     "counter_by": re.compile(
-        r"^sum by \((?P<label>[a-z_]+)\) \(rate\((?P<name>[a-z_:]+)(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
-    "quantile": re.compile(r"^histogram_quantile\((?P<q>0\.5|0\.95), sum by \(le\) \(rate\((?P<name>[a-z_:]+)_bucket"
+        r"^sum by \((?P<label>[a-z_]+)\) \(rate\((?P<name>[a-z0-9_:]+)(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)$"),
+    "quantile": re.compile(r"^histogram_quantile\((?P<q>0\.5|0\.95), sum by \(le\) \(rate\((?P<name>[a-z0-9_:]+)_bucket"
                            r"(?P<sel>\{[^}]*\})\[\$__rate_interval\]\)\)\)$"),
-    "gauge": re.compile(r"^sum\((?P<name>[a-z_:]+)(?P<sel>\{[^}]*\})\)$"),
+    "gauge": re.compile(r"^sum\((?P<name>[a-z0-9_:]+)(?P<sel>\{[^}]*\})\)$"),
 }
 FAMILY_TYPE = {"counter": "counter", "counter_by": "counter", "quantile": "histogram", "histogram_sum": "histogram",
                "gauge": "gauge"}
@@ -47,11 +55,18 @@ def evaluate(expr: str, before: metrics.Snapshot, after: metrics.Snapshot) -> An
     assert found, f"not a query shape the dashboard uses: {expr}"
     shape, match = found[0]
     name = match["name"]
+    if name not in after.families and name.endswith("_total"):
+        name = name[: -len("_total")]  # a counter's family is named without its samples' _total
     family = after.families.get(name)
-    assert family is not None, f"{expr}: the TGI exposition has no family {name}"
+    assert family is not None, f"{expr}: the exposition has no family {name}"
     assert family.type == FAMILY_TYPE[shape], f"{expr}: {name} is a {family.type}, not a {FAMILY_TYPE[shape]}"
+    selected = SELECTOR.fullmatch(match["sel"])
+    assert selected, f"{expr}: not selected by namespace and variant"
+    extra = [m.replace('"', "") for m in re.findall(r'[a-z_]+="[^"]*"', selected["extra"] or "")]
     delta = metrics.by_name(metrics.deltas(before, after))[name]
     if shape == "counter":
+        if extra:
+            return sum(v for k, v in delta.breakdown.items() if all(m in k.split(",") for m in extra))
         return delta.delta
     if shape == "counter_by":
         return {k.split("=", 1)[1]: v for k, v in delta.breakdown.items() if k.startswith(match["label"] + "=")}
@@ -116,9 +131,47 @@ def test_every_query_reads_real_numbers_from_tgi_metrics(tgi_server: Any) -> Non
     assert values[("Queue size", "canary")] == 0
 
 
+def vllm_scrapes() -> tuple[metrics.Snapshot, metrics.Snapshot]:
+    """Two scrapes of a registry holding vLLM's families as its production-metrics docs define them
+    (prometheus_client, as vLLM itself uses), 20 requests apart, 3 of them aborted."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    labels = ["model_name"]
+    success = Counter("vllm:request_success", "finished", [*labels, "finished_reason"], registry=registry)
+    Gauge("vllm:num_requests_waiting", "waiting", labels, registry=registry).labels("m").set(2)
+    histograms = {name: Histogram(name, name, labels, registry=registry, buckets=buckets) for name, buckets in (
+        ("vllm:e2e_request_latency_seconds", (0.1, 0.5, 1.0, 5.0)),
+        ("vllm:time_to_first_token_seconds", (0.01, 0.05, 0.1, 0.5)),
+        ("vllm:time_per_output_token_seconds", (0.01, 0.025, 0.05, 0.1)),
+        ("vllm:request_generation_tokens", (1, 8, 32, 128)))}
+    before = metrics.parse(generate_latest(registry).decode())
+    for i in range(20):
+        success.labels("m", "abort" if i < 3 else "stop").inc()
+        for name, value in (("vllm:e2e_request_latency_seconds", 0.4), ("vllm:time_to_first_token_seconds", 0.04),
+                            ("vllm:time_per_output_token_seconds", 0.02), ("vllm:request_generation_tokens", 16)):
+            histograms[name].labels("m").observe(value)
+    return before, metrics.parse(generate_latest(registry).decode())
+
+
+def test_a_vllm_variant_reads_vllms_own_metrics() -> None:
+    before, after = vllm_scrapes()
+    board = dashboard(namespace="ns", stack="dev", variants={"stable": TGI_METRICS, "canary": VLLM_METRICS})
+    values = {(title, legend): evaluate(expr, before, after) for title, expr, legend in exprs(board)
+              if 'type="canary"' in expr}
+    assert values[("Request rate", "canary")] == 20
+    assert values[("Errors per second", "canary")] == 3  # aborted: vLLM counts no failures
+    assert 0.1 <= values[("End-to-end latency p50 / p95", "canary p50")] <= 0.5
+    assert 0.01 <= values[("Time to first token p50 / p95", "canary p95")] <= 0.05
+    assert values[("Time per output token p50 / p95", "canary p50")] is not None
+    assert values[("Generated tokens per second", "canary")] == 20 * 16
+    assert values[("Queue size", "canary")] == 2
+    assert ENGINE_METRICS["vllm"] is VLLM_METRICS
+
+
 def test_the_dashboard_names_only_the_engines_metrics() -> None:
     board = dashboard(namespace="ns", stack="dev", variants=VARIANTS)
-    used = {re.sub(r"_(bucket|sum)$", "", m) for _, e, _ in exprs(board) for m in re.findall(r"([a-z_:]+)\{", e)}
+    used = {re.sub(r"_(bucket|sum)$", "", m) for _, e, _ in exprs(board) for m in re.findall(r"([a-z0-9_:]+)\{", e)}
     assert used == TGI_METRICS.names()
     assert ENGINE_METRICS["tgi"] is TGI_METRICS
 

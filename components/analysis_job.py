@@ -57,9 +57,17 @@ def job_args(plan: AnalysisPlan, cases: Mapping[str, str]) -> list[str]:
 
 def analysis_digest(args: Sequence[str], files: Mapping[str, Mapping[str, str]], serving: Mapping[str, Any],
                     image: str) -> str:
-    """Short digest of the CLI arguments, every shipped file, the Job's image and what the variants serve."""
+    """Short digest of the CLI arguments, every shipped file, the Job's image and command and what the variants
+    serve (the smoke gate's :func:`components.smoke_gate.checks_digest`)."""
     flat = {f"{package}/{name}": text for package, texts in files.items() for name, text in texts.items()}
-    return checks_digest([*args, f"image={image}", f"serving={json.dumps(serving, sort_keys=True)}"], flat)
+    return checks_digest(args, flat, config_identity=json.dumps(serving, sort_keys=True), image=image,
+                         command=analysis_command())
+
+
+def job_name(digest: str) -> str:
+    """``analysis-<digest>``: a new digest is a new Job, which the preview shows by name (and the stack output's
+    ``kubectl logs`` command names before the Job exists)."""
+    return f"analysis-{digest}"
 
 
 def log_command(namespace: str, job: str) -> str:
@@ -145,7 +153,7 @@ class AnalysisJob(pulumi.ComponentResource):
         wait = f"{deadline + WAIT_MARGIN_SECONDS}s"
         job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={"namespace": args.namespace, "labels": labels},
+            metadata={"name": job_name(digest), "namespace": args.namespace, "labels": labels},
             spec={
                 # No retries: a ROLLBACK must fail this `pulumi up`, not be retried into a pass.
                 "backoffLimit": 0,

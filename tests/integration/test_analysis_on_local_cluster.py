@@ -56,7 +56,7 @@ def test_analysis_and_observability_objects_are_accepted_and_the_job_completes(l
     assert stable["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s",
                                                       "scheme": "http"}]  # nothing pruned
     assert stable["metadata"]["labels"]["release"] == "kps"
-    jobs = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].startswith("analysis-job")]
+    jobs = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].startswith("analysis-")]
     assert len(jobs) == 1
     pending = _wait(local_cluster, jobs, timeout=180)
     assert not pending, "not complete:\n" + "\n".join(pending)

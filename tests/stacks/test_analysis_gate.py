@@ -67,7 +67,9 @@ def test_the_job_runs_after_the_smoke_job_with_the_stack_settings(run_main, pulu
         duration_s=120, request_timeout_s=60, ready_timeout_s=120, targets=2, traffic_phase=False)
     assert pulumi_mocks.options["analysis-job"].custom_timeouts.create == f"{int(spec['activeDeadlineSeconds']) + 300}s"
     out = resolve(outputs[OUT.ANALYSIS])
-    assert out["logs"] == f"kubectl -n llm-ab-dev logs job/{out['job']}"
+    digest = job.inputs["metadata"]["labels"][DIGEST_LABEL]
+    assert job.inputs["metadata"]["name"] == out["job"] == f"analysis-{digest}"  # named before it exists
+    assert out["logs"] == f"kubectl -n llm-ab-dev logs job/analysis-{digest}"
     assert out["failsOn"] == "ROLLBACK" and out["deadlineSeconds"] == spec["activeDeadlineSeconds"]
 
 

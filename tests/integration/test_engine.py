@@ -196,3 +196,49 @@ def test_destroy_keeps_only_the_protected_claim_and_namespace_and_up_finds_them_
     assert local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"] == uid
     ready = local_cluster.get_json("deployment", "text-generation-inference-stable", "-n", NAMESPACE)
     assert ready["status"].get("readyReplicas") == 1
+
+
+def test_a_storage_class_change_is_refused_before_the_preview_naming_the_key(driver, local_cluster) -> None:
+    config = driver.stack_file(STACK)["config"]
+    driver.write_stack(STACK, {**config, "llm-ab:storage": {**config.get("llm-ab:storage", {}),
+                                                             "storageClass": "fast"}})
+    try:
+        proc, steps = driver.run("preview")
+    finally:
+        driver.write_stack(STACK, config)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert ("storage.storageClass changes from '(cluster default)' to 'fast', which a claim can't change: the "
+            f"weights claim {NAMESPACE}/minio-data would be replaced by an empty volume") in proc.stderr
+    assert "set storage.volumeGeneration to 2 and storage.allowReplace to true" in proc.stderr
+    assert steps == []  # refused before the engine previewed anything
+    assert local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["status"]["phase"] == "Bound"
+
+
+def test_a_new_volume_generation_moves_the_weights_and_reruns_bucket_setup_and_staging(driver, local_cluster) -> None:
+    old_uid = local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"]
+    config = driver.stack_file(STACK)["config"]
+    storage = config.get("llm-ab:storage", {})
+    driver.write_stack(STACK, {**config, "llm-ab:storage": {**storage, "volumeGeneration": 2}})
+    proc, steps = driver.run("preview")
+    assert proc.returncode == 2 and "storage.volumeGeneration changes from 1 to 2" in proc.stderr, proc.stderr
+
+    driver.write_stack(STACK, {**config, "llm-ab:storage": {**storage, "volumeGeneration": 2, "allowReplace": True}})
+    proc, steps = driver.run("up")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert f"the weights move to a new, empty volume {NAMESPACE}/minio-data-2" in proc.stderr
+    ops = changed(steps)
+    for name in ("weights-data", "weights-bucket", "staging-stable", "staging-canary"):
+        assert ops.get(name, set()) & REPLACE_OPS, (name, ops)  # a new volume: new bucket and staging Jobs
+    new = local_cluster.get_json("pvc", "minio-data-2", "-n", NAMESPACE)
+    assert new["status"]["phase"] == "Bound"
+    # The old claim left the stack but not the cluster (retainOnDelete).
+    assert local_cluster.get_json("pvc", "minio-data", "-n", NAMESPACE)["metadata"]["uid"] == old_uid
+    for job in local_cluster.get_json("jobs", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=model-staging")[
+            "items"]:
+        assert job["spec"]["template"]["metadata"]["annotations"]["llm-ab/weights-volume"] == new["metadata"]["uid"]
+        assert job["status"].get("succeeded") == 1, job["metadata"]["name"]
+
+    driver.write_stack(STACK, {**config, "llm-ab:storage": {**storage, "volumeGeneration": 2}})
+    proc, steps = driver.run("preview")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert all(s["op"] == "same" for s in steps if s["type"] in DATA_HOLDERS), changed(steps)

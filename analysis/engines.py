@@ -25,7 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from smoke.sse import SseParser
+
 from .prompts import Prompt
+
+__all__ = ["ENGINES", "OpenAiEngine", "SseParser", "StreamState", "TgiEngine", "engine"]
 
 ENGINES = ("tgi", "openai")
 
@@ -39,39 +43,6 @@ class StreamProtocolError(Exception):
 
 class StreamErrorEvent(Exception):
     """The server sent an error event inside the stream."""
-
-
-@dataclass
-class SseParser:
-    """Incremental Server-Sent Events parser (WHATWG HTML §9.2): feed lines, get ``data`` payloads.
-
-    Only the ``data`` field matters here; ``event``/``id``/``retry`` fields and ``:`` comments
-    are accepted and ignored. One optional space after the colon is stripped, as the spec says
-    (TGI's axum writes ``data:`` with none, vLLM ``data: `` with one).
-    """
-
-    _data: list[str] = field(default_factory=list)
-
-    def feed(self, line: str) -> str | None:
-        """Feed one line (without its line ending); return an event's data when a blank line ends it."""
-        if line == "":
-            if not self._data:
-                return None
-            data = "\n".join(self._data)
-            self._data = []
-            return data
-        if line.startswith(":"):
-            return None
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        return None
-
-    def flush(self) -> str | None:
-        """The data of an event not closed by a blank line at the end of the stream."""
-        return self.feed("")
 
 
 @dataclass

@@ -116,9 +116,11 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
     limits = dict(args.resources.get("limits", {}))
     if args.gpus > 0:
         limits[GPU_RESOURCE] = str(args.gpus)
+    command = engine.container_command(ctx)
     return {
         "name": engine.container_name,
         "image": engine.image,
+        **({"command": command} if command is not None else {}),
         "args": engine.container_args(ctx),
         "env": with_writable_home(engine.container_env(ctx)),
         "ports": [{"name": "http", "containerPort": SERVING_PORT}],

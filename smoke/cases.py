@@ -8,8 +8,12 @@ Two kinds of case file exist, told apart by the top-level ``kind`` key:
     served model no file names gets the built-in :data:`GENERIC_CASE`). Each case has a ``name``, a ``prompt``,
     optional TGI ``parameters`` (merged over the greedy defaults :data:`GREEDY_DEFAULTS`, so
     outputs are deterministic), exactly one expectation (``exact``, ``contains``, ``regex`` or
-    ``non_empty: true``), a latency bound ``max_latency_s`` and the ``route`` to call
-    (``generate`` for ``POST /generate``, ``compat`` for ``POST /``).
+    ``non_empty: true``), a latency bound ``max_latency_s`` and the ``route`` to call, which means
+    the same on both APIs (TGI's native one; the OpenAI-compatible one, :mod:`smoke.openai`):
+    ``generate`` (TGI ``POST /generate``; ``/v1/completions``), ``compat`` (TGI ``POST /``;
+    ``/v1/completions``), ``chat`` (``/v1/chat/completions`` on both, with the model's chat
+    template) and ``stream`` (TGI ``/generate_stream``; ``/v1/completions`` with ``stream: true``),
+    the streamed text joined. The file names no engine: the variant's engine picks the API.
 
 ``kind: v2``
     V2-protocol (KServe / ModelMesh REST) cases for the model named by ``model:``. Each case
@@ -76,7 +80,7 @@ TGI_PARAMETERS = (
 
 _NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 63}
 _LATENCY = {"type": "number", "exclusiveMinimum": 0}
-_ROUTE = {"enum": ["generate", "compat"]}
+_ROUTE = {"enum": ["generate", "compat", "chat", "stream"]}
 _PARAMETERS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -10,6 +10,7 @@ for a local mount it is a path such as ``/mnt/datasets/model-weights/flan-t5-sma
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import httpx
 
 from .cases import TgiCase
 from .net import EndpointError, RetryPolicy, excerpt, json_body, request
+from .sse import sse_data
 
 _REVISION = re.compile(r"^(?:[0-9a-fA-F]{7,64}|main)$")
 
@@ -101,6 +103,8 @@ class TgiClient:
 
     def generate(self, case: TgiCase, policy: RetryPolicy) -> Generation:
         """Run one case on its route and return the generated text with the request latency."""
+        if case.route in ("chat", "stream"):
+            return self._generate_other(case, policy)
         if case.route == "compat":
             url = self.url("/")
             body: dict[str, Any] = {"inputs": case.prompt, "parameters": dict(case.parameters), "stream": False}
@@ -113,6 +117,41 @@ class TgiClient:
             raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
         payload = json_body(response, "POST", url)
         return Generation(text=_generated_text(payload, case.route, url, response), latency_s=latency, route=case.route)
+
+    def _generate_other(self, case: TgiCase, policy: RetryPolicy) -> Generation:
+        """``chat``: TGI's Messages API (``/v1/chat/completions``, TGI 1.4+); ``stream``:
+        ``/generate_stream`` (one ``data:{token...}`` event per token, the last with ``generated_text``)."""
+        from .openai import completion_text, openai_sampling  # smoke.openai builds on this module
+
+        if case.route == "chat":
+            url = self.url("/v1/chat/completions")
+            body: dict[str, Any] = {"model": "tgi", "messages": [{"role": "user", "content": case.prompt}],
+                                    **openai_sampling(case.parameters)}
+        else:
+            url = self.url("/generate_stream")
+            body = {"inputs": case.prompt, "parameters": dict(case.parameters)}
+        response = request(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
+        latency = response.elapsed.total_seconds()
+        if response.status_code != 200:
+            raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
+        if case.route == "chat":
+            text = completion_text(json_body(response, "POST", url), "chat", url, response)
+        else:
+            text = _streamed_generated_text(response, url)
+        return Generation(text=text, latency_s=latency, route=case.route)
+
+
+def _streamed_generated_text(response: httpx.Response, url: str) -> str:
+    for data in sse_data(response.text.splitlines()):
+        try:
+            event = json.loads(data)
+        except ValueError as err:
+            raise EndpointError(f"POST {url}: stream event is not JSON: {data[:120]!r}") from err
+        if isinstance(event, dict) and "error" in event:
+            raise EndpointError(f"POST {url}: the stream ended in an error: {event.get('error_type')}: {event['error']}")
+        if isinstance(event, dict) and isinstance(event.get("generated_text"), str):
+            return str(event["generated_text"])
+    raise EndpointError(f"POST {url}: the stream ended without an event carrying generated_text")
 
 
 def _generated_text(payload: Any, route: str, url: str, response: httpx.Response) -> str:

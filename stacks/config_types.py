@@ -169,6 +169,23 @@ def OneOf(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
     return Annotated[str, BeforeValidator(check)]
 
 
+def OptionalChoice(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
+    """One of ``choices``; empty means unset (None)."""
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        if value not in choices:
+            raise problem(f"must be one of {', '.join(choices)} (or empty: none), got {show(value)}")
+        return str(value)
+    return Annotated[str | None, BeforeValidator(check)]
+
+
+def OptionalWholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
+    """A whole number within bounds; empty means unset (None)."""
+    whole = _whole(lo, hi)
+    return Annotated[int | None, BeforeValidator(lambda value: None if value in (None, "") else whole(value))]
+
+
 def Choice(enum: type[Enum]) -> Any:  # noqa: N802 - a type factory
     """One of an enum's values, as the enum."""
     values = [e.value for e in enum]

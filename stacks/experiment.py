@@ -17,6 +17,7 @@ from components.credentials import CredentialGenerator
 from components.datashim import NAMESPACE_OPT_IN_LABELS, DatashimDataset, DatashimDatasetArgs
 from components.engines import Engine
 from components.engines.tgi import TgiEngine
+from components.engines.vllm import VllmEngine
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
@@ -89,10 +90,16 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
 
 
 def serving_engine(settings: Settings, variant: Variant) -> Engine:
-    """The engine that serves ``variant``, with its settings."""
+    """The engine that serves ``variant`` (``models.<variant>.engine``), with its settings."""
+    if settings.model(variant).engine == "vllm":
+        v = settings.vllm
+        return VllmEngine(image=v.image, max_model_len=v.max_model_len, dtype=v.dtype,
+                          gpu_memory_utilization=v.gpu_memory_utilization, max_num_seqs=v.max_num_seqs,
+                          quantization=v.quantization, cpu_kv_cache_gib=v.cpu_kv_cache_gib, extra_args=v.extra_args)
     tgi = settings.tgi
     return TgiEngine(image=tgi.image, max_input_tokens=tgi.max_input_tokens, max_total_tokens=tgi.max_total_tokens,
-                     max_batch_prefill_tokens=tgi.max_batch_prefill_tokens)
+                     max_batch_prefill_tokens=tgi.max_batch_prefill_tokens, dtype=tgi.dtype, quantize=tgi.quantize,
+                     max_batch_size=tgi.max_batch_size)
 
 
 def build_experiment(settings: Settings, platform: Platform, namespace: ExperimentNamespace,
@@ -204,6 +211,8 @@ def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, 
                                "weights": model_mount_path(settings.datashim.dataset_name,
                                                            settings.model(v).object_prefix)}
                      for v in Variant},
+        OUT.ENGINES: {v.value: {"engine": server.engine.name, "api": server.engine.api}
+                      for v, server in experiment.servers.items()},
         OUT.DATASET: experiment.dataset.dataset_name,
         OUT.BUCKET: experiment.weights.bucket,
         OUT.S3_ENDPOINT: experiment.weights.endpoint,

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from components.engines.tgi import DTYPES as TGI_DTYPES
+from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
@@ -31,7 +33,9 @@ from stacks.config_types import (
     ConfigError,
     DnsLabel,
     OneOf,
+    OptionalChoice,
     OptionalText,
+    OptionalWholeNumber,
     PinnedImage,
     PositiveQuantity,
     Section,
@@ -51,6 +55,7 @@ from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 from stacks.network_settings import NetworkSettings, check_network
 from stacks.observability_settings import ObservabilitySettings
 from stacks.split_settings import SplitSettings, check_gateway_namespace
+from stacks.vllm_settings import DEFAULT_ENGINE, ENGINES, VllmSettings, check_engines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +84,8 @@ class ModelSettings(Section):
     path: Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small "
                "(letters, digits, '.', '_', '-', '/')")
     """Prefix in the bucket; weights land under `<path>/<revision>/`"""
+    engine: OneOf(ENGINES) = DEFAULT_ENGINE
+    """Serving engine of this variant: `tgi` (settings `tgi.*`) or `vllm` (settings `vllm.*`)"""
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +155,12 @@ class TgiSettings(Section):
     run_as_non_root: Bool = True
     """Run as uid 1000 with a read-only root file system (TGI images up to 3.0; 3.1+ need `false`: see Security
     defaults)"""
+    dtype: OptionalChoice(TGI_DTYPES) = None
+    """`DTYPE` (float16, bfloat16; empty: the model's); not with `quantize`"""
+    quantize: OptionalChoice(TGI_QUANTIZATIONS) = None
+    """`QUANTIZE` (awq, gptq, bitsandbytes, eetq, fp8, ...; empty: none); needs GPUs"""
+    max_batch_size: OptionalWholeNumber(1, 4096) = None
+    """`MAX_BATCH_SIZE`: max requests per batch (empty: TGI sizes batches by the token budgets)"""
 
     @model_validator(mode="after")
     def _image_runs_as_non_root(self) -> TgiSettings:
@@ -323,9 +336,12 @@ class Settings(Section):
     """The two models. stable and canary, each {id: Hugging Face repo id, revision: pinned 40-hex commit, path:
     prefix in the bucket}. Required; no default pair."""
     tgi: TgiSettings = TgiSettings()
-    """TGI settings for both variants: image (pinned tag or digest), gpusPerReplica, maxInputTokens,
-    maxTotalTokens, maxBatchPrefillTokens, resources {requests, limits} {cpu, memory}, startupBudgetSeconds,
-    shmSize, nodeSelector, runAsNonRoot."""
+    """TGI settings (image, pinned tag or digest; maxInputTokens, maxTotalTokens, maxBatchPrefillTokens, dtype,
+    quantize, maxBatchSize) and the serving pod of every variant, whatever its engine: gpusPerReplica, resources
+    {requests, limits} {cpu, memory}, startupBudgetSeconds, shmSize, nodeSelector, runAsNonRoot."""
+    vllm: VllmSettings = VllmSettings()
+    """vLLM settings for the variants with engine vllm: image (pinned), maxModelLen, dtype, gpuMemoryUtilization,
+    maxNumSeqs, quantization, cpuKvCacheGib, extraArgs (allow-listed vllm serve flags)."""
     storage: StorageSettings = StorageSettings()
     """Weights storage: kind (minio, or s3 on eks), bucket, size of the MinIO volume, minioImage (pinned),
     storageClass (empty = cluster default), protect (keep volume and bucket on destroy)."""
@@ -406,6 +422,9 @@ class Settings(Section):
                           at="datashim.operatorNamespace")
         if self.platform is not Platform.EKS and self.storage.kind != "minio":
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
+        check_engines(self.vllm, engines=[self.models.stable.engine, self.models.canary.engine],
+                      tgi_image=self.tgi.image, tgi_quantize=self.tgi.quantize, tgi_dtype=self.tgi.dtype,
+                      gpus_per_replica=self.tgi.gpus_per_replica)
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)

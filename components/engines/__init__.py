@@ -62,6 +62,9 @@ class Engine(Protocol):
     def metrics_path(self) -> str:
         """Prometheus metrics on the ``http`` port."""
 
+    def container_command(self, ctx: ServingContext) -> list[str] | None:
+        """The container's ``command``; None keeps the image's entrypoint."""
+
     def container_args(self, ctx: ServingContext) -> list[str]: ...
 
     def container_env(self, ctx: ServingContext) -> list[dict[str, str]]: ...

@@ -13,15 +13,35 @@ from dataclasses import dataclass
 
 from components.engines import API_TGI, ServingContext
 
-__all__ = ["TgiEngine", "token_limit_env", "uses_legacy_token_flags"]
+__all__ = ["DTYPES", "OPENAI_API_SINCE", "QUANTIZATIONS", "TgiEngine", "image_version", "serves_openai_api",
+           "token_limit_env", "uses_legacy_token_flags"]
+
+DTYPES = ("float16", "bfloat16")
+"""``--dtype`` (``DTYPE``): TGI takes no dtype together with a quantisation."""
+QUANTIZATIONS = ("awq", "eetq", "gptq", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "exl2", "fp8",
+                 "marlin")
+"""``--quantize`` (``QUANTIZE``): CUDA kernels all of them."""
+OPENAI_API_SINCE = (2, 3)
+"""TGI serves ``/v1/models`` (huggingface/text-generation-inference#2433, merged 2024-08-29) from 2.3;
+``/v1/completions`` and ``/v1/chat/completions`` came earlier (2.0, 1.4)."""
+
+
+def image_version(image: str) -> tuple[int, int] | None:
+    """(major, minor) of a TGI image's tag; None for a digest-only or unknown tag."""
+    match = re.search(r":(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def uses_legacy_token_flags(image: str) -> bool:
     """True for TGI images before 2.1, which call ``max-input-tokens`` ``max-input-length``."""
-    match = re.search(r":(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
-    if not match:
-        return False  # digest-only or unknown tag: assume a current release
-    return (int(match.group(1)), int(match.group(2))) < (2, 1)
+    version = image_version(image)
+    return version is not None and version < (2, 1)  # digest-only or unknown tag: assume a current release
+
+
+def serves_openai_api(image: str) -> bool:
+    """Whether the TGI image serves the OpenAI-compatible routes a mixed pair is checked through."""
+    version = image_version(image)
+    return version is None or version >= OPENAI_API_SINCE
 
 
 def token_limit_env(image: str, *, max_input: int, max_total: int, max_prefill: int) -> list[dict[str, str]]:
@@ -42,12 +62,18 @@ class TgiEngine:
     max_input_tokens: int = 512
     max_total_tokens: int = 1024
     max_batch_prefill_tokens: int = 1024
+    dtype: str | None = None
+    quantize: str | None = None
+    max_batch_size: int | None = None
 
     name = "tgi"
     api = API_TGI
     container_name = "tgi"
     health_path = "/health"
     metrics_path = "/metrics"
+
+    def container_command(self, ctx: ServingContext) -> list[str] | None:
+        return None  # the image's launcher
 
     def container_args(self, ctx: ServingContext) -> list[str]:
         # CPU: no custom CUDA kernels.
@@ -62,6 +88,8 @@ class TgiEngine:
             *token_limit_env(self.image, max_input=self.max_input_tokens, max_total=self.max_total_tokens,
                              max_prefill=self.max_batch_prefill_tokens),
         ]
+        knobs = {"DTYPE": self.dtype, "QUANTIZE": self.quantize, "MAX_BATCH_SIZE": self.max_batch_size}
+        env += [{"name": k, "value": str(v)} for k, v in knobs.items() if v is not None]
         if ctx.gpus > 0:
             env.append({"name": "NUM_SHARD", "value": str(ctx.gpus)})
         else:

@@ -6,7 +6,15 @@ import pytest
 
 from components.naming import split_annotations
 from components.engines.tgi import TgiEngine, token_limit_env, uses_legacy_token_flags
-from components.serving import ModelServer, ModelServerArgs, rollout_timeout, startup_failure_threshold
+from components.engines.vllm import VllmEngine, extra_arg_problem
+from components.serving import (
+    ModelServer,
+    ModelServerArgs,
+    rollout_timeout,
+    serving_container,
+    serving_pod_spec,
+    startup_failure_threshold,
+)
 
 
 def args(**overrides) -> ModelServerArgs:
@@ -103,3 +111,95 @@ def test_no_split_annotations_by_default(run_program, pulumi_mocks) -> None:
     run_program(lambda: ModelServer("tgi-canary", args()))
     deploy, _ = pod_spec(pulumi_mocks)
     assert "annotations" not in deploy.inputs["metadata"]
+
+
+# --- vLLM -------------------------------------------------------------------------------------
+
+VLLM = VllmEngine(image="vllm/vllm-openai:v0.12.0", max_model_len=4096, dtype="bfloat16",
+                  gpu_memory_utilization=0.8, max_num_seqs=16, extra_args=("--enable-prefix-caching",))
+
+
+def vllm_args(**overrides) -> ModelServerArgs:
+    return args(engine=VLLM, model_id="Qwen/Qwen2.5-0.5B-Instruct", gpus=2,
+                model_path="/mnt/datasets/weights/qwen2.5-0.5b-instruct/7ae557604adf67be50417f59c2c2f167def9a775",
+                **overrides)
+
+
+def test_vllm_serves_the_mounted_weights_under_the_repo_id_on_the_shared_port(run_program, pulumi_mocks) -> None:
+    run_program(lambda: ModelServer("tgi-canary", vllm_args()))
+    _, spec = pod_spec(pulumi_mocks)
+    (c,) = spec["containers"]
+    assert c["name"] == "vllm" and c["image"] == "vllm/vllm-openai:v0.12.0"
+    assert c["command"] == ["vllm", "serve"]
+    assert c["args"] == [
+        "/mnt/datasets/weights/qwen2.5-0.5b-instruct/7ae557604adf67be50417f59c2c2f167def9a775",
+        "--served-model-name", "Qwen/Qwen2.5-0.5B-Instruct", "--host", "0.0.0.0", "--port", "8080",
+        "--max-model-len", "4096", "--dtype", "bfloat16", "--max-num-seqs", "16",
+        "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.8", "--enable-prefix-caching"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["HF_HOME"].startswith("/data/") and env["VLLM_CACHE_ROOT"].startswith("/data/")
+    assert "MODEL_ID" not in env and "VLLM_CPU_KVCACHE_SPACE" not in env
+    assert c["ports"] == [{"name": "http", "containerPort": 8080}]
+
+
+def test_vllm_gets_the_same_pod_shape_as_tgi(run_program, pulumi_mocks) -> None:
+    """Probes, GPU limit and placement, /dev/shm, volumes, security contexts: everything but the engine's part."""
+    shape = dict(gpus=2, node_selector={"llm-ab/gpu-pool": "g5"}, shm_size="2Gi", startup_budget_seconds=900)
+    tgi_spec = serving_pod_spec(args(**shape))
+    vllm_spec = serving_pod_spec(vllm_args(**{k: v for k, v in shape.items() if k != "gpus"}))
+    engine_keys = {"name", "image", "command", "args", "env"}
+    strip = lambda spec: {**spec, "containers": [{k: v for k, v in c.items() if k not in engine_keys}  # noqa: E731
+                                                 for c in spec["containers"]]}
+    assert strip(vllm_spec) == strip(tgi_spec)
+    c = vllm_spec["containers"][0]
+    assert c["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert c["startupProbe"]["failureThreshold"] == 90
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}} in vllm_spec["volumes"]
+    assert vllm_spec["enableServiceLinks"] is False  # a VLLM_PORT service link breaks vLLM's startup
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_vllm_on_cpu_sizes_its_kv_cache_and_skips_gpu_flags() -> None:
+    engine = VllmEngine(image="example.org/vllm-cpu:v0.12.0", cpu_kv_cache_gib=6, quantization=None)
+    c = serving_container(args(engine=engine, model_id="Qwen/Qwen2.5-0.5B-Instruct", gpus=0))
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "6"
+    assert "--tensor-parallel-size" not in c["args"] and "--gpu-memory-utilization" not in c["args"]
+    assert "nvidia.com/gpu" not in c["resources"]["limits"]
+
+
+def test_vllm_quantization_is_a_flag() -> None:
+    engine = VllmEngine(image="vllm/vllm-openai:v0.12.0", quantization="awq")
+    c = serving_container(args(engine=engine, model_id="m/x", gpus=1))
+    assert c["args"][c["args"].index("--quantization") + 1] == "awq"
+
+
+def test_tgi_knobs_become_launcher_variables_only_when_set() -> None:
+    plain = {e["name"] for e in serving_container(args(gpus=1))["env"]}
+    assert not plain & {"DTYPE", "QUANTIZE", "MAX_BATCH_SIZE"}
+    engine = TgiEngine(image="ghcr.io/huggingface/text-generation-inference:3.3.5", quantize="awq", max_batch_size=8)
+    env = {e["name"]: e["value"] for e in serving_container(args(engine=engine, gpus=2))["env"]}
+    assert env["QUANTIZE"] == "awq" and env["MAX_BATCH_SIZE"] == "8" and env["NUM_SHARD"] == "2"
+    assert "DTYPE" not in env
+
+
+@pytest.mark.parametrize(("arg", "reason"), [
+    ("--enable-prefix-caching", None),
+    ("--max-num-batched-tokens=8192", None),
+    ("--kv-cache-dtype=fp8", None),
+    ("--trust-remote-code", "is refused"),
+    ("--api-key=abc", "is refused"),
+    ("--port=9000", "is set by the program"),
+    ("--tensor-parallel-size=4", "is set by the program"),
+    ("--max_model_len=10", "is set by the program"),
+    ("--max-num-batched-tokens", "needs a value"),
+    ("--enforce-eager=true", "takes no value"),
+    ("--kv-cache-dtype=int3", "must be --kv-cache-dtype=<one of auto"),
+    ("--load-format=dummy", "must be one of the allowed flags"),
+])
+def test_vllm_extra_args_allow_list(arg: str, reason: str | None) -> None:
+    found = extra_arg_problem(arg)
+    assert (found is None) if reason is None else (found is not None and found.startswith(reason)), found

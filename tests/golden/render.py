@@ -48,11 +48,25 @@ def dev_with_modelmesh() -> dict[str, Any]:
         "smokeCases": ["tests/golden/backend-0.yaml"]}}
 
 
+def dev_mixed() -> dict[str, Any]:
+    """TGI stable against vLLM canary, one model (an engine migration): dev-vllm with the stable on TGI 2.4.1."""
+    config = stack_config("dev-vllm")
+    qwen = config["llm-ab:models"]["stable"]
+    return {**config,
+            "llm-ab:models": {"stable": {**qwen, "engine": "tgi"}, "canary": {**qwen, "engine": "vllm"}},
+            "llm-ab:tgi": {**config["llm-ab:tgi"], "image": "ghcr.io/huggingface/text-generation-inference:2.4.1",
+                           "maxInputTokens": 1024, "maxTotalTokens": 2048, "maxBatchPrefillTokens": 2048,
+                           "dtype": "bfloat16"},
+            "llm-ab:smoke": {"cases": ["smoke/cases/dev-vllm/qwen2.5-0.5b-instruct.yaml"]}}
+
+
 RENDERS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "dev": ("dev", lambda: stack_config("dev")),
     "dev-gateway": ("dev", dev_gateway_config),
     "dev-modelmesh": ("dev", dev_with_modelmesh),
     "staging": ("staging", lambda: stack_config("staging")),
+    "dev-vllm": ("dev-vllm", lambda: stack_config("dev-vllm")),
+    "dev-mixed": ("dev-vllm", dev_mixed),
 }
 """Render name -> (stack name, its config)."""
 

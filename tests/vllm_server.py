@@ -1,0 +1,196 @@
+"""A loopback server that speaks vLLM's OpenAI-compatible protocol (``vllm serve``), for the smoke and
+analysis tests: what a client of vLLM sees, not a model.
+
+Faithful to vLLM 0.x where clients can tell: ``/health`` (200, empty body), ``/v1/models`` (the
+served name as ``id``, the loaded path as ``root``, ``owned_by: vllm``, ``max_model_len``),
+``/v1/completions`` and ``/v1/chat/completions`` with and without ``stream`` (SSE ``data: {json}``
+chunks with one space, ``text_completion`` / ``chat.completion.chunk`` objects, a first chat chunk
+carrying the role, a usage chunk when ``stream_options.include_usage``, then ``data: [DONE]``),
+``/metrics`` (Prometheus text), the error object ``{"object": "error", "message", "type", "param",
+"code"}`` for an unknown model (404), a prompt plus ``max_tokens`` over ``max_model_len`` (400) and
+a bad request (400), FastAPI's ``{"detail": "Not Found"}`` for any other path (so ``GET /info``, a
+TGI route, is a 404), and an error chunk inside a stream when told to fail mid-stream.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.loopback import start_http
+
+DEFAULT_ANSWER = "red, yellow and blue"
+
+
+@dataclass
+class VllmBehaviour:
+    """What the fake answers; a test may change it while it runs."""
+
+    served_name: str
+    root: str
+    max_model_len: int = 2048
+    answers: dict[str, str] = field(default_factory=dict)
+    """Prompt (or the chat's last user message) -> the greedy answer."""
+    default_answer: str = DEFAULT_ANSWER
+    unhealthy_first: int = 0
+    fail_stream_after: int | None = None
+    """Send an error chunk after this many text chunks of a stream."""
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    """(path, decoded body) of every POST, for the tests to inspect."""
+
+
+def _error(message: str, kind: str, code: int) -> dict[str, Any]:
+    return {"object": "error", "message": message, "type": kind, "param": None, "code": code}
+
+
+class _VllmHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 5
+    behaviour: VllmBehaviour
+    lock: threading.Lock
+
+    def log_message(self, *_: Any) -> None:
+        """Quiet."""
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _send(self, status: int, payload: Any = None, content_type: str = "application/json") -> None:
+        body = b"" if payload is None else (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+        self.send_response(status)
+        if payload is not None:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self, chunks: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for data in chunks:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        b = self.behaviour
+        if self.path == "/health":
+            with self.lock:
+                starting = b.unhealthy_first > 0
+                b.unhealthy_first -= 1 if starting else 0
+            self._send(503 if starting else 200)
+        elif self.path == "/v1/models":
+            self._send(200, {"object": "list", "data": [{
+                "id": b.served_name, "object": "model", "created": int(time.time()), "owned_by": "vllm",
+                "root": b.root, "parent": None, "max_model_len": b.max_model_len,
+                "permission": [{"id": "modelperm-0", "object": "model_permission", "allow_sampling": True}]}]})
+        elif self.path == "/metrics":
+            self._send(200, f'vllm:num_requests_running{{model_name="{b.served_name}"}} 0.0\n'.encode(),
+                       "text/plain; version=0.0.4")
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        length = int(self.headers.get("Content-Length", "0"))
+        try:
+            request = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            request = None
+        b = self.behaviour
+        with self.lock:
+            b.requests.append((self.path, request))
+        if self.path not in ("/v1/completions", "/v1/chat/completions"):
+            self._send(404, {"detail": "Not Found"})
+            return
+        chat = self.path == "/v1/chat/completions"
+        prompt = self._prompt(request, chat)
+        if prompt is None:
+            field_name = "messages" if chat else "prompt"
+            self._send(400, _error(f"[{{'type': 'missing', 'loc': ('body', '{field_name}')}}]",
+                                   "BadRequestError", 400))
+            return
+        if request.get("model") != b.served_name:
+            self._send(404, _error(f"The model `{request.get('model')}` does not exist.", "NotFoundError", 404))
+            return
+        max_tokens = int(request.get("max_tokens") or 16)
+        prompt_tokens = len(prompt.split())
+        if prompt_tokens + max_tokens > b.max_model_len:
+            self._send(400, _error(
+                f"This model's maximum context length is {b.max_model_len} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                "completion). Please reduce the length of the messages or completion.", "BadRequestError", 400))
+            return
+        words = b.answers.get(prompt, b.default_answer).split(" ")
+        tokens = [w if i == 0 else f" {w}" for i, w in enumerate(words)][:max_tokens]
+        finish = "stop" if len(tokens) == len(words) else "length"
+        usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + len(tokens),
+                 "completion_tokens": len(tokens)}
+        base = {"id": "cmpl-5f3c", "created": int(time.time()), "model": b.served_name}
+        if request.get("stream"):
+            self._stream(self._chunks(base, tokens, finish, usage, chat, request))
+            return
+        text = "".join(tokens)
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []},
+                      "logprobs": None, "finish_reason": finish, "stop_reason": None}
+            self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+            self._send(200, {**base, "object": "text_completion", "choices": [choice], "usage": usage})
+
+    def _prompt(self, request: Any, chat: bool) -> str | None:
+        if not isinstance(request, dict):
+            return None
+        if not chat:
+            return request["prompt"] if isinstance(request.get("prompt"), str) else None
+        messages = request.get("messages")
+        users = [m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+        return users[-1] if users and isinstance(users[-1], str) else None
+
+    def _chunks(self, base: dict[str, Any], tokens: list[str], finish: str, usage: dict[str, int], chat: bool,
+                request: dict[str, Any]) -> list[bytes]:
+        def event(payload: Any) -> bytes:
+            return b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
+
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        out: list[bytes] = []
+        if chat:  # vLLM's first chat chunk carries only the role
+            out.append(event({**base, "object": kind, "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}))
+        for i, text in enumerate(tokens):
+            if self.behaviour.fail_stream_after is not None and i == self.behaviour.fail_stream_after:
+                out.append(event(_error("CUDA out of memory. Tried to allocate 2.00 GiB", "InternalServerError", 500)))
+                out.append(event(b"[DONE]"))
+                return out
+            last = i == len(tokens) - 1
+            reason = finish if last else None
+            choice = ({"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": reason} if chat
+                      else {"index": 0, "text": text, "logprobs": None, "finish_reason": reason, "stop_reason": None})
+            out.append(event({**base, "object": kind, "choices": [choice]}))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            out.append(event({**base, "object": kind, "choices": [], "usage": usage}))
+        out.append(event(b"[DONE]"))
+        return out
+
+
+@dataclass
+class RunningVllm:
+    url: str
+    behaviour: VllmBehaviour
+
+
+def start_vllm(served_name: str, root: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningVllm:
+    """Start the fake on a free port of 127.0.0.1; its stop function goes to ``stops``."""
+    state = VllmBehaviour(served_name=served_name, root=root, **behaviour)
+    handler = type("Handler", (_VllmHandler,), {"behaviour": state, "lock": threading.Lock()})
+    server = start_http(handler, stops)
+    host, port = server.server_address[:2]
+    return RunningVllm(f"http://{host}:{port}", state)

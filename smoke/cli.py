@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"model (the full repo id) the {variant} variant must serve")
         tgi.add_argument(plan.variant_revision_flag(variant), metavar="SHA",
                          help=f"revision the {variant} variant must serve (needs {plan.variant_model_flag(variant)})")
+        tgi.add_argument(plan.variant_api_flag(variant), choices=plan.APIS, default=plan.API_TGI,
+                         help=f"API the {variant} variant's engine speaks (openai: vLLM's OpenAI-compatible API)")
         tgi.add_argument(plan.variant_weights_flag(variant), metavar="PATH",
                          help=f"the MODEL_ID the {variant} variant was started with: /info must report it exactly")
     for variant in plan.VARIANTS:
@@ -236,7 +238,8 @@ def build_config(
 def _variant(args: argparse.Namespace, name: str, share: float | None) -> VariantSpec:
     return VariantSpec(name, getattr(args, f"{name}_url"), getattr(args, f"{name}_model"), share,
                        _headers(getattr(args, f"{name}_header")),
-                       revision=getattr(args, f"{name}_revision"), weights=getattr(args, f"{name}_weights"))
+                       revision=getattr(args, f"{name}_revision"), weights=getattr(args, f"{name}_weights"),
+                       api=getattr(args, f"{name}_api"))
 
 
 @contextmanager

@@ -88,6 +88,16 @@ def variant_revision_flag(variant: str) -> str:
     return f"--{variant}-revision"
 
 
+API_TGI = "tgi"
+API_OPENAI = "openai"
+APIS = (API_TGI, API_OPENAI)
+"""The APIs a variant's engine speaks: TGI's native one, or the OpenAI-compatible one (vLLM)."""
+
+
+def variant_api_flag(variant: str) -> str:
+    return f"--{variant}-api"
+
+
 def variant_weights_flag(variant: str) -> str:
     return f"--{variant}-weights"
 
@@ -104,6 +114,8 @@ class Target:
     """``name: value`` sent with every request, so a Gateway routes it to this variant (gateway mode)."""
     revision: str | None = None
     weights: str | None = None
+    api: str = API_TGI
+    """The API its engine speaks (:data:`APIS`); sent only when not TGI's."""
     """The ``MODEL_ID`` the server was started with (the staged weights' path, containing the revision)."""
 
 
@@ -151,6 +163,8 @@ class SmokePlan:
                 argv += [variant_revision_flag(variant), target.revision]
             if target.weights is not None:
                 argv += [variant_weights_flag(variant), target.weights]
+            if target.api != API_TGI:
+                argv += [variant_api_flag(variant), target.api]
         if self.v2_url is not None:
             argv += [V2_URL, self.v2_url]
         for model in self.v2_models:

@@ -37,6 +37,8 @@ from .identity import Expected, Served, repo_matches
 from .modelmesh import READINESS_STATUS, infer, output_mismatches
 from .net import EndpointError, RetryPolicy
 from .split import SplitDesign, SplitResult, fixed_sample_size, run_split_check
+from .openai import OpenAiClient
+from .plan import API_OPENAI
 from .tgi import TgiClient
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -59,6 +61,8 @@ class VariantSpec:
     """Sent with every request to ``url`` (a Gateway's header match that routes to this variant)."""
     revision: str | None = None
     weights: str | None = None
+    api: str = "tgi"
+    """``tgi`` or ``openai`` (:data:`smoke.plan.APIS`): which client calls it."""
 
     @property
     def expected(self) -> Expected | None:
@@ -373,7 +377,9 @@ class Runner:
             self._skip(spec.name, ["health"], "expected share 0 %: no replicas")
             return
         with httpx.Client(headers=spec.headers) as client:
-            tgi = TgiClient(url, client, self.config.request_timeout)
+            tgi: TgiClient | OpenAiClient = (
+                OpenAiClient(url, client, self.config.request_timeout) if spec.api == API_OPENAI
+                else TgiClient(url, client, self.config.request_timeout))
             with self._check(spec.name, "health") as check:
                 tgi.health(self._readiness())
                 check.detail = f"GET {tgi.url('/health')} answered 200"
@@ -395,10 +401,12 @@ class Runner:
             return []
         return [f"case {c.name}" for f in cases_for(self.config.tgi_files, spec.model) for c in f.cases]
 
-    def _check_model(self, spec: VariantSpec, tgi: TgiClient) -> Served | None:
+    def _check_model(self, spec: VariantSpec, tgi: TgiClient | OpenAiClient) -> Served | None:
         found: Served | None = None
         with self._check(spec.name, "model") as check:
-            served = Served.from_info(tgi.info(self._brief()))
+            # vLLM: /v1/models' root is the path it loaded (the weights, with the revision), as TGI's /info model_id.
+            served = (Served(tgi.served_model(self._brief()).identity) if isinstance(tgi, OpenAiClient)
+                      else Served.from_info(tgi.info(self._brief())))
             check.data.update(model_id=served.model_id, model_sha=served.sha)
             expected = spec.expected
             problem = expected.problem(served) if expected is not None else None
@@ -409,7 +417,7 @@ class Runner:
             self.identities[spec.name] = served
         return found
 
-    def _check_case(self, target: str, tgi: TgiClient, case: TgiCase) -> None:
+    def _check_case(self, target: str, tgi: TgiClient | OpenAiClient, case: TgiCase) -> None:
         with self._check(target, f"case {case.name}") as check:
             check.data["source"] = case.source
             generation = tgi.generate(case, self._brief())

@@ -65,7 +65,8 @@ def smoke_target(settings: Settings, variant: Variant) -> Target:
     headers = split.headers() if split.gateway_mode else {}
     entry = split.gateway.url if split.gateway_mode else None
     identity = {"model": model.id, "revision": model.revision,
-                "weights": model_mount_path(settings.datashim.dataset_name, model.object_prefix)}
+                "weights": model_mount_path(settings.datashim.dataset_name, model.object_prefix),
+                "api": serving_engine(settings, variant).api}
     if entry and variant.value in headers:
         return Target(url=entry, header="{}: {}".format(*headers[variant.value]), **identity)
     return Target(url=service_url(tgi_deployment_name(variant.value), settings.namespace, TGI_PORT), **identity)

@@ -15,11 +15,7 @@ from typing import Any, Protocol
 
 __all__ = ["API_OPENAI", "API_TGI", "APIS", "Engine", "ServingContext", "env_list"]
 
-API_TGI = "tgi"
-"""TGI's native API: ``/health``, ``/info``, ``/generate``."""
-API_OPENAI = "openai"
-"""The OpenAI-compatible API: ``/health``, ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``."""
-APIS = (API_TGI, API_OPENAI)
+from smoke.plan import API_OPENAI, API_TGI, APIS  # the smoke CLI's flag values: one owner
 
 
 @dataclass(frozen=True, kw_only=True)

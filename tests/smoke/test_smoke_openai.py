@@ -110,3 +110,27 @@ def test_the_dev_vllm_cases_use_routes_both_apis_have() -> None:
         loaded = load_case_file(REPO / "smoke" / "cases" / "dev-vllm" / name)
         assert {c.route for c in loaded.cases} == {"chat", "generate", "stream"}
         assert loaded.model.startswith("Qwen/")
+
+
+def test_the_smoke_cli_checks_a_vllm_variant_through_the_openai_api(vllm, capsys) -> None:
+    from smoke.cli import main
+    from tests.loopback import cli_runner
+
+    server = vllm(answers={"What is the capital of France? Answer with the city name only.": "Paris"})
+    code, out, err = cli_runner(main, capsys)(
+        "--stable-url", server.url, "--stable-api", "openai", "--stable-model", QWEN,
+        "--stable-revision", ROOT.rsplit("/", 1)[1], "--stable-weights", ROOT,
+        "--cases", str(REPO / "smoke" / "cases" / "dev-vllm" / "qwen2.5-0.5b-instruct.yaml"), "--timeout", "30")
+    assert code == 0, out + err
+    paths = [p for p, _ in server.behaviour.requests]
+    assert paths.count("/v1/chat/completions") == 1 and paths.count("/v1/completions") == 2
+
+
+def test_the_gate_tells_the_smoke_job_each_variants_api() -> None:
+    from stacks.gates import smoke_plan
+    from stacks.settings import parse_settings
+    from tests.golden.render import dev_mixed
+    from tests.harness import raw_config
+
+    argv = smoke_plan(parse_settings(raw_config(dev_mixed()), stack="dev-vllm")).to_argv()
+    assert argv[argv.index("--canary-api") + 1] == "openai" and "--stable-api" not in argv

@@ -36,7 +36,7 @@ from .cases import GENERIC_SOURCE, TgiCase, TgiCaseFile, V2CaseFile, borrowed_v2
 from .identity import Expected, Served, repo_matches
 from .modelmesh import READINESS_STATUS, infer, output_mismatches
 from .net import EndpointError, RetryPolicy
-from .split import SplitDesign, SplitResult, fixed_sample_size, run_split_check
+from .split import SplitDesign, SplitResult, fixed_sample_size, fresh_connection_client, run_split_check
 from .openai import OpenAiClient
 from .plan import API_OPENAI
 from .tgi import TgiClient
@@ -473,10 +473,16 @@ class Runner:
 
     def _check_split(self, url: str, design: SplitDesign) -> None:
         with self._check("traffic", "split") as check:
-            result = run_split_check(
-                url, design, self.classify, self.config.request_timeout, on_sample=self.ui.split_progress,
-                budget_end=self.deadline, clock=self.clock,
-            )
+            with fresh_connection_client() as fresh:
+                # A pair with an OpenAI-compatible engine is sampled by /v1/models (TGI 2.3+ serves it too).
+                sampler = (
+                    (lambda: Served(OpenAiClient(url, fresh, self.config.request_timeout).served_model(
+                        RetryPolicy.brief(budget_end=self.deadline)).identity))
+                    if any(spec.api == API_OPENAI for spec in self.config.variants) else None)
+                result = run_split_check(
+                    url, design, self.classify, self.config.request_timeout, on_sample=self.ui.split_progress,
+                    sampler=sampler, budget_end=self.deadline, clock=self.clock,
+                )
             self.split_result = result
             check.data["split"] = {**asdict(result), "observed": result.observed}
             summary = _split_summary(result)

@@ -134,3 +134,15 @@ def test_the_gate_tells_the_smoke_job_each_variants_api() -> None:
 
     argv = smoke_plan(parse_settings(raw_config(dev_mixed()), stack="dev-vllm")).to_argv()
     assert argv[argv.index("--canary-api") + 1] == "openai" and "--stable-api" not in argv
+
+
+def test_the_split_check_samples_v1_models_when_a_variant_speaks_openai(vllm, capsys) -> None:
+    from smoke.cli import main
+    from tests.loopback import cli_runner
+
+    server = vllm()
+    code, out, err = cli_runner(main, capsys)(
+        "--tgi-url", server.url, "--canary-percent", "100", "--canary-url", server.url, "--canary-api", "openai",
+        "--canary-model", QWEN, "--canary-weights", ROOT, "--samples", "40", "--timeout", "30")
+    assert code == 0, out + err
+    assert "/info" not in [p for p, _ in server.behaviour.requests]

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from analysis.plan import AnalysisPlan
+from components.gate_job import GateJobSpec, Shipped, gate_job
 from components.joblock import LOCK_NAME
-from components.naming import GATE_CLIENT_LABELS, common_labels
-from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
-from components.smoke_gate import DIGEST_LABEL, case_files, checks_digest, package_files
+from components.naming import common_labels
+from components.podspec import pip_then_python
+from components.smoke_gate import case_files, checks_digest, package_files
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_ROOT = "/opt/analysis"
@@ -91,43 +91,6 @@ class AnalysisJobArgs:
     """What must be done first: the smoke gate, and everything the analysis calls."""
 
 
-def analysis_pod_spec(args: AnalysisJobArgs, cli_args: Sequence[str], config_maps: Mapping[str, pulumi.Input[str]],
-                      labels: Mapping[str, str]) -> dict[str, Any]:
-    """The Job's pod template (pure but for the ConfigMap names)."""
-    return {
-        # A gate client: both variants, and PyPI for its run-time install; nothing else (components/netpol.py).
-        "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS}},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": pod_security(),
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "containers": [{
-                "name": CONTAINER,
-                "image": args.image,
-                "command": analysis_command(),
-                "args": list(cli_args),
-                "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
-                              "limits": {"cpu": "2", "memory": "2Gi"}},
-                "securityContext": container_security(),
-                # The pod's status shows the report's last lines when the gate fails.
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-                "volumeMounts": [
-                    {"name": "analysis", "mountPath": ANALYSIS_MOUNT, "readOnly": True},
-                    {"name": "smoke", "mountPath": SMOKE_MOUNT, "readOnly": True},
-                    {"name": "cases", "mountPath": CASES_MOUNT, "readOnly": True},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            }],
-            "volumes": [
-                *({"name": key, "configMap": {"name": name}} for key, name in config_maps.items()),
-                tmp_volume(size="3Gi"),  # numpy, scipy and plotly wheels unpacked
-            ],
-        },
-    }
-
-
 class AnalysisJob(pulumi.ComponentResource):
     """The analysis Job and the ConfigMaps that ship both packages and the cases."""
 
@@ -136,36 +99,23 @@ class AnalysisJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AnalysisJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmab:verify:AnalysisJob", name, None, opts)
-        labels = common_labels(COMPONENT, args.stack)
         files = shipped_files()
         cases = case_files(args.plan.cases)
         cli_args = job_args(args.plan, cases)
         digest = analysis_digest(cli_args, {**files, "cases": cases}, args.serving, args.image)
-        labels = {**labels, DIGEST_LABEL: digest}
-
-        config_maps: dict[str, pulumi.Input[str]] = {}
-        for key, data in (*files.items(), ("cases", cases)):
-            cm = k8s.core.v1.ConfigMap(
-                f"{name}-{key}", metadata={"namespace": args.namespace, "labels": common_labels(COMPONENT, args.stack)},
-                data=dict(data), opts=pulumi.ResourceOptions(parent=self))
-            config_maps[key] = cm.metadata.name
         deadline = args.plan.deadline_seconds()
-        wait = f"{deadline + WAIT_MARGIN_SECONDS}s"
-        job = k8s.batch.v1.Job(
-            f"{name}-job",
-            metadata={"name": job_name(digest), "namespace": args.namespace, "labels": labels},
-            spec={
-                # No retries: a ROLLBACK must fail this `pulumi up`, not be retried into a pass.
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": deadline,
-                "template": analysis_pod_spec(args, cli_args, config_maps, labels),
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.wait_for),
-                custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
-            ),
+        spec = GateJobSpec(
+            job_name=job_name(digest), container=CONTAINER, digest=digest, image=args.image,
+            command=analysis_command(), args=cli_args,
+            shipped={"analysis": Shipped(ANALYSIS_MOUNT, files["analysis"]),
+                     "smoke": Shipped(SMOKE_MOUNT, files["smoke"]), "cases": Shipped(CASES_MOUNT, cases)},
+            resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+            tmp_size="3Gi",  # numpy, scipy and plotly wheels unpacked
+            deadline_seconds=deadline,
+            wait_seconds=deadline + WAIT_MARGIN_SECONDS,
         )
+        job = gate_job(name, spec, namespace=args.namespace, labels=common_labels(COMPONENT, args.stack),
+                       parent=self, wait_for=args.wait_for)
         self.job_name = job.metadata.name
         self.digest = pulumi.Output.from_input(digest)
         self.register_outputs({"job_name": self.job_name, "digest": self.digest})

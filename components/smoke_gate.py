@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from components.gate_job import GateJobSpec, Shipped, gate_job
 from components.joblock import LOCK_NAME
-from components.naming import GATE_CLIENT_LABELS, common_labels
-from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
+from components.naming import common_labels
+from components.podspec import pip_then_python
 from smoke.plan import SmokePlan, gate_budget
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 PACKAGE_MOUNT = "/opt/smoke/smoke"
 CASES_MOUNT = "/opt/smoke-cases"
-DIGEST_LABEL = "llm-ab/checks-digest"
 
 
 def package_files(directory: Path = PACKAGE_DIR) -> dict[str, str]:
@@ -93,68 +92,22 @@ class SmokeTestJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SmokeTestJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmab:verify:SmokeTestJob", name, None, opts)
-        labels = common_labels("smoke-test", args.stack)
         package, cases = package_files(), case_files(args.plan.cases)
         cli_args = dataclasses.replace(args.plan, cases=tuple(f"{CASES_MOUNT}/{c}" for c in cases)).to_argv()
         command = smoke_command()
         digest = checks_digest(cli_args, {**package, **cases}, config_identity=args.config_identity,
                                image=args.image, command=command)
-        budget = gate_budget(args.timeout_seconds)
-
-        package_cm = k8s.core.v1.ConfigMap(
-            f"{name}-package", metadata={"namespace": args.namespace, "labels": labels}, data=package,
-            opts=pulumi.ResourceOptions(parent=self))
-        cases_cm = k8s.core.v1.ConfigMap(
-            f"{name}-cases", metadata={"namespace": args.namespace, "labels": labels}, data=cases,
-            opts=pulumi.ResourceOptions(parent=self))
-        job = k8s.batch.v1.Job(
-            f"{name}-job",
-            metadata={"name": job_name(digest), "namespace": args.namespace,
-                      "labels": {**labels, DIGEST_LABEL: digest}},
-            spec={
-                # No retries: a failing check must fail this `pulumi up`, not be retried into a pass.
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": budget.job_deadline_seconds,
-                "template": {
-                    # The serving pods, ModelMesh and PyPI (the pinned packages); nothing else.
-                    "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS, DIGEST_LABEL: digest}},
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "securityContext": pod_security(),
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "containers": [{
-                            "name": "smoke",
-                            "image": args.image,
-                            "command": command,
-                            "args": cli_args,
-                            # The pod's status keeps the log's tail (the verdict, the rollback command).
-                            "terminationMessagePolicy": "FallbackToLogsOnError",
-                            "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-                            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                          "limits": {"cpu": "1", "memory": "1Gi"}},
-                            "securityContext": container_security(),
-                            "volumeMounts": [
-                                {"name": "package", "mountPath": PACKAGE_MOUNT, "readOnly": True},
-                                {"name": "cases", "mountPath": CASES_MOUNT, "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        }],
-                        "volumes": [
-                            {"name": "package", "configMap": {"name": package_cm.metadata.name}},
-                            {"name": "cases", "configMap": {"name": cases_cm.metadata.name}},
-                            tmp_volume(size="2Gi"),
-                        ],
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.wait_for),
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{args.timeout_seconds + 300}s",
-                                                      update=f"{args.timeout_seconds + 300}s"),
-            ),
+        spec = GateJobSpec(
+            job_name=job_name(digest), container="smoke", digest=digest, image=args.image, command=command,
+            args=cli_args,
+            shipped={"package": Shipped(PACKAGE_MOUNT, package), "cases": Shipped(CASES_MOUNT, cases)},
+            resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+            tmp_size="2Gi",
+            deadline_seconds=gate_budget(args.timeout_seconds).job_deadline_seconds,
+            wait_seconds=args.timeout_seconds + 300,
         )
+        job = gate_job(name, spec, namespace=args.namespace, labels=common_labels("smoke-test", args.stack),
+                       parent=self, wait_for=args.wait_for)
         self.job_name = job.metadata.name
         self.digest = pulumi.Output.from_input(digest)
         self.register_outputs({"job_name": self.job_name, "digest": self.digest})

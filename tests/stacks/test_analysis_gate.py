@@ -10,7 +10,7 @@ import pytest
 from analysis.cli import build_parser, thresholds_from_args
 from analysis.plan import HOLD_PASSES, INSTALL_MARGIN_S, run_bound_seconds
 from components.analysis_job import ANALYSIS_MOUNT, CASES_MOUNT, SMOKE_MOUNT, shipped_files
-from components.smoke_gate import DIGEST_LABEL
+from components.gate_job import DIGEST_LABEL
 from stacks import outputs as OUT
 from stacks.gates import analysis_plan
 from stacks.settings import parse_settings

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from components.smoke_gate import DIGEST_LABEL, case_files, package_files
+from components.gate_job import DIGEST_LABEL
+from components.smoke_gate import case_files, package_files
 from smoke.plan import Target
 from stacks.gates import smoke_plan
 from stacks.settings import parse_settings

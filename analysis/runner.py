@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from smoke.net import EndpointError, RetryPolicy, excerpt, json_body, request
+from smoke.net import EndpointError, RetryPolicy, excerpt, json_body, request_ok
 from smoke.tgi import TgiClient
 
 from .loadgen import LoadPlan, PhaseResult, ServerMetrics, Target, run_phase
@@ -158,9 +158,7 @@ def preflight(target: Target, flag: str, ready_timeout_s: float) -> Target:
                 model = target.model or str(tgi.info(policy)["model_id"])
                 return replace(target, model=model)
             url = target.url.rstrip("/") + "/v1/models"
-            response = request(client, "GET", url, timeout=PREFLIGHT_REQUEST_TIMEOUT_S, policy=policy)
-            if response.status_code != 200:
-                raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
+            response = request_ok(client, "GET", url, timeout=PREFLIGHT_REQUEST_TIMEOUT_S, policy=policy)
             body = json_body(response, "GET", url)
             ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)] if isinstance(body, dict) else []
             if target.model is None and not ids:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from .cases import V2Case, V2Output, flatten
-from .net import TRANSIENT_STATUS, EndpointError, RetryPolicy, excerpt, json_body, request
+from .net import TRANSIENT_STATUS, EndpointError, RetryPolicy, excerpt, json_body, request_ok
 
 READINESS_STATUS: frozenset[int] = TRANSIENT_STATUS | {404}
 """Statuses retried until the deadline on the first infer: starting, overloaded, not yet registered."""
@@ -41,9 +41,7 @@ def infer(client: httpx.Client, base_url: str, model: str, case: V2Case, policy:
     """POST the case's inputs; return the outputs or raise :class:`EndpointError`."""
     url = infer_url(base_url, model)
     body = {"id": f"smoke-{case.name}", "inputs": [dict(tensor) for tensor in case.inputs]}
-    response = request(client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
-    if response.status_code != 200:
-        raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
+    response = request_ok(client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
     payload = json_body(response, "POST", url)
     outputs = payload.get("outputs") if isinstance(payload, dict) else None
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):

@@ -13,7 +13,7 @@ after it, none runs past it and no retry sleeps past it, so the whole run ends w
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +148,47 @@ def request(
         waited = time.monotonic() - started
         raise EndpointError(f"still unavailable after {attempts} attempt(s) over {waited:.1f} s; last: {err}") from err
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def request_ok(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    policy: RetryPolicy,
+    body: Any = None,
+    refusal: Callable[[httpx.Response], str] = excerpt,
+) -> httpx.Response:
+    """:func:`request` that must answer HTTP 200: else :class:`EndpointError` naming the method, the URL
+    and what came back (``refusal`` of the response: by default its status and body excerpt)."""
+    response = request(client, method, url, timeout=timeout, policy=policy, body=body)
+    if response.status_code != 200:
+        raise EndpointError(f"{method} {url}: expected HTTP 200, got {refusal(response)}")
+    return response
+
+
+class Endpoint:
+    """One HTTP endpoint of a model server (a variant's Service, the traffic Service or the Gateway):
+    the base of the per-API clients (:class:`smoke.tgi.TgiClient`, :class:`smoke.openai.OpenAiClient`)."""
+
+    def __init__(self, base_url: str, client: httpx.Client, request_timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.request_timeout = request_timeout
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` on this endpoint."""
+        return f"{self.base_url}{path}"
+
+    def get_ok(self, path: str, policy: RetryPolicy) -> tuple[str, httpx.Response]:
+        """``GET path`` that must answer 200; its URL and response."""
+        url = self.url(path)
+        return url, request_ok(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
+
+    def health(self, policy: RetryPolicy) -> None:
+        """``GET /health`` must answer 200."""
+        self.get_ok("/health", policy)
 
 
 def json_body(response: httpx.Response, method: str, url: str) -> Any:

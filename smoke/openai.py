@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from .cases import TgiCase
-from .net import EndpointError, RetryPolicy, excerpt, json_body, request
+from .net import Endpoint, EndpointError, RetryPolicy, excerpt, json_body, request_ok
 from .sse import sse_data
 from .tgi import Generation
 
@@ -95,32 +95,17 @@ class ServedModel:
         return self.root or self.id
 
 
-class OpenAiClient:
+class OpenAiClient(Endpoint):
     """Calls one OpenAI-compatible endpoint (a variant's Service or the traffic Service)."""
 
     def __init__(self, base_url: str, client: httpx.Client, request_timeout: float, model: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = client
-        self.request_timeout = request_timeout
+        super().__init__(base_url, client, request_timeout)
         self.model = model
         """The ``model`` field of requests: the served name (default: the first of ``/v1/models``)."""
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-    def health(self, policy: RetryPolicy) -> None:
-        """``GET /health`` must answer 200."""
-        url = self.url("/health")
-        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
-        if response.status_code != 200:
-            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
-
     def served_model(self, policy: RetryPolicy) -> ServedModel:
         """``GET /v1/models``: the one model it serves (its first entry)."""
-        url = self.url("/v1/models")
-        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
-        if response.status_code != 200:
-            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
+        url, response = self.get_ok("/v1/models", policy)
         body = json_body(response, "GET", url)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not data or not isinstance(data[0], dict) \
@@ -145,17 +130,20 @@ class OpenAiClient:
             body["prompt"] = case.prompt
         if case.route == "stream":
             body["stream"] = True
-        response = request(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
+        response = request_ok(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body,
+                              refusal=_refusal)
         latency = response.elapsed.total_seconds()
-        if response.status_code != 200:
-            message = error_message(_json_or_none(response))
-            raise EndpointError(f"POST {url}: expected HTTP 200, got "
-                                + (f"HTTP {response.status_code} {message}" if message else excerpt(response)))
         if case.route == "stream":
             text = _streamed_text(response, url)
         else:
             text = completion_text(json_body(response, "POST", url), case.route, url, response)
         return Generation(text=text, latency_s=latency, route=case.route)
+
+
+def _refusal(response: httpx.Response) -> str:
+    """What a refused request came back with: the server's OpenAI-style error message when it sent one."""
+    message = error_message(_json_or_none(response))
+    return f"HTTP {response.status_code} {message}" if message else excerpt(response)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

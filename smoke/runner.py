@@ -36,9 +36,9 @@ from .cases import GENERIC_SOURCE, TgiCase, TgiCaseFile, V2CaseFile, borrowed_v2
 from .identity import Expected, Served, repo_matches
 from .modelmesh import READINESS_STATUS, infer, output_mismatches
 from .net import EndpointError, RetryPolicy
-from .split import SplitDesign, SplitResult, fixed_sample_size, fresh_connection_client, run_split_check
 from .openai import OpenAiClient
 from .plan import API_OPENAI
+from .split import SplitDesign, SplitResult, fixed_sample_size, fresh_connection_client, run_split_check
 from .tgi import TgiClient
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"

@@ -38,7 +38,8 @@ import numpy as np
 from scipy import stats
 
 from .identity import Served
-from .net import EndpointError, RetryPolicy, excerpt, json_body, request
+from .net import EndpointError, RetryPolicy
+from .tgi import TgiClient
 
 STABLE = "stable"
 CANARY = "canary"
@@ -212,14 +213,7 @@ def fresh_connection_client() -> httpx.Client:
 
 def sample_variant(client: httpx.Client, url: str, timeout: float, policy: RetryPolicy) -> Served:
     """One sample: ``GET /info`` on a new connection; returns what served it (``model_id``, ``model_sha``)."""
-    info_url = f"{url.rstrip('/')}/info"
-    response = request(client, "GET", info_url, timeout=timeout, policy=policy)
-    if response.status_code != 200:
-        raise EndpointError(f"GET {info_url}: expected HTTP 200, got {excerpt(response)}")
-    body = json_body(response, "GET", info_url)
-    if not isinstance(body, dict) or not isinstance(body.get("model_id"), str):
-        raise EndpointError(f"GET {info_url}: no string model_id in {excerpt(response)}")
-    return Served.from_info(body)
+    return Served.from_info(TgiClient(url, client, timeout).info(policy))
 
 
 def run_split_check(

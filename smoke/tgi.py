@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from .cases import TgiCase
-from .net import EndpointError, RetryPolicy, excerpt, json_body, request
+from .net import Endpoint, EndpointError, RetryPolicy, excerpt, json_body, request_ok
 from .sse import sse_data
 
 _REVISION = re.compile(r"^(?:[0-9a-fA-F]{7,64}|main)$")
@@ -71,31 +71,12 @@ class Generation:
     route: str
 
 
-class TgiClient:
+class TgiClient(Endpoint):
     """Calls one TGI endpoint (a variant's Service or the traffic Service)."""
-
-    def __init__(self, base_url: str, client: httpx.Client, request_timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = client
-        self.request_timeout = request_timeout
-
-    def url(self, path: str) -> str:
-        """Absolute URL of ``path`` on this endpoint."""
-        return f"{self.base_url}{path}"
-
-    def health(self, policy: RetryPolicy) -> None:
-        """``GET /health`` must answer 200."""
-        url = self.url("/health")
-        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
-        if response.status_code != 200:
-            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
 
     def info(self, policy: RetryPolicy) -> Mapping[str, Any]:
         """``GET /info``; the body must be an object with a string ``model_id``."""
-        url = self.url("/info")
-        response = request(self.client, "GET", url, timeout=self.request_timeout, policy=policy)
-        if response.status_code != 200:
-            raise EndpointError(f"GET {url}: expected HTTP 200, got {excerpt(response)}")
+        url, response = self.get_ok("/info", policy)
         body = json_body(response, "GET", url)
         if not isinstance(body, dict) or not isinstance(body.get("model_id"), str):
             raise EndpointError(f"GET {url}: no string model_id in {excerpt(response)}")
@@ -111,10 +92,8 @@ class TgiClient:
         else:
             url = self.url("/generate")
             body = {"inputs": case.prompt, "parameters": dict(case.parameters)}
-        response = request(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
+        response = request_ok(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
         latency = response.elapsed.total_seconds()  # the successful attempt only, not retries
-        if response.status_code != 200:
-            raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
         payload = json_body(response, "POST", url)
         return Generation(text=_generated_text(payload, case.route, url, response), latency_s=latency, route=case.route)
 
@@ -130,10 +109,8 @@ class TgiClient:
         else:
             url = self.url("/generate_stream")
             body = {"inputs": case.prompt, "parameters": dict(case.parameters)}
-        response = request(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
+        response = request_ok(self.client, "POST", url, timeout=case.max_latency_s, policy=policy, body=body)
         latency = response.elapsed.total_seconds()
-        if response.status_code != 200:
-            raise EndpointError(f"POST {url}: expected HTTP 200, got {excerpt(response)}")
         if case.route == "chat":
             text = completion_text(json_body(response, "POST", url), "chat", url, response)
         else:

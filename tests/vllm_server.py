@@ -19,10 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import start_http
+from tests.loopback import LoopbackHandler, start_http
 
 DEFAULT_ANSWER = "red, yellow and blue"
 
@@ -48,25 +47,11 @@ def _error(message: str, kind: str, code: int) -> dict[str, Any]:
     return {"object": "error", "message": message, "type": kind, "param": None, "code": code}
 
 
-class _VllmHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 5
+class _VllmHandler(LoopbackHandler):
     behaviour: VllmBehaviour
     lock: threading.Lock
 
-    def log_message(self, *_: Any) -> None:
-        """Quiet."""
-
     # -- plumbing ------------------------------------------------------------------------------
-
-    def _send(self, status: int, payload: Any = None, content_type: str = "application/json") -> None:
-        body = b"" if payload is None else (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
-        self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _stream(self, chunks: list[bytes]) -> None:
         self.send_response(200)
@@ -86,17 +71,17 @@ class _VllmHandler(BaseHTTPRequestHandler):
             with self.lock:
                 starting = b.unhealthy_first > 0
                 b.unhealthy_first -= 1 if starting else 0
-            self._send(503 if starting else 200)
+            self.send_json(503 if starting else 200)
         elif self.path == "/v1/models":
-            self._send(200, {"object": "list", "data": [{
+            self.send_json(200, {"object": "list", "data": [{
                 "id": b.served_name, "object": "model", "created": int(time.time()), "owned_by": "vllm",
                 "root": b.root, "parent": None, "max_model_len": b.max_model_len,
                 "permission": [{"id": "modelperm-0", "object": "model_permission", "allow_sampling": True}]}]})
         elif self.path == "/metrics":
-            self._send(200, f'vllm:num_requests_running{{model_name="{b.served_name}"}} 0.0\n'.encode(),
-                       "text/plain; version=0.0.4")
+            self.send_body(200, f'vllm:num_requests_running{{model_name="{b.served_name}"}} 0.0\n'.encode(),
+                           "text/plain; version=0.0.4")
         else:
-            self._send(404, {"detail": "Not Found"})
+            self.send_json(404, {"detail": "Not Found"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         length = int(self.headers.get("Content-Length", "0"))
@@ -108,22 +93,22 @@ class _VllmHandler(BaseHTTPRequestHandler):
         with self.lock:
             b.requests.append((self.path, request))
         if self.path not in ("/v1/completions", "/v1/chat/completions"):
-            self._send(404, {"detail": "Not Found"})
+            self.send_json(404, {"detail": "Not Found"})
             return
         chat = self.path == "/v1/chat/completions"
         prompt = self._prompt(request, chat)
         if prompt is None:
             field_name = "messages" if chat else "prompt"
-            self._send(400, _error(f"[{{'type': 'missing', 'loc': ('body', '{field_name}')}}]",
+            self.send_json(400, _error(f"[{{'type': 'missing', 'loc': ('body', '{field_name}')}}]",
                                    "BadRequestError", 400))
             return
         if request.get("model") != b.served_name:
-            self._send(404, _error(f"The model `{request.get('model')}` does not exist.", "NotFoundError", 404))
+            self.send_json(404, _error(f"The model `{request.get('model')}` does not exist.", "NotFoundError", 404))
             return
         max_tokens = int(request.get("max_tokens") or 16)
         prompt_tokens = len(prompt.split())
         if prompt_tokens + max_tokens > b.max_model_len:
-            self._send(400, _error(
+            self.send_json(400, _error(
                 f"This model's maximum context length is {b.max_model_len} tokens. However, you requested "
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
                 "completion). Please reduce the length of the messages or completion.", "BadRequestError", 400))
@@ -141,10 +126,10 @@ class _VllmHandler(BaseHTTPRequestHandler):
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []},
                       "logprobs": None, "finish_reason": finish, "stop_reason": None}
-            self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            self.send_json(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
-            self._send(200, {**base, "object": "text_completion", "choices": [choice], "usage": usage})
+            self.send_json(200, {**base, "object": "text_completion", "choices": [choice], "usage": usage})
 
     def _prompt(self, request: Any, chat: bool) -> str | None:
         if not isinstance(request, dict):

@@ -26,13 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from tests.loopback import start_http
+from tests.loopback import LoopbackHandler, start_http
 from tests.smoke.servers import REPO_ROOT, RunningServer
 
 MAX_SLEEP_S = 3.0
@@ -141,36 +140,15 @@ class TgiMetrics:
         return "\n".join(lines) + "\n"
 
 
-class _Streaming(BaseHTTPRequestHandler):
+class _Streaming(LoopbackHandler):
     """Shared plumbing: chunked SSE writing, JSON answers, TCP_NODELAY."""
 
-    protocol_version = "HTTP/1.1"
-    timeout = 5
     behaviour: StreamBehaviour
 
     def setup(self) -> None:
         super().setup()
         # Without it, Nagle's algorithm holds small token writes back for the peer's delayed ACK.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *_: Any) -> None:
-        """Keep test output quiet."""
-
-    def _json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _text(self, status: int, text: str, content_type: str) -> None:
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _start_stream(self) -> None:
         self.send_response(200)
@@ -210,13 +188,13 @@ class _TgiHandler(_Streaming):
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif self.path == "/info":
-            self._json(200, {"model_id": self.behaviour.model_id, "version": "3.3.7", "max_input_tokens": 512})
+            self.send_json(200, {"model_id": self.behaviour.model_id, "version": "3.3.7", "max_input_tokens": 512})
         elif self.path == "/metrics":
-            self._text(200, self.stats.text(), "text/plain; version=0.0.4")
+            self.send_body(200, self.stats.text().encode(), "text/plain; version=0.0.4")
         elif self.path == "/_injected":
-            self._json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
+            self.send_json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
         else:
-            self._json(404, {"error": "not found", "error_type": "not_found"})
+            self.send_json(404, {"error": "not found", "error_type": "not_found"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         request = self._read_json()
@@ -225,7 +203,7 @@ class _TgiHandler(_Streaming):
             or not isinstance(request, dict)
             or not isinstance(request.get("inputs"), str)
         ):
-            self._json(422, {"error": "expected {inputs: str} on /generate_stream", "error_type": "validation"})
+            self.send_json(422, {"error": "expected {inputs: str} on /generate_stream", "error_type": "validation"})
             return
         parameters = request.get("parameters") or {}
         max_new = int(parameters.get("max_new_tokens") or 20)
@@ -238,7 +216,7 @@ class _TgiHandler(_Streaming):
             err = "overloaded" if status == 429 else "generation"
             with self.stats.lock:
                 self.stats.failures[err] = self.stats.failures.get(err, 0) + 1
-            self._json(status, {"error": "Request failed during generation", "error_type": err})
+            self.send_json(status, {"error": "Request failed during generation", "error_type": err})
             return
         tokens, finish = self.behaviour.tokens_for(request["inputs"], max_new)
         with self.stats.lock:
@@ -337,13 +315,13 @@ class _OpenAiHandler(_Streaming):
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif self.path == "/v1/models":
-            self._json(200, {"object": "list", "data": [{"id": self.behaviour.model_id, "object": "model"}]})
+            self.send_json(200, {"object": "list", "data": [{"id": self.behaviour.model_id, "object": "model"}]})
         elif self.path == "/metrics":
-            self._text(200, generate_latest(self.stats.registry).decode(), "text/plain; version=0.0.4")
+            self.send_body(200, generate_latest(self.stats.registry), "text/plain; version=0.0.4")
         elif self.path == "/_injected":
-            self._json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
+            self.send_json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
         else:
-            self._json(404, {"object": "error", "message": "not found"})
+            self.send_json(404, {"object": "error", "message": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         request = self._read_json()
@@ -352,17 +330,17 @@ class _OpenAiHandler(_Streaming):
             or not isinstance(request, dict)
             or not isinstance(request.get("prompt"), str)
         ):
-            self._json(400, {"object": "error", "message": "expected {prompt: str} on /v1/completions"})
+            self.send_json(400, {"object": "error", "message": "expected {prompt: str} on /v1/completions"})
             return
         if request.get("model") != self.behaviour.model_id:
-            self._json(404, {"object": "error", "message": f"The model `{request.get('model')}` does not exist."})
+            self.send_json(404, {"object": "error", "message": f"The model `{request.get('model')}` does not exist."})
             return
         start = time.perf_counter()
         ttft, error = self.behaviour.draw()
         labels = {"model_name": self.behaviour.model_id}
         if error in ("http_500", "http_424", "http_429"):
             status = {"http_500": 500, "http_424": 500, "http_429": 429}[error]
-            self._json(status, {"object": "error", "message": "injected", "type": "InternalServerError"})
+            self.send_json(status, {"object": "error", "message": "injected", "type": "InternalServerError"})
             return
         tokens, finish = self.behaviour.tokens_for(request["prompt"], int(request.get("max_tokens") or 16))
         self.stats.running.labels(**labels).inc()

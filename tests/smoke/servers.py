@@ -16,13 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.loopback import start_http
+from tests.loopback import LoopbackHandler, start_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CASES = REPO_ROOT / "smoke" / "cases"
@@ -55,27 +54,11 @@ class TgiBehaviour:
     log: list[tuple[str, str]] = field(default_factory=list)
 
 
-class _TgiHandler(BaseHTTPRequestHandler):
+class _TgiHandler(LoopbackHandler):
     """Implements /generate, POST / (compat, JSON list), GET / and /health, /info like TGI."""
 
-    protocol_version = "HTTP/1.1"
-    timeout = 5  # idle keep-alive connections end, so no handler thread lives long
     behaviour: TgiBehaviour
     lock: threading.Lock
-
-    def log_message(self, *_: Any) -> None:
-        """Keep test output quiet."""
-
-    def _send(self, status: int, payload: Any = None, extra: dict[str, str] | None = None) -> None:
-        body = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _health(self) -> None:
         with self.lock:
@@ -83,9 +66,9 @@ class _TgiHandler(BaseHTTPRequestHandler):
             if starting:
                 self.behaviour.unhealthy_first -= 1
         if starting:
-            self._send(503, {"error": "unhealthy", "error_type": "healthcheck"})
+            self.send_json(503, {"error": "unhealthy", "error_type": "healthcheck"})
         else:
-            self._send(200)
+            self.send_json(200)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         self.behaviour.log.append(("GET", self.path))
@@ -93,9 +76,9 @@ class _TgiHandler(BaseHTTPRequestHandler):
             self._health()
         elif self.path == "/info":
             time.sleep(self.behaviour.info_delay_s)
-            self._send(200, _info(self.behaviour.model_id, self.behaviour.model_sha))
+            self.send_json(200, _info(self.behaviour.model_id, self.behaviour.model_sha))
         else:
-            self._send(404, {"error": "not found", "error_type": "not_found"})
+            self.send_json(404, {"error": "not found", "error_type": "not_found"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         self.behaviour.log.append(("POST", self.path))
@@ -103,17 +86,17 @@ class _TgiHandler(BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(length) or b"null")
         except ValueError:
-            self._send(422, {"error": "invalid JSON", "error_type": "validation"})
+            self.send_json(422, {"error": "invalid JSON", "error_type": "validation"})
             return
         if (
             self.path not in ("/generate", "/")
             or not isinstance(request, dict)
             or not isinstance(request.get("inputs"), str)
         ):
-            self._send(422, {"error": "expected {inputs: str}", "error_type": "validation"})
+            self.send_json(422, {"error": "expected {inputs: str}", "error_type": "validation"})
             return
         if self.behaviour.generate_status != 200:
-            self._send(
+            self.send_json(
                 self.behaviour.generate_status,
                 {"error": "Request failed during generation", "error_type": "generation"},
             )
@@ -124,7 +107,7 @@ class _TgiHandler(BaseHTTPRequestHandler):
         payload: Any = {"generated_text": text}
         if self.path == "/":
             payload = [payload]  # the compat route answers a list when stream is false
-        self._send(200, payload, headers)
+        self.send_json(200, payload, headers)
 
 
 def _info(model_id: str, model_sha: str | None = None) -> dict[str, Any]:
@@ -175,15 +158,10 @@ class V2Behaviour:
     log: list[str] = field(default_factory=list)
 
 
-class _V2Handler(BaseHTTPRequestHandler):
+class _V2Handler(LoopbackHandler):
     """``POST /v2/models/<name>/infer`` like ModelMesh's REST proxy (model_name ``<name>__isvc-<hash>``)."""
 
-    protocol_version = "HTTP/1.1"
-    timeout = 5
     behaviour: V2Behaviour
-
-    def log_message(self, *_: Any) -> None:
-        """Keep test output quiet."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -194,12 +172,7 @@ class _V2Handler(BaseHTTPRequestHandler):
             status, payload = 200, {"model_name": f"{name}__isvc-6b2eb0b8bf", "outputs": self.behaviour.outputs[name]}
         else:
             status, payload = 404, {"code": 5, "message": f"Model {name} not found"}
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(status, payload)
 
 
 def start_v2(outputs: dict[str, list[dict[str, Any]]], stops: list[Callable[[], None]]) -> RunningServer:

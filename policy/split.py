@@ -319,12 +319,8 @@ def route_backends_in_namespace(args: StackValidationArgs, report_violation: Rep
     name = known(route.props, "metadata", "name", default=route.name)
     route_ns = known(route.props, "metadata", "namespace")
     for rule in get(route.props, "spec", "rules", default=[]) or []:
-        for ref in get(rule, "backendRefs", default=[]) or []:
-            if not isinstance(ref, Mapping):
-                continue
-            backend = known(ref, "name", default="?")
-            namespace = known(ref, "namespace")
-            kind, group = known(ref, "kind", default="Service"), known(ref, "group", default="")
+        for ref in route_backends(route, rule, args.resources, variants=()):
+            backend, namespace, kind, group = ref.name or "?", ref.namespace, ref.kind, ref.group
             if kind != "Service" or group != "":
                 report_violation(f"HTTPRoute '{name}' sends traffic to {group or 'core'}/{kind} '{backend}'; only "
                                  f"core Services of the experiment may be backends", route.urn)

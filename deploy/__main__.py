@@ -94,9 +94,11 @@ def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
-def settle_credentials(stack, work_dir: Path, deployment: Mapping[str, Any], *, allow_rotation: bool) -> None:
-    """Decide (once) and check the credential generator before anything is previewed."""
-    configured = credentials.configured_generator(stack_file_config(work_dir, stack.name))
+def settle_credentials(stack, config: Mapping[str, Any], deployment: Mapping[str, Any], *,
+                       allow_rotation: bool) -> None:
+    """Decide (once) and check the credential generator before anything is previewed (``config``: the stack
+    file's, :func:`stack_file_config`)."""
+    configured = credentials.configured_generator(config)
     deployed = credentials.deployed_generator(deployment)
 
     def random_plugin() -> bool:
@@ -114,7 +116,7 @@ def settle_credentials(stack, work_dir: Path, deployment: Mapping[str, Any], *, 
         log(f"credentials: {choice.generator.value} ({choice.reason})")
 
 
-def check_volume(stack_name: str, work_dir: Path, deployment: Mapping[str, Any]) -> None:
+def check_volume(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any]) -> None:
     """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py)."""
     deployed = volume.deployed_claim(deployment)
     if deployed is None:
@@ -123,7 +125,7 @@ def check_volume(stack_name: str, work_dir: Path, deployment: Mapping[str, Any])
     from stacks.settings import parse_settings
 
     prefix = f"{PROJECT}:"
-    raw = {k[len(prefix):]: v for k, v in stack_file_config(work_dir, stack_name).items() if k.startswith(prefix)}
+    raw = {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
     try:
         settings = parse_settings(raw, stack=stack_name)
     except (ConfigError, ValueError):
@@ -151,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     if args.verb in ("up", "preview"):
         deployment = stack.export_stack().deployment or {}
-        settle_credentials(stack, work_dir, deployment, allow_rotation=args.allow_credential_rotation)
-        check_volume(stack.name, work_dir, deployment)
+        config = stack_file_config(work_dir, stack.name)
+        settle_credentials(stack, config, deployment, allow_rotation=args.allow_credential_rotation)
+        check_volume(stack.name, config, deployment)
     policies = policy_args(args.stack, not args.no_policy)
     steps = StepRecorder()
     try:

@@ -13,7 +13,7 @@ import yaml
 from components.naming import WEIGHTS_VOLUME_ANNOTATION
 from components.weights_volume import Claim, claim_name, generation_of, quantity
 from deploy import volume
-from deploy.__main__ import check_volume
+from deploy.__main__ import check_volume, stack_file_config
 from deploy.workspace import DriverError
 from staging.common import FATAL_EXIT_CODES
 from tests.harness import mocked_runtime, run_main
@@ -123,10 +123,11 @@ def test_a_claim_deleted_with_its_data_is_not_called_kept() -> None:
 # --- the driver, on a stack file --------------------------------------------------------------
 
 
-def stack_dir(tmp_path: Path, storage: dict) -> Path:
+def stack_config(tmp_path: Path, storage: dict) -> dict:
+    """The dev stack file with ``storage`` changed, as the driver reads it."""
     config = {**dev_config(), "llm-ab:storage": {**dev_config().get("llm-ab:storage", {}), **storage}}
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
-    return tmp_path
+    return stack_file_config(tmp_path, "dev")
 
 
 DEV_NAMESPACE = dev_config()["llm-ab:namespace"]
@@ -138,10 +139,10 @@ def test_the_driver_refuses_a_storage_class_change_of_the_deployed_stack_before_
     inputs["spec"].pop("storageClassName")
     deployment = exported(inputs)
     with pytest.raises(DriverError, match="storage.storageClass changes from '\\(cluster default\\)' to 'fast'"):
-        check_volume("dev", stack_dir(tmp_path, {"storageClass": "fast"}), deployment)
-    check_volume("dev", stack_dir(tmp_path, {"storageClass": "fast", "volumeGeneration": 2, "allowReplace": True}),
+        check_volume("dev", stack_config(tmp_path, {"storageClass": "fast"}), deployment)
+    check_volume("dev", stack_config(tmp_path, {"storageClass": "fast", "volumeGeneration": 2, "allowReplace": True}),
                  deployment)  # asked for: passes
-    check_volume("dev", stack_dir(tmp_path, {}), {"resources": []})  # never deployed: nothing to compare
+    check_volume("dev", stack_config(tmp_path, {}), {"resources": []})  # never deployed: nothing to compare
 
 
 # --- the program: protect, names, and new Jobs for a new volume -------------------------------

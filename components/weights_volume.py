@@ -1,4 +1,4 @@
-"""The weights claim MinIO stores the bucket on: its name, its spec, and how big a quantity is (pure).
+"""The weights claim MinIO stores the bucket on: its name and its spec (pure).
 
 One owner for what the program renders (components/minio.py) and what the deploy driver compares
 with the deployed claim before a preview (deploy/volume.py).
@@ -51,17 +51,3 @@ class Claim:
     size: str
     retained: bool = True
     """retainOnDelete: a replaced (or destroyed) claim stays in the cluster."""
-
-
-_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E))?$")
-
-
-def quantity(text: str) -> float:
-    """A Kubernetes quantity (``20Gi``, ``500M``, ``1e9``) as a number of units (bytes for storage)."""
-    match = _QUANTITY.match(str(text).strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    number, exponent, suffix = match.groups()
-    return float(number) * (10 ** int(exponent[1:]) if exponent else _SUFFIX[suffix or ""])

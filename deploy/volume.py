@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.weights_volume import CLAIM_URN_MARK, Claim, claim_name, generation_of, quantity
+from components.quantity import quantity_value
+from components.weights_volume import CLAIM_URN_MARK, Claim, claim_name, generation_of
 from deploy.workspace import DriverError
 
 ALLOW_KEY = "storage.allowReplace"
@@ -68,7 +69,7 @@ def check(deployed: Claim | None, configured: Claim | None, *, allow_replace: bo
         return Verdict(True, (f"the weights leave MinIO: {kept}",))
     same_object = (configured.namespace, configured.name) == (deployed.namespace, deployed.name)
     class_changes = configured.storage_class != deployed.storage_class
-    shrinks = quantity(configured.size) < quantity(deployed.size)
+    shrinks = quantity_value(configured.size) < quantity_value(deployed.size)
     next_generation = (generation_of(deployed.name) or 1) + 1
     move = (f"to move the weights to a new, empty volume on purpose, set {GENERATION_KEY} to {next_generation} "
             f"and {ALLOW_KEY} to true for one update (bucket setup and staging then run again into the new "
@@ -90,7 +91,7 @@ def check(deployed: Claim | None, configured: Claim | None, *, allow_replace: bo
         if allow_replace:
             notes.append(f"{ALLOW_KEY} is true but nothing replaces the weights claim {where}: set it back to "
                          f"false ({_set(ALLOW_KEY, 'false')}); while it is true the claim is not protected")
-        if quantity(configured.size) > quantity(deployed.size):
+        if quantity_value(configured.size) > quantity_value(deployed.size):
             notes.append(f"the weights claim {where} grows from {deployed.size} to {configured.size} in place "
                          "(its storage class must allow volume expansion)")
         return Verdict(False, tuple(notes))

@@ -13,13 +13,13 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from components.quantity import quantity_value
 from policy.contract import image_is_pinned
 
 PROJECT = "llm-ab"
@@ -206,21 +206,6 @@ def _quantity(value: Any) -> str:
 
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 """A Kubernetes resource quantity such as ``500m``, ``4``, ``16Gi``."""
-
-_SUFFIX_FACTORS: dict[str, Fraction] = {
-    "": Fraction(1), "m": Fraction(1, 1000),
-    **{s: Fraction(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
-    **{s: Fraction(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-}
-
-
-def quantity_value(text: str) -> Fraction:
-    """The exact amount a :data:`Quantity` string stands for (``"500m"`` -> 1/2, ``"1Ki"`` -> 1024)."""
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", text)
-    if not match or match.group(2) not in _SUFFIX_FACTORS:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    return Fraction(match.group(1)) * _SUFFIX_FACTORS[match.group(2)]
-
 
 def _positive_quantity(value: Any) -> str:
     text = _quantity(value)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from components.naming import WEIGHTS_VOLUME_ANNOTATION
-from components.weights_volume import Claim, claim_name, generation_of, quantity
+from components.quantity import quantity_value
+from components.weights_volume import Claim, claim_name, generation_of
 from deploy import volume
 from deploy.__main__ import check_volume, stack_file_config
 from deploy.workspace import DriverError
@@ -57,7 +58,7 @@ def test_the_deployed_claim_is_read_from_the_exported_state() -> None:
 def test_claim_names_per_generation() -> None:
     assert [claim_name(g) for g in (1, 2, 10)] == ["minio-data", "minio-data-2", "minio-data-10"]
     assert [generation_of(n) for n in ("minio-data", "minio-data-2", "other")] == [1, 2, None]
-    assert quantity("20Gi") == 20 * 2**30 and quantity("500M") == 5e8 and quantity("1e3") == 1000
+    assert quantity_value("20Gi") == 20 * 2**30 and quantity_value("500M") == 5e8 and quantity_value("1e3") == 1000
 
 
 def test_a_storage_class_change_is_refused_naming_the_key_the_way_back_and_the_migration() -> None:

@@ -9,25 +9,11 @@ start (README: Autoscaling).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import model_validator
 
-from pydantic import BeforeValidator, model_validator
-
-from stacks.config_types import QUANTITY, Bool, OneOf, OptionalText, Section, WholeNumber, problem, show
+from stacks.config_types import Bool, OneOf, OptionalQuantity, OptionalText, Section, WholeNumber, problem, show
 
 METRIC_TYPES = ("cpu", "pods", "external")
-
-
-def _optional_quantity(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not QUANTITY.match(text):
-        raise problem(f"must be a Kubernetes quantity such as 4, 500m or 1k, got {show(value)}")
-    return text
-
-
-OptionalQuantity = Annotated[str | None, BeforeValidator(_optional_quantity)]
 
 
 class AutoscalingSettings(Section):

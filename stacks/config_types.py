@@ -207,6 +207,9 @@ def _quantity(value: Any) -> str:
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 """A Kubernetes resource quantity such as ``500m``, ``4``, ``16Gi``."""
 
+OptionalQuantity = Annotated[str | None, BeforeValidator(lambda v: None if v is None or v == "" else _quantity(v))]
+"""A :data:`Quantity`, or unset (None or empty)."""
+
 def _positive_quantity(value: Any) -> str:
     text = _quantity(value)
     if quantity_value(text) <= 0:

@@ -11,7 +11,6 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 from .contract import GPU_RESOURCE, MIN_GPU_DISK_GIB
 from .props import EKS_NODE_GROUP_TYPES, as_int, config_of, fmt_number, get, known
 
-
 GPU_NODE_GROUP_PROPERTIES: dict[str, Any] = {
     "gpuInstancePattern": {
         "type": "string", "default": r"^(p[2-9]|g[3-9]|gr[0-9])[a-z0-9-]*\.",

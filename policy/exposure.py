@@ -8,7 +8,6 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 from .contract import COMPONENT_LABEL, WEIGHTS_COMPONENT
 from .props import DATASET, PVC, SERVICE, config_of, get, known
 
-
 SERVICE_SCHEMA = PolicyConfigSchema(properties={
     "allowedTypes": {
         "type": "array", "items": {"type": "string"}, "default": ["ClusterIP", "ExternalName"],

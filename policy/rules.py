@@ -28,19 +28,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .images import PINNED_IMAGES_SCHEMA, pinned_images
-from .workloads import (
-    GPU_LIMITS_SCHEMA,
-    GPU_PLACEMENT_SCHEMA,
-    PROBES_SCHEMA,
-    RESOURCES_SCHEMA,
-    gpu_limits_required,
-    gpu_node_placement,
-    inference_http_probes,
-    resources_required,
-)
-from .secrets import CREDENTIALS_SCHEMA, SECRET_DATA_SCHEMA, no_plaintext_credentials, secret_data_not_literal
+from .eks import NODE_GROUP_DISK_SCHEMA, NODE_GROUP_TAINT_SCHEMA, gpu_node_group_disk, gpu_node_group_tainted
 from .exposure import SERVICE_SCHEMA, dataset_read_only, no_public_services, weights_volume_protected
+from .images import PINNED_IMAGES_SCHEMA, pinned_images
+from .network import DEFAULT_DENY_SCHEMA, namespace_default_deny
+from .secrets import CREDENTIALS_SCHEMA, SECRET_DATA_SCHEMA, no_plaintext_credentials, secret_data_not_literal
 from .split import (
     CANARY_CAP_SCHEMA,
     SPLIT_TOLERANCE_SCHEMA,
@@ -51,8 +43,16 @@ from .split import (
     split_selects_both_variants,
     split_within_tolerance,
 )
-from .network import DEFAULT_DENY_SCHEMA, namespace_default_deny
-from .eks import NODE_GROUP_DISK_SCHEMA, NODE_GROUP_TAINT_SCHEMA, gpu_node_group_disk, gpu_node_group_tainted
+from .workloads import (
+    GPU_LIMITS_SCHEMA,
+    GPU_PLACEMENT_SCHEMA,
+    PROBES_SCHEMA,
+    RESOURCES_SCHEMA,
+    gpu_limits_required,
+    gpu_node_placement,
+    inference_http_probes,
+    resources_required,
+)
 
 PACK_ENFORCEMENT = EnforcementLevel.MANDATORY
 """Pack default; every policy below sets its own level anyway."""

@@ -18,7 +18,6 @@ from pulumi_policy.proxy import UnknownValueError
 
 from .props import DATASET, SECRET, config_of, container_name, get, known, pod_template, walk_strings
 
-
 CREDENTIALS_SCHEMA = PolicyConfigSchema(properties={
     "knownDefaults": {
         "type": "array", "items": {"type": "string"},

@@ -29,9 +29,9 @@ from .contract import (
 from .props import (
     DEPLOYMENT,
     HTTPROUTE,
-    PodTemplate,
     SERVICE,
     SERVING_RUNTIME_TYPES,
+    PodTemplate,
     as_int,
     config_of,
     fmt_number,
@@ -40,7 +40,6 @@ from .props import (
     labels_match,
     pod_template,
 )
-
 
 
 @dataclass(frozen=True)

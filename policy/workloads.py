@@ -11,7 +11,6 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 from .contract import GPU_RESOURCE, RUN_LABEL, TGI_APP
 from .props import config_of, container_name, get, labels_match, pod_template
 
-
 INFERENCE_LABELS_PROPERTY = {
     "type": "object", "additionalProperties": {"type": "string"}, "default": {RUN_LABEL: TGI_APP},
     "description": "Pod labels that mark an inference pod (TGI's `run` label by default).",

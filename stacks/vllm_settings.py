@@ -10,6 +10,7 @@ quantisations, the extra-args allow-list) come from :mod:`components.engines.vll
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from pydantic import model_validator
 
 from components.engines.tgi import OPENAI_API_SINCE, serves_openai_api

@@ -25,7 +25,7 @@ def render_dev(run_main, generator: str | None) -> dict:
 
 
 def test_the_schema_offers_exactly_the_generators_there_are() -> None:
-    assert CREDENTIAL_GENERATORS == tuple(g.value for g in CredentialGenerator)
+    assert tuple(g.value for g in CredentialGenerator) == CREDENTIAL_GENERATORS
 
 
 def test_generated_values_are_alphanumeric_of_the_length_asked_and_differ() -> None:

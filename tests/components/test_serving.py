@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.naming import split_annotations
 from components.engines.tgi import TgiEngine, token_limit_env, uses_legacy_token_flags
 from components.engines.vllm import VllmEngine, extra_arg_problem
+from components.naming import split_annotations
 from components.serving import (
     ModelServer,
     ModelServerArgs,

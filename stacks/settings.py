@@ -124,13 +124,6 @@ class ModelsSettings(Section):
 TgiResources, TGI_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
 
 
-def tgi_needs_root(image: str) -> bool:
-    """TGI images from 3.1 on run only as root (their Python lives in /root/.local); a digest or an unknown tag
-    is not judged."""
-    match = re.search(r":v?(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
-    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (3, 1)
-
-
 class TgiSettings(Section):
     """Text Generation Inference server settings shared by both variants."""
 
@@ -161,14 +154,6 @@ class TgiSettings(Section):
     """`QUANTIZE` (awq, gptq, bitsandbytes, eetq, fp8, ...; empty: none); needs GPUs"""
     max_batch_size: OptionalWholeNumber(1, 4096) = None
     """`MAX_BATCH_SIZE`: max requests per batch (empty: TGI sizes batches by the token budgets)"""
-
-    @model_validator(mode="after")
-    def _image_runs_as_non_root(self) -> TgiSettings:
-        if self.run_as_non_root and tgi_needs_root(self.image):
-            raise problem(f"must be false for {show(self.image)}: TGI 3.1 and later install Python under /root, "
-                          "which other users can't read (huggingface/text-generation-inference#3082); use a TGI "
-                          "image up to 3.0 to run as non-root, got true", at="runAsNonRoot")
-        return self
 
     @model_validator(mode="after")
     def _token_budgets(self) -> TgiSettings:
@@ -424,7 +409,7 @@ class Settings(Section):
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
         check_engines(self.vllm, engines=[self.models.stable.engine, self.models.canary.engine],
                       tgi_image=self.tgi.image, tgi_quantize=self.tgi.quantize, tgi_dtype=self.tgi.dtype,
-                      gpus_per_replica=self.tgi.gpus_per_replica)
+                      gpus_per_replica=self.tgi.gpus_per_replica, run_as_non_root=self.tgi.run_as_non_root)
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import model_validator
 
-from components.engines.tgi import OPENAI_API_SINCE, serves_openai_api
+from components.engines.tgi import OPENAI_API_SINCE, needs_root, serves_openai_api
 from components.engines.vllm import DTYPES, QUANTIZATIONS, extra_arg_problem, is_cuda_image
 from stacks.config_types import (
     Number,
@@ -66,12 +66,17 @@ class VllmSettings(Section):
 
 
 def check_engines(vllm: VllmSettings, *, engines: Sequence[str], tgi_image: str, tgi_quantize: str | None,
-                  tgi_dtype: str | None, gpus_per_replica: int) -> None:
-    """Rules across sections: what a vLLM variant, a TGI knob or a mixed pair needs."""
+                  tgi_dtype: str | None, gpus_per_replica: int, run_as_non_root: bool) -> None:
+    """Rules across sections: what a vLLM variant, a TGI knob or a mixed pair needs. TGI's own rules apply
+    only when a variant runs TGI: a vLLM pair never starts ``tgi.image``."""
     if "vllm" in engines and gpus_per_replica == 0 and is_cuda_image(vllm.image):
         raise problem(f"is a CUDA build of vLLM, which does not start without a GPU: set tgi.gpusPerReplica to "
                       f"at least 1, or vllm.image to a CPU build of vLLM, got {show(vllm.image)}", at="vllm.image")
     if "tgi" in engines:
+        if run_as_non_root and needs_root(tgi_image):
+            raise problem(f"must be false for {show(tgi_image)}: TGI 3.1 and later install Python under /root, "
+                          "which other users can't read (huggingface/text-generation-inference#3082); use a TGI "
+                          "image up to 3.0 to run as non-root, got true", at="tgi.runAsNonRoot")
         if tgi_quantize is not None and tgi_dtype is not None:
             raise problem(f"must be empty when tgi.quantize is set (TGI takes one of dtype and quantize), "
                           f"got {show(tgi_dtype)}", at="tgi.dtype")

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 from components.engines import API_TGI, ServingContext
 
-__all__ = ["DTYPES", "OPENAI_API_SINCE", "QUANTIZATIONS", "TgiEngine", "image_version", "serves_openai_api",
-           "token_limit_env", "uses_legacy_token_flags"]
+__all__ = ["DTYPES", "OPENAI_API_SINCE", "QUANTIZATIONS", "ROOT_ONLY_SINCE", "TgiEngine", "image_version",
+           "needs_root", "serves_openai_api", "token_limit_env", "uses_legacy_token_flags"]
 
 DTYPES = ("float16", "bfloat16")
 """``--dtype`` (``DTYPE``): TGI takes no dtype together with a quantisation."""
 QUANTIZATIONS = ("awq", "eetq", "gptq", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "exl2", "fp8",
                  "marlin")
 """``--quantize`` (``QUANTIZE``): CUDA kernels all of them."""
+ROOT_ONLY_SINCE = (3, 1)
+"""TGI images from 3.1 install Python under /root, which other users cannot read."""
 OPENAI_API_SINCE = (2, 3)
 """TGI serves ``/v1/models`` (huggingface/text-generation-inference#2433, merged 2024-08-29) from 2.3;
 ``/v1/completions`` and ``/v1/chat/completions`` came earlier (2.0, 1.4)."""
@@ -30,6 +32,13 @@ def image_version(image: str) -> tuple[int, int] | None:
     """(major, minor) of a TGI image's tag; None for a digest-only or unknown tag."""
     match = re.search(r":(\d+)\.(\d+)(?:\.\d+)?(?:[-@]|$)", image)
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def needs_root(image: str) -> bool:
+    """TGI images from 3.1 on run only as root (their Python lives in /root/.local,
+    huggingface/text-generation-inference#3082); a digest or an unknown tag is not judged."""
+    version = image_version(image)
+    return version is not None and version >= ROOT_ONLY_SINCE
 
 
 def uses_legacy_token_flags(image: str) -> bool:

@@ -9,6 +9,12 @@ hub client from calling out; tensor parallelism splits one replica over its GPUs
 variable (what a Service named ``vllm`` injects with service links) breaks its startup, so service
 links stay off; the ``vllm/vllm-openai`` images are CUDA builds (a CPU build comes from another
 repository and sizes its KV cache with ``VLLM_CPU_KVCACHE_SPACE``, in GiB).
+
+As a non-root user (uid 1000, which has no ``/etc/passwd`` entry in the image): importing vLLM sets up
+torch's compile cache, which names the user through ``getpass.getuser()``; without ``USER`` in the
+environment that is ``pwd.getpwuid`` and raises ``KeyError: 'getpwuid(): uid not found: 1000'``
+(kserve/kserve#5666, vllm-project/vllm#31959), so the container sets ``USER``. The caches (torch
+inductor, Triton) go to the ``/data`` scratch volume rather than the 1 GiB ``/tmp``.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from dataclasses import dataclass
 from components.engines import API_OPENAI, ServingContext, env_list
 
 __all__ = ["CUDA_IMAGE_REPOSITORY", "DTYPES", "EXTRA_ARGS", "PROGRAM_ARGS", "QUANTIZATIONS", "REFUSED_ARGS",
-           "VllmEngine", "extra_arg_problem", "is_cuda_image"]
+           "RUN_AS_USER", "VllmEngine", "extra_arg_problem", "is_cuda_image"]
 
 CUDA_IMAGE_REPOSITORY = "vllm/vllm-openai"
+RUN_AS_USER = "vllm"
+"""``USER`` of the server process: what ``getpass.getuser()`` answers for a uid the image does not know."""
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "bitsandbytes", "compressed-tensors",
                  "experts_int8")
@@ -143,6 +151,9 @@ class VllmEngine:
             "HF_HOME": "/data/huggingface",
             "VLLM_CACHE_ROOT": "/data/vllm",
             "XDG_CACHE_HOME": "/data/cache",
+            "TORCHINDUCTOR_CACHE_DIR": "/data/torchinductor",
+            "TRITON_CACHE_DIR": "/data/triton",
+            "USER": RUN_AS_USER,
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }

@@ -140,6 +140,9 @@ def test_vllm_serves_the_mounted_weights_under_the_repo_id_on_the_shared_port(ru
     assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
     assert env["HF_HOME"].startswith("/data/") and env["VLLM_CACHE_ROOT"].startswith("/data/")
     assert "MODEL_ID" not in env and "VLLM_CPU_KVCACHE_SPACE" not in env
+    # uid 1000 has no passwd entry in the image: torch's cache set-up asks getpass, which reads USER first.
+    assert env["USER"] == "vllm" and env["HOME"] == "/tmp"
+    assert env["TORCHINDUCTOR_CACHE_DIR"].startswith("/data/") and env["TRITON_CACHE_DIR"].startswith("/data/")
     assert c["ports"] == [{"name": "http", "containerPort": 8080}]
 
 

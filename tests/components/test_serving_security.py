@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from stacks.config_types import ConfigError
-from stacks.settings import parse_settings, tgi_needs_root
+from components.engines.tgi import needs_root
+from stacks.settings import parse_settings
 from tests.samples import dev_config, with_value
 
 WRITABLE = {"/tmp", "/data", "/dev/shm"}
@@ -48,15 +49,15 @@ def test_run_as_non_root_false_runs_the_image_as_it_is(run_main, pulumi_mocks) -
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
-@pytest.mark.parametrize(("image", "needs_root"), [
+@pytest.mark.parametrize(("image", "root_only"), [
     ("ghcr.io/huggingface/text-generation-inference:1.3.4", False),
     ("ghcr.io/huggingface/text-generation-inference:3.0.1", False),
     ("ghcr.io/huggingface/text-generation-inference:3.1.1", True),
     ("ghcr.io/huggingface/text-generation-inference:3.3.5-intel-cpu", True),
     ("ghcr.io/huggingface/text-generation-inference@sha256:" + "a" * 64, False),
 ])
-def test_images_that_need_root_are_known(image: str, needs_root: bool) -> None:
-    assert tgi_needs_root(image) is needs_root
+def test_images_that_need_root_are_known(image: str, root_only: bool) -> None:
+    assert needs_root(image) is root_only
 
 
 def test_a_root_only_image_with_the_non_root_default_fails_naming_the_key() -> None:

@@ -87,3 +87,13 @@ def test_a_cpu_build_of_vllm_may_run_without_gpus() -> None:
 def test_a_tgi_pair_ignores_the_vllm_rules_and_a_vllm_pair_the_tgi_version() -> None:
     parse_settings(config("tgi", tgi={"gpusPerReplica": 0, "image": "ghcr.io/huggingface/text-generation-inference:1.3.4"}))
     parse_settings(config(stable_engine="vllm", tgi={"image": "ghcr.io/huggingface/text-generation-inference:1.3.4"}))
+
+
+def test_a_vllm_pair_does_not_judge_tgi_image_as_root_only() -> None:
+    """tgi.runAsNonRoot is the serving pod's (both engines'); only a TGI variant makes a 3.1+ TGI image refuse it."""
+    root_only = {"image": "ghcr.io/huggingface/text-generation-inference:3.3.5"}
+    s = parse_settings(config(stable_engine="vllm", tgi=root_only))
+    assert s.tgi.run_as_non_root is True
+    with pytest.raises(ConfigError) as err:
+        parse_settings(config(tgi=root_only))
+    assert err.value.key == "tgi.runAsNonRoot" and "TGI 3.1 and later" in str(err.value)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from policy.contract import GPU_PRESENT_LABEL
 from stacks.platform import Platform
 from stacks.settings import Settings
 
+GPU_NODES = {GPU_PRESENT_LABEL: "true"}
+"""Where GPU replicas land on a cluster the stack did not make: the nodes GPU Feature Discovery labels."""
 
-def provision(settings: Settings) -> Platform:  # noqa: ARG001 - every platform takes the settings
-    """The current kube context's cluster, as it is: no provider, no GPU placement, MinIO for weights."""
-    return Platform()
+
+def provision(settings: Settings) -> Platform:
+    """The current kube context's cluster, as it is: no provider, MinIO for weights; GPU replicas select the
+    GPU nodes by their GPU Feature Discovery label, unless ``tgi.nodeSelector`` names the nodes itself."""
+    return Platform(gpu_node_selector={} if settings.tgi.node_selector else GPU_NODES)

@@ -144,7 +144,8 @@ class TgiSettings(Section):
     shm_size: PositiveQuantity = "1Gi"
     """Size of the memory-backed `/dev/shm`"""
     node_selector: StringMap = Field(default_factory=dict)
-    """Extra node selector for TGI pods"""
+    """Node selector of the serving pods; on local with GPUs, empty selects `nvidia.com/gpu.present: "true"`
+    (GPU Feature Discovery's label)"""
     run_as_non_root: Bool = True
     """Run as uid 1000 with a read-only root file system (TGI images up to 3.0; 3.1+ need `false`: see Security
     defaults)"""

@@ -127,3 +127,36 @@ def test_the_gateway_api_crds_reject_a_route_weight_out_of_range(local_cluster) 
            "spec": {"rules": [{"backendRefs": [{"name": "svc", "port": 8080, "weight": 2_000_000}]}]}}
     proc = local_cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad), check=False)
     assert proc.returncode != 0 and "weight" in proc.stderr
+
+
+@pytest.fixture
+def mixed_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks
+                    ) -> list[dict[str, Any]]:
+    """The engine-migration pair (TGI stable, vLLM canary, one GPU each) of tests/golden/render.py."""
+    from tests.golden.render import dev_mixed
+
+    set_stack_config(dev_mixed())
+    monkeypatch.setattr("pulumi.export", lambda *_: None)
+    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+    return manifests(pulumi_mocks.resources)
+
+
+def test_a_mixed_tgi_and_vllm_pair_is_accepted_and_lands_on_the_gpu_nodes(local_cluster, mixed_manifests) -> None:
+    """Both engines' Deployments pass the API server's validation, their pods get a GPU each on the simulated
+    GPU node (the local platform's GPU Feature Discovery selector), and the one traffic Service selects both."""
+    namespace = "llm-ab-dev-vllm"
+    _apply(local_cluster, mixed_manifests)
+    pending = _wait(local_cluster, mixed_manifests)
+    assert not pending, "not ready:\n" + "\n".join(pending)
+    pods = local_cluster.get_json("pods", "-n", namespace, "-l", "run=text-generation-inference")["items"]
+    engines = {p["metadata"]["labels"]["type"]: p["spec"]["containers"][0]["name"] for p in pods}
+    assert engines == {"stable": "tgi", "canary": "vllm"}
+    for pod in pods:
+        node = local_cluster.get_json(f"node/{pod['spec']['nodeName']}")
+        assert node["metadata"]["labels"].get("nvidia.com/gpu.present") == "true", pod["metadata"]["name"]
+        assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    canary = next(p for p in pods if p["metadata"]["labels"]["type"] == "canary")
+    assert canary["spec"]["containers"][0]["command"] == ["vllm", "serve"]
+    endpoints = local_cluster.get_json("endpoints/text-generation-inference", "-n", namespace)
+    addresses = [a for subset in endpoints.get("subsets", []) for a in subset.get("addresses", [])]
+    assert sorted(a["targetRef"]["name"] for a in addresses) == sorted(p["metadata"]["name"] for p in pods)

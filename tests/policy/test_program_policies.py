@@ -145,3 +145,50 @@ STAGING = ROOT / "Pulumi.staging.yaml"
 def test_staging_program_has_no_mandatory_violation(pulumi_mocks, registrations) -> None:
     found = run_with_pack(pulumi_mocks, registrations, "staging", stack_config("staging"))
     assert mandatory(found) == []
+
+
+# --- vLLM variants: the same rules hold whatever the engine -----------------------------------------
+
+def test_the_vllm_pair_and_the_mixed_pair_have_no_violation(pulumi_mocks, registrations) -> None:
+    """dev-vllm (both variants on vLLM) and the TGI->vLLM migration pair pass its pack config (GPUs required)."""
+    from tests.golden.render import dev_mixed
+
+    found = run_with_pack(pulumi_mocks, registrations, "dev-vllm", stack_config("dev-vllm"))
+    assert (mandatory(found), advisory(found)) == ([], [])
+    vllm_pods = [r for r in pulumi_mocks.of_type("kubernetes:apps/v1:Deployment")
+                 if r.inputs["spec"]["template"]["spec"]["containers"][0]["name"] == "vllm"]
+    assert len(vllm_pods) == 2  # the pack did look at vLLM pods
+    pulumi_mocks.resources.clear()
+    registrations.clear()
+    found = run_with_pack(pulumi_mocks, registrations, "dev-vllm", dev_mixed())
+    assert (mandatory(found), advisory(found)) == ([], [])
+
+
+def break_vllm_canary(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    """A hand-edited vLLM canary: a floating tag, no probes, no GPU limit (so no GPU placement either)."""
+    if args.name != "tgi-canary-deploy":
+        return None
+    props = copy.copy(args.props)
+    spec = copy.deepcopy(props["spec"])
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["name"] == "vllm", container["name"]
+    container["image"] = "vllm/vllm-openai:latest"
+    del container["startupProbe"]
+    container["readinessProbe"] = {"tcpSocket": {"port": "http"}}
+    del container["resources"]["limits"][contract.GPU_RESOURCE]
+    props["spec"] = spec
+    return pulumi.ResourceTransformationResult(props, args.opts)
+
+
+def test_a_broken_vllm_canary_fails_the_image_probe_and_gpu_rules(pulumi_mocks, registrations) -> None:
+    pulumi.runtime.register_stack_transformation(break_vllm_canary)
+    found = run_with_pack(pulumi_mocks, registrations, "dev-vllm", stack_config("dev-vllm"))
+    assert mandatory(found) == [
+        ("k8s-pinned-images", "tgi-canary-deploy", "container 'vllm' uses unpinned image 'vllm/vllm-openai:latest'"),
+        ("gpu-limits-required", "tgi-canary-deploy",
+         "no container ('vllm') limits nvidia.com/gpu; inference pods need a GPU on this stack (requireGpu)"),
+        ("inference-http-probes", "tgi-canary-deploy", "container 'vllm' has no startupProbe"),
+        ("inference-http-probes", "tgi-canary-deploy",
+         "container 'vllm' has a readinessProbe that is not an HTTP check (httpGet)"),
+    ]

@@ -163,3 +163,19 @@ def test_bad_config_fails_before_anything_is_registered(run_main, pulumi_mocks, 
         run_main(config)
     assert message in str(err.value)
     assert pulumi_mocks.resources == [], [r.name for r in pulumi_mocks.resources]
+
+
+@pytest.mark.parametrize(("tgi", "selector"), [
+    ({"gpusPerReplica": 0}, None),
+    ({"gpusPerReplica": 1}, {"nvidia.com/gpu.present": "true"}),
+    ({"gpusPerReplica": 1, "nodeSelector": {"gpu-type": "a10"}}, {"gpu-type": "a10"}),
+])
+def test_local_gpu_replicas_select_gpu_nodes_unless_the_stack_names_its_own(
+        run_main, pulumi_mocks: RecordingMocks, tgi: dict[str, Any], selector: dict[str, str] | None) -> None:
+    """The pack's gpu-node-placement wants a selector on every GPU pod; on a cluster the stack did not make it
+    is GPU Feature Discovery's label, and a stack's own tgi.nodeSelector replaces it (not every cluster runs GFD)."""
+    config = dev_config()
+    run_main({**config, "llm-ab:tgi": {**config["llm-ab:tgi"], **tgi}})
+    for deploy in pulumi_mocks.of_type(DEPLOYMENT):
+        if deploy.name.startswith("tgi-"):
+            assert deploy.inputs["spec"]["template"]["spec"].get("nodeSelector") == selector, deploy.name

@@ -59,6 +59,10 @@ class Served:
     model_id: str
     sha: str | None = None
     """The Hub commit it loaded, when it reports one (TGI's ``model_sha``)."""
+    served_as: str | None = None
+    """The rest of an OpenAI-compatible ``/v1/models`` entry where it differs from ``model_id``: the
+    served name and the owner (vLLM: the repo id, ``vllm``; TGI: both its model id, so None). It keeps a
+    TGI and a vLLM variant of the same weights (an engine migration) apart in the split."""
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> Served:
@@ -67,8 +71,10 @@ class Served:
         return cls(str(info["model_id"]), sha if isinstance(sha, str) and sha else None)
 
     def label(self) -> str:
-        """``model_id``, with ``@<sha>`` when the server reports one (the split counts by it)."""
-        return self.model_id if self.sha is None else f"{self.model_id}@{self.sha}"
+        """``model_id``, with ``@<sha>`` when the server reports one and how it serves it (the split counts by
+        it)."""
+        base = self.model_id if self.sha is None else f"{self.model_id}@{self.sha}"
+        return base if self.served_as is None else f"{base} ({self.served_as})"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from .cases import TgiCase
+from .identity import Served
 from .net import Endpoint, EndpointError, RetryPolicy, excerpt, json_body, request_ok
 from .sse import sse_data
 from .tgi import Generation
@@ -93,6 +94,13 @@ class ServedModel:
     def identity(self) -> str:
         """The weights it loaded when it says (``root``: a path ending in the revision), else its id."""
         return self.root or self.id
+
+    def served(self) -> Served:
+        """As the identity checks and the split compare it: the weights, and how they are served."""
+        rest = [f"served as {self.id}"] if self.id != self.identity else []
+        if self.owned_by and self.owned_by != self.id:
+            rest.append(f"owned by {self.owned_by}")
+        return Served(self.identity, served_as=", ".join(rest) or None)
 
 
 class OpenAiClient(Endpoint):

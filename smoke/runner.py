@@ -24,7 +24,7 @@ aborted (:class:`RunAborted`, e.g. SIGTERM at the Job's deadline).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -98,6 +98,8 @@ class RunConfig:
     def split_blind_reason(self) -> str | None:
         """Why the split can't be observed from the declared models (None when it can)."""
         stable, canary = self.stable.expected, self.canary.expected
+        if self.stable.api != self.canary.api:
+            return None  # one model on two engines: their /v1/models answers tell them apart
         if stable is not None and canary is not None and stable.indistinguishable_from(canary):
             return same_model_reason(stable.describe())
         return None
@@ -405,13 +407,14 @@ class Runner:
         found: Served | None = None
         with self._check(spec.name, "model") as check:
             # vLLM: /v1/models' root is the path it loaded (the weights, with the revision), as TGI's /info model_id.
-            served = (Served(tgi.served_model(self._brief()).identity) if isinstance(tgi, OpenAiClient)
+            route = "/v1/models" if isinstance(tgi, OpenAiClient) else "/info"
+            served = (tgi.served_model(self._brief()).served() if isinstance(tgi, OpenAiClient)
                       else Served.from_info(tgi.info(self._brief())))
             check.data.update(model_id=served.model_id, model_sha=served.sha)
             expected = spec.expected
             problem = expected.problem(served) if expected is not None else None
             if problem is not None:
-                raise EndpointError(f"GET {tgi.url('/info')}: {problem}")
+                raise EndpointError(f"GET {tgi.url(route)}: {problem}")
             check.detail = f"serves {served.label()!r}" + (f" = {expected.describe()}" if expected else "")
             found = served
             self.identities[spec.name] = served
@@ -462,26 +465,49 @@ class Runner:
             return same_model_reason(repr(seen[0].label()))
         return None
 
-    def classify(self, served: Served) -> str | None:
-        """Which variant served a sample: observed identities first (exact), then declared models."""
-        exact = [name for name, seen in self.identities.items() if seen == served]
+    def classify(self, served: Served, identities: Mapping[str, Served] | None = None) -> str | None:
+        """Which variant served a sample: observed ``identities`` first (exact; default: the model checks'),
+        then declared models."""
+        exact = [name for name, seen in (self.identities if identities is None else identities).items()
+                 if seen == served]
         if len(exact) == 1:
             return exact[0]
         declared = [spec.name for spec in self.config.variants
                     if spec.expected is not None and spec.expected.problem(served) is None]
         return declared[0] if len(declared) == 1 else None
 
+    def _models_identities(self) -> dict[str, Served]:
+        """Each variant's answer to ``GET /v1/models`` on its own Service: what a split sample of a pair with
+        an OpenAI-compatible engine is compared with. A vLLM variant's is its model check's; a TGI variant's
+        (TGI 2.3+) is asked here, as it differs from its ``/info``."""
+        found: dict[str, Served] = {}
+        for spec in self.config.variants:
+            if spec.api == API_OPENAI or spec.url is None or spec.name not in self.identities:
+                if spec.name in self.identities:
+                    found[spec.name] = self.identities[spec.name]
+                continue
+            with httpx.Client(headers=spec.headers) as client:
+                models = OpenAiClient(spec.url, client, self.config.request_timeout).served_model(self._brief())
+            found[spec.name] = models.served()
+        return found
+
     def _check_split(self, url: str, design: SplitDesign) -> None:
         with self._check("traffic", "split") as check:
+            # A pair with an OpenAI-compatible engine is sampled by /v1/models (TGI 2.3+ serves it too).
+            by_models = any(spec.api == API_OPENAI for spec in self.config.variants)
+            identities = self._models_identities() if by_models else self.identities
+            seen = [identities.get(spec.name) for spec in self.config.variants]
+            if seen[0] is not None and seen[0] == seen[1]:
+                check.status, check.detail = SKIP, same_model_reason(repr(seen[0].label()))
+                return
             with fresh_connection_client() as fresh:
-                # A pair with an OpenAI-compatible engine is sampled by /v1/models (TGI 2.3+ serves it too).
                 sampler = (
-                    (lambda: Served(OpenAiClient(url, fresh, self.config.request_timeout).served_model(
-                        RetryPolicy.brief(budget_end=self.deadline)).identity))
-                    if any(spec.api == API_OPENAI for spec in self.config.variants) else None)
+                    (lambda: OpenAiClient(url, fresh, self.config.request_timeout).served_model(
+                        RetryPolicy.brief(budget_end=self.deadline)).served())
+                    if by_models else None)
                 result = run_split_check(
-                    url, design, self.classify, self.config.request_timeout, on_sample=self.ui.split_progress,
-                    sampler=sampler, budget_end=self.deadline, clock=self.clock,
+                    url, design, lambda served: self.classify(served, identities), self.config.request_timeout,
+                    on_sample=self.ui.split_progress, sampler=sampler, budget_end=self.deadline, clock=self.clock,
                 )
             self.split_result = result
             check.data["split"] = {**asdict(result), "observed": result.observed}

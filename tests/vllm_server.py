@@ -170,6 +170,8 @@ class _VllmHandler(LoopbackHandler):
 class RunningVllm:
     url: str
     behaviour: VllmBehaviour
+    address: tuple[str, int] = ("", 0)
+    """(host, port), for a proxy in front of it."""
 
 
 def start_vllm(served_name: str, root: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningVllm:
@@ -178,4 +180,4 @@ def start_vllm(served_name: str, root: str, stops: list[Callable[[], None]], **b
     handler = type("Handler", (_VllmHandler,), {"behaviour": state, "lock": threading.Lock()})
     server = start_http(handler, stops)
     host, port = server.server_address[:2]
-    return RunningVllm(f"http://{host}:{port}", state)
+    return RunningVllm(f"http://{host}:{port}", state, (str(host), int(port)))

@@ -55,7 +55,9 @@ class TgiBehaviour:
 
 
 class _TgiHandler(LoopbackHandler):
-    """Implements /generate, POST / (compat, JSON list), GET / and /health, /info like TGI."""
+    """Implements /generate, POST / (compat, JSON list), /generate_stream (SSE), the Messages API
+    (/v1/chat/completions, unstreamed), GET / and /health, /info and /v1/models (TGI 2.3+: one entry whose
+    id and owned_by are the model id, huggingface/text-generation-inference#2433) like TGI."""
 
     behaviour: TgiBehaviour
     lock: threading.Lock
@@ -77,6 +79,10 @@ class _TgiHandler(LoopbackHandler):
         elif self.path == "/info":
             time.sleep(self.behaviour.info_delay_s)
             self.send_json(200, _info(self.behaviour.model_id, self.behaviour.model_sha))
+        elif self.path == "/v1/models":
+            model_id = self.behaviour.model_id
+            self.send_json(200, {"object": "list", "data": [
+                {"id": model_id, "object": "model", "created": 0, "owned_by": model_id}]})
         else:
             self.send_json(404, {"error": "not found", "error_type": "not_found"})
 
@@ -88,8 +94,11 @@ class _TgiHandler(LoopbackHandler):
         except ValueError:
             self.send_json(422, {"error": "invalid JSON", "error_type": "validation"})
             return
+        if self.path == "/v1/chat/completions" and isinstance(request, dict) and request.get("messages"):
+            self._chat(request)
+            return
         if (
-            self.path not in ("/generate", "/")
+            self.path not in ("/generate", "/", "/generate_stream")
             or not isinstance(request, dict)
             or not isinstance(request.get("inputs"), str)
         ):
@@ -104,10 +113,35 @@ class _TgiHandler(LoopbackHandler):
         time.sleep(self.behaviour.generate_delay_s)
         text = self.behaviour.answers.get(request["inputs"], self.behaviour.default_answer)
         headers = {"x-compute-type": "gpu+optimized", "x-generated-tokens": str(len(text.split()))}
+        if self.path == "/generate_stream":
+            self._stream(text)
+            return
         payload: Any = {"generated_text": text}
         if self.path == "/":
             payload = [payload]  # the compat route answers a list when stream is false
         self.send_json(200, payload, headers)
+
+
+    def _stream(self, text: str) -> None:
+        """One ``data:{token}`` event per word, the last carrying ``generated_text`` (TGI's SSE, no space)."""
+        words = text.split(" ")
+        events = []
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            token = {"id": i, "text": word if i == 0 else f" {word}", "logprob": -0.1, "special": False}
+            events.append("data:" + json.dumps({"index": i + 1, "token": token, "generated_text": text if last else None,
+                                                "details": None}) + "\n\n")
+        self.send_body(200, "".join(events).encode(), "text/event-stream")
+
+    def _chat(self, request: dict[str, Any]) -> None:
+        prompt = request["messages"][-1].get("content", "")
+        text = self.behaviour.answers.get(prompt, self.behaviour.default_answer)
+        self.send_json(200, {"object": "chat.completion", "id": "", "created": 0, "model": self.behaviour.model_id,
+                             "system_fingerprint": "3.3.4-native", "choices": [{
+                                 "index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                                 "finish_reason": "eos_token"}],
+                             "usage": {"prompt_tokens": 9, "completion_tokens": len(text.split()),
+                                       "total_tokens": 9 + len(text.split())}})
 
 
 def _info(model_id: str, model_sha: str | None = None) -> dict[str, Any]:

@@ -12,15 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.smoke.cli_args import checks_of, identity
 from tests.smoke.servers import BASE_ID, REPO_ROOT, SMALL_ID, RunningServer, SplitProxy
 
 RunCli = Callable[..., tuple[int, str, str]]
-
-
-def identity(variant: str, repo: str, weights: str) -> tuple[str, ...]:
-    """The flags the smoke gate passes for a variant: repo id, revision (the path's last part), weights path."""
-    return (f"--{variant}-model", repo, f"--{variant}-revision", weights.rsplit("/", 1)[-1],
-            f"--{variant}-weights", weights)
 
 
 STABLE_IDENTITY = identity("stable", "google/flan-t5-small", SMALL_ID)
@@ -48,11 +43,6 @@ def _variant_args(stable: RunningServer, canary: RunningServer, cases: Path) -> 
 def _sampled(proxy: SplitProxy) -> list[str]:
     """Backends chosen for the split samples: the first connection was the traffic /health check."""
     return proxy.choices[1:]
-
-
-def _checks(stdout: str) -> dict[tuple[str, str], dict]:
-    report = json.loads(stdout)
-    return {(c["target"], c["name"]): c for c in report["checks"]}
 
 
 def test_all_good_exits_0_with_every_case_passing_on_both_variants(
@@ -125,7 +115,7 @@ def test_split_expected_10_but_real_50_exits_1_with_the_observed_share(
     assert split["verdict"] == "off" and split["decided_by"] == "sprt"
     assert split["samples"] < 60  # the sequential test stops early on clear evidence
     assert split["observed"] > 0.3 and split["ci_low"] > 0.10
-    detail = _checks(out)[("traffic", "split")]["detail"]
+    detail = checks_of(out)[("traffic", "split")]["detail"]
     assert "expected 10.0%" in detail and "differs from the expected one" in detail
 
 
@@ -140,7 +130,7 @@ def test_canary_answering_500_exits_1_naming_variant_case_and_status(
     code, out, _ = run_cli(*_variant_args(stable, canary, shipped_cases), "--json")
 
     assert code == 1
-    checks = _checks(out)
+    checks = checks_of(out)
     failed = checks[("canary", "case square-root")]
     assert failed["status"] == "fail"
     assert "HTTP 500" in failed["detail"] and "Request failed during generation" in failed["detail"]
@@ -159,7 +149,7 @@ def test_wrong_model_id_exits_1_and_skips_that_variants_cases(
     code, out, _ = run_cli(*_variant_args(stable, canary, shipped_cases), "--json")
 
     assert code == 1
-    checks = _checks(out)
+    checks = checks_of(out)
     assert checks[("canary", "model")]["status"] == "fail"
     assert "flan-t5-large" in checks[("canary", "model")]["detail"]
     assert "(google/flan-t5-base@7bcac57)" in checks[("canary", "model")]["detail"]
@@ -183,7 +173,7 @@ def test_output_mismatch_exits_1_showing_expected_and_generated_text(
     )
 
     assert code == 1
-    checks = _checks(out)
+    checks = checks_of(out)
     detail = checks[("stable", "case square-root")]["detail"]
     assert "expected exact '0', got '42'" in detail
     assert checks[("stable", "case square-root")]["data"]["text"] == "42"
@@ -199,7 +189,7 @@ def test_endpoint_never_up_exits_1_within_the_deadline(run_cli: RunCli, free_por
     elapsed = time.monotonic() - started
     assert code == 1
     assert elapsed < 4.0
-    detail = _checks(out)[("stable", "health")]["detail"]
+    detail = checks_of(out)[("stable", "health")]["detail"]
     assert "still unavailable" in detail and "ConnectError" in detail and url in detail
 
 
@@ -272,7 +262,7 @@ def test_canary_0_percent_passes_when_only_stable_answers(
     assert code == 0
     report = json.loads(out)
     assert report["split"]["samples"] == 22 and report["split"]["canary"] == 0
-    assert _checks(out)[("canary", "health")]["status"] == "skip"  # 0 % means no canary replicas
+    assert checks_of(out)[("canary", "health")]["status"] == "skip"  # 0 % means no canary replicas
 
 
 def test_canary_0_percent_fails_on_the_first_canary_sample(
@@ -345,7 +335,7 @@ def test_unknown_model_through_the_traffic_service_fails_the_split(
     )
 
     assert code == 1
-    detail = _checks(out)[("traffic", "split")]["detail"]
+    detail = checks_of(out)[("traffic", "split")]["detail"]
     assert "sample 1: model_id '/mnt/datasets/model-weights/some-other-model/abcdef1' is neither" in detail
 
 

@@ -157,14 +157,19 @@ def run(args: argparse.Namespace) -> int:
         settle_credentials(stack, config, deployment, allow_rotation=args.allow_credential_rotation)
         check_volume(stack.name, config, deployment)
     policies = policy_args(args.stack, not args.no_policy)
-    steps = StepRecorder()
+    steps, warnings = StepRecorder(), Warnings()
     try:
         if args.verb == "preview":
-            result = stack.preview(diff=True, color=color, on_output=out, on_event=steps, **policies)
+            result = stack.preview(diff=True, color=color, on_output=out, on_event=on_events(steps, warnings),
+                                   **policies)
+            warnings.print()
             log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
             return 0
         if args.verb == "up":
-            result = stack.up(diff=args.diff, color=color, on_output=out, on_event=steps, **policies)
+            # Without --diff the CLI's display has its own Diagnostics block.
+            result = stack.up(diff=args.diff, color=color, on_output=out,
+                              on_event=on_events(steps, warnings) if args.diff else steps, **policies)
+            warnings.print()
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
             print(format_outputs(result.outputs, show_secrets=args.show_secrets))
@@ -206,6 +211,38 @@ class StepRecorder:
     def write(self, path: str | None) -> None:
         if path:
             Path(path).write_text(json.dumps(self.steps, indent=2))
+
+
+EXPECTED_WARNINGS = ("using pulumi-resource-",)
+"""Engine warnings every run of ours gets (the toolchain puts its provider on PATH on purpose)."""
+
+
+class Warnings:
+    """The program's and the engine's warnings and errors, from the event stream: with ``--diff`` the CLI's
+    display prints no Diagnostics block, so the driver prints them itself (once each, in order)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        diag = getattr(event, "diagnostic_event", None)
+        if diag is None or diag.severity not in ("warning", "error") or getattr(diag, "ephemeral", False):
+            return
+        message = diag.message.strip()
+        if message and message not in self.seen and not message.startswith(EXPECTED_WARNINGS):
+            self.seen.append(message)
+
+    def print(self) -> None:
+        for message in self.seen:
+            log(f"warning: {message}")
+
+
+def on_events(*handlers: Any) -> Any:
+    """One ``on_event`` callback calling every handler."""
+    def call(event: Any) -> None:
+        for handler in handlers:
+            handler(event)
+    return call
 
 
 def summary(changes: Mapping[str, int]) -> str:

@@ -31,7 +31,7 @@ GPU_POOL_LABEL = "llm-ab/gpu-pool"
 """Node label with the GPU pool's name; TGI's node selector and the device plugin's affinity use it."""
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 """Node label NVIDIA's GPU Feature Discovery (GPU Operator) sets to ``"true"`` on GPU nodes; on the local
-platform the serving pods select it unless ``tgi.nodeSelector`` says otherwise (the local cluster's simulated
+platform the serving pods select it unless ``serving.nodeSelector`` says otherwise (the local cluster's simulated
 GPU nodes carry it too)."""
 MIN_GPU_DISK_GIB = 100
 """Smallest GPU node disk: the TGI image (~10 GB) and its caches; EKS's own default is 20 GiB."""

@@ -75,7 +75,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         validate=gpu_limits_required,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=GPU_LIMITS_SCHEMA,
-        remediation_steps="Set tgi.gpusPerReplica > 0 in the stack config.",
+        remediation_steps="Set serving.gpusPerReplica > 0 in the stack config.",
     ),
     ResourceValidationPolicy(
         name="gpu-node-placement",
@@ -148,7 +148,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     ),
     StackValidationPolicy(
         name="split-canary-share-cap",
-        description="The canary's share of TGI replicas (gateway mode: of the HTTPRoute's weight) is at most the "
+        description="The canary's share of serving replicas (gateway mode: of the HTTPRoute's weight) is at most the "
                     "stack's cap.",
         validate=canary_share_cap,
         enforcement_level=EnforcementLevel.MANDATORY,

@@ -84,13 +84,13 @@ def _weighted_share(args: StackValidationArgs, route: PolicyResource,
 CANARY_CAP_SCHEMA = PolicyConfigSchema(properties={
     "maxCanaryPercent": {
         "type": "number", "minimum": 0, "maximum": 100, "default": 50,
-        "description": "Largest canary share of TGI replicas this stack may run, in percent (e.g. prod: 20).",
+        "description": "Largest canary share of serving replicas this stack may run, in percent (e.g. prod: 20).",
     },
 })
 
 
 def canary_share_cap(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """The canary's share of TGI replicas (gateway mode: of the route's weight) stays at or below the stack's cap."""
+    """The canary's share of serving replicas (gateway mode: of the route's weight) stays at or below the stack's cap."""
     variants = tgi_variants(args.resources)
     route = _route_in(args)
     if route is not None:
@@ -109,12 +109,12 @@ def canary_share_cap(args: StackValidationArgs, report_violation: ReportViolatio
         return
     canary, total = _share(variants)
     if total == 0:
-        args.not_applicable("no TGI replicas")
+        args.not_applicable("no serving replicas")
         return
     cap = float(config_of(args, CANARY_CAP_SCHEMA)["maxCanaryPercent"])
     share = 100.0 * canary / total
     if share > cap + 1e-9:
-        report_violation(f"the canary runs {canary} of {total} TGI replicas ({fmt_number(share)}%), "
+        report_violation(f"the canary runs {canary} of {total} serving replicas ({fmt_number(share)}%), "
                          f"above this stack's cap of {fmt_number(cap)}%", None)
 
 
@@ -401,10 +401,10 @@ def split_within_tolerance(args: StackValidationArgs, report_violation: ReportVi
         return
     canary, total = _share(variants)
     if total == 0:
-        report_violation(f"no TGI replicas to realise the declared {fmt_number(declared)}% canary", None)
+        report_violation(f"no serving replicas to realise the declared {fmt_number(declared)}% canary", None)
         return
     effective = 100.0 * canary / total
     if abs(effective - declared) > tolerance + 1e-9:
-        report_violation(f"{canary} of {total} TGI replicas give a {fmt_number(effective)}% canary, "
+        report_violation(f"{canary} of {total} serving replicas give a {fmt_number(effective)}% canary, "
                          f"{fmt_number(abs(effective - declared))} points from the declared "
                          f"{fmt_number(declared)}%, more than the tolerance of {fmt_number(tolerance)}", None)

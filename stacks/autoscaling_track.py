@@ -37,5 +37,5 @@ def build_autoscaling(settings: Settings, platform: Platform, experiment: Experi
     }
     return {OUT.AUTOSCALING: {
         **{v.value: s.summary for v, s in scalers.items()},
-        "maxGpus": {v.value: a.max_replicas * settings.tgi.gpus_per_replica for v in Variant},
+        "maxGpus": {v.value: a.max_replicas * settings.serving.gpus_per_replica for v in Variant},
     }}

@@ -40,6 +40,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"{PROJECT}:{key} {message}")
 
 

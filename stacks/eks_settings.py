@@ -364,10 +364,10 @@ class GpuSettings(Section):
 
 def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: int,
                       replicas_key: str = "split.replicas") -> tuple[str, str] | None:
-    """(field, message) when ``pool`` can't hold ``replicas`` TGI replicas of ``gpus_per_replica`` GPUs."""
+    """(field, message) when ``pool`` can't hold ``replicas`` serving replicas of ``gpus_per_replica`` GPUs."""
     per_node_gpus = gpus_per_node(pool.instance_types)
     if gpus_per_replica > per_node_gpus:
-        return ("tgi.gpusPerReplica",
+        return ("serving.gpusPerReplica",
                 f"must fit on one node of GPU pool {pool.name!r} ({per_node_gpus} GPU(s) per node of "
                 f"{', '.join(pool.instance_types)}), got {gpus_per_replica}")
     per_node = replicas_per_node(pool.instance_types, gpus_per_replica)
@@ -375,8 +375,8 @@ def placement_problem(pool: GpuPoolSettings, gpus_per_replica: int, replicas: in
         if size * per_node < replicas:
             need = -(-replicas // per_node)
             return (size_key,
-                    f"gives room for {size * per_node} TGI replica(s) ({size} node(s) x {per_node} per node at "
-                    f"tgi.gpusPerReplica {gpus_per_replica}), but {replicas_key} needs {replicas}: set it to at "
+                    f"gives room for {size * per_node} serving replica(s) ({size} node(s) x {per_node} per node at "
+                    f"serving.gpusPerReplica {gpus_per_replica}), but {replicas_key} needs {replicas}: set it to at "
                     f"least {need}, got {size}")
     return None
 
@@ -406,14 +406,14 @@ def check_eks_platform(gpu: GpuSettings, *, gpus_per_replica: int, replicas: int
     if gpus_per_replica > 0:  # CPU inference runs on the system node group (README: EKS platform)
         pool = gpu.tgi_pool
         if pool is None:
-            raise problem(f"must declare at least one pool on platform eks when tgi.gpusPerReplica is "
-                          f"{gpus_per_replica} (or set tgi.gpusPerReplica to 0 for CPU inference)",
+            raise problem(f"must declare at least one pool on platform eks when serving.gpusPerReplica is "
+                          f"{gpus_per_replica} (or set serving.gpusPerReplica to 0 for CPU inference)",
                           at="gpu.nodePools")
         found = placement_problem(pool, gpus_per_replica, replicas, replicas_key)
         if found:
             key, message = found
             index = gpu.node_pools.index(pool)
-            raise problem(message, at=key if key.startswith("tgi.") else f"gpu.nodePools[{index}].{key}")
+            raise problem(message, at=key if key.startswith("serving.") else f"gpu.nodePools[{index}].{key}")
     if storage_kind == "s3" and bucket == default_bucket:
         raise problem(f"must be a globally unique S3 bucket name with storage.kind s3 ({bucket!r} is surely "
                       f"taken), e.g. llm-ab-<stack>-weights-<account id>", at="storage.bucket")

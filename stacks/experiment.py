@@ -137,8 +137,8 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
     # TGI starts only once its weights are in the bucket and the Dataset exists: Datashim's webhook
     # rejects pods that name a missing Dataset, and TGI treats a missing path as a Hub repo id.
     weights_in_place: list[pulumi.Resource] = [dataset, *([staging] if staging else [])]
-    tgi = settings.tgi
-    node_selector = {**tgi.node_selector, **(platform.gpu_node_selector if tgi.gpus_per_replica else {})}
+    pod = settings.serving
+    node_selector = {**pod.node_selector, **(platform.gpu_node_selector if pod.gpus_per_replica else {})}
     # Both Deployments carry the declared split for the policy pack, so a new split.canaryPercent
     # changes only them (replicas and this annotation) and the traffic Service not at all.
     declared_split = split_annotations(settings.split.canary_percent, settings.split.tolerance)
@@ -151,9 +151,9 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
                 model_id=settings.model(variant).id,
                 replicas=None if settings.autoscaling.enabled else settings.replicas(variant),
-                gpus=tgi.gpus_per_replica, resources=tgi.resources.to_k8s(),
-                startup_budget_seconds=tgi.startup_budget_seconds, shm_size=tgi.shm_size,
-                node_selector=node_selector, run_as_non_root=tgi.run_as_non_root,
+                gpus=pod.gpus_per_replica, resources=pod.resources.to_k8s(),
+                startup_budget_seconds=pod.startup_budget_seconds, shm_size=pod.shm_size,
+                node_selector=node_selector, run_as_non_root=pod.run_as_non_root,
                 split_annotations=declared_split,
             ),
             opts=platform.opts(depends_on=weights_in_place),
@@ -186,14 +186,14 @@ def gateway_split(settings: Settings) -> GatewaySplit:
                            section_name=split.gateway.section_name),
         weights=split.weights(), declared_percent=split.canary_percent, url=split.gateway.url or "",
         headers=split.headers(), replicas=replicas,
-        cost=split_cost(split.canary_percent, split.tolerance, settings.tgi.gpus_per_replica,
+        cost=split_cost(split.canary_percent, split.tolerance, settings.serving.gpus_per_replica,
                         stable_replicas=counts[Variant.STABLE], canary_replicas=counts[Variant.CANARY]),
     )
 
 
 def gpus_per_variant(settings: Settings) -> dict[str, int]:
     """GPUs each variant holds at the planned replica counts."""
-    return {v.value: settings.replicas(v) * settings.tgi.gpus_per_replica for v in Variant}
+    return {v.value: settings.replicas(v) * settings.serving.gpus_per_replica for v in Variant}
 
 
 def experiment_outputs(settings: Settings, experiment: Experiment) -> dict[str, Any]:

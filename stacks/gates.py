@@ -163,7 +163,7 @@ def serving_identity(settings: Settings) -> dict[str, Any]:
                                "engine_settings": dataclasses.asdict(serving_engine(settings, v)),  # type: ignore[arg-type]
                                "model": settings.model(v).model_dump(mode="json"), "replicas": settings.replicas(v)}
                      for v in Variant},
-        "tgi": settings.tgi.model_dump(mode="json"),
+        "serving": settings.serving.model_dump(mode="json"),
     }
 
 

@@ -97,7 +97,7 @@ def node_price(instance_types: Sequence[str], table: PriceTable | None = None) -
 
 
 def replicas_per_node(instance_types: Sequence[str], gpus_per_replica: int, table: PriceTable | None = None) -> int:
-    """TGI replicas one node holds; a replica's GPUs must all be on one node."""
+    """serving replicas one node holds; a replica's GPUs must all be on one node."""
     if gpus_per_replica <= 0:
         raise ValueError("gpus_per_replica must be > 0")
     return gpus_per_node(instance_types, table) // gpus_per_replica
@@ -142,7 +142,7 @@ def pool_estimate(pool: PoolShape, table: PriceTable | None = None) -> dict[str,
 
 def replica_cost(replicas: Mapping[str, int], gpus_per_replica: int, instance_types: Sequence[str],
                  table: PriceTable | None = None) -> dict[str, float]:
-    """Hourly cost of the GPUs the TGI replicas actually request, per variant and in total."""
+    """Hourly cost of the GPUs the serving replicas actually request, per variant and in total."""
     table = table or price_table()
     per_gpu = node_price(instance_types, table) / gpus_per_node(instance_types, table)
     costs = {variant: _money(n * gpus_per_replica * per_gpu) for variant, n in replicas.items()}

@@ -57,7 +57,7 @@ def capacity_outputs(settings: Settings) -> dict[str, Any]:
         "prices": table.describe(),
     }
     tgi_pool = gpu.tgi_pool
-    gpus = settings.tgi.gpus_per_replica
+    gpus = settings.serving.gpus_per_replica
     if tgi_pool is not None and gpus > 0:
         replicas = {v.value: settings.replicas(v) for v in Variant}
         cost["tgiPool"] = tgi_pool.name
@@ -72,9 +72,9 @@ def capacity_outputs(settings: Settings) -> dict[str, Any]:
 def capacity_warnings(settings: Settings) -> list[str]:
     """Things a reviewer should know that are not errors (pure)."""
     warnings: list[str] = []
-    gpus, pools = settings.tgi.gpus_per_replica, settings.gpu.node_pools
+    gpus, pools = settings.serving.gpus_per_replica, settings.gpu.node_pools
     if gpus == 0 and pools:
-        warnings.append("tgi.gpusPerReplica is 0: TGI runs on the system node group and the GPU pools "
+        warnings.append("serving.gpusPerReplica is 0: the model servers run on the system node group and the GPU pools "
                         f"({', '.join(p.name for p in pools)}) only cost money")
     pool = settings.gpu.tgi_pool
     total = settings.split.replicas
@@ -82,7 +82,7 @@ def capacity_warnings(settings: Settings) -> list[str]:
         slots = pool.desired_size * replicas_per_node(pool.instance_types, gpus)
         if slots <= total:
             warnings.append(
-                f"GPU pool {pool.name!r} has no spare TGI slot ({slots} for {total} replicas): "
+                f"GPU pool {pool.name!r} has no spare serving slot ({slots} for {total} replicas): "
                 "rolling updates surge one replica and will wait; raise its desiredSize by one")
     return warnings
 

@@ -12,5 +12,5 @@ GPU_NODES = {GPU_PRESENT_LABEL: "true"}
 
 def provision(settings: Settings) -> Platform:
     """The current kube context's cluster, as it is: no provider, MinIO for weights; GPU replicas select the
-    GPU nodes by their GPU Feature Discovery label, unless ``tgi.nodeSelector`` names the nodes itself."""
-    return Platform(gpu_node_selector={} if settings.tgi.node_selector else GPU_NODES)
+    GPU nodes by their GPU Feature Discovery label, unless ``serving.nodeSelector`` names the nodes itself."""
+    return Platform(gpu_node_selector={} if settings.serving.node_selector else GPU_NODES)

@@ -121,24 +121,17 @@ class ModelsSettings(Section):
         return self
 
 
-TgiResources, TGI_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
+ServingResources, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
 
 
-class TgiSettings(Section):
-    """Text Generation Inference server settings shared by both variants."""
+class ServingSettings(Section):
+    """The serving pod of both variants, whatever their engines: GPUs, resources, startup budget, placement."""
 
-    image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
-    """TGI image, pinned by exact tag or digest"""
     gpus_per_replica: WholeNumber(0, 16) = 0
-    """`nvidia.com/gpu` per replica; > 0 adds the GPU toleration and node placement"""
-    max_input_tokens: WholeNumber(1) = 512
-    """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
-    max_total_tokens: WholeNumber(2) = 1024
-    """Max input + generated tokens; must exceed `maxInputTokens`"""
-    max_batch_prefill_tokens: WholeNumber(1) = 1024
-    """Prefill budget; small values keep CPU warmup short"""
-    resources: TgiResources = TGI_RESOURCES
-    """`{requests, limits}` × `{cpu, memory}` of each TGI container"""
+    """`nvidia.com/gpu` per replica (and the engines' tensor parallelism); > 0 adds the GPU toleration and node
+    placement"""
+    resources: ServingResources = SERVING_RESOURCES
+    """`{requests, limits}` × `{cpu, memory}` of each serving container"""
     startup_budget_seconds: WholeNumber(60, 86400) = 1800
     """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
     shm_size: PositiveQuantity = "1Gi"
@@ -147,8 +140,50 @@ class TgiSettings(Section):
     """Node selector of the serving pods; on local with GPUs, empty selects `nvidia.com/gpu.present: "true"`
     (GPU Feature Discovery's label)"""
     run_as_non_root: Bool = True
-    """Run as uid 1000 with a read-only root file system (TGI images up to 3.0; 3.1+ need `false`: see Security
-    defaults)"""
+    """Run as uid 1000 with a read-only root file system (TGI images up to 3.0, vLLM; TGI 3.1+ needs `false`:
+    see Security defaults)"""
+
+
+SERVING_KEYS = tuple(ServingSettings.keys())
+"""The ``serving`` keys, which ``tgi`` held before vLLM (``tgi.gpusPerReplica``, ...)."""
+
+
+def moved_serving_keys(raw: Mapping[str, Any]) -> list[str]:
+    """The keys of ``serving`` a stack still sets under their old section, ``tgi``."""
+    tgi = raw.get("tgi")
+    return [key for key in SERVING_KEYS if isinstance(tgi, Mapping) and key in tgi]
+
+
+def with_serving_keys_moved(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``tgi.<key>`` of a serving key read as ``serving.<key>``; a key set in both places is an error."""
+    moved = moved_serving_keys(raw)
+    if not moved:
+        return dict(raw)
+    serving = raw.get("serving") or {}
+    if not isinstance(serving, Mapping):
+        return dict(raw)  # the section's own check names the key
+    defaults = ServingSettings().model_dump(mode="json", by_alias=True)
+    for key in moved:
+        # Under the engine an unset `serving` arrives as Pulumi.yaml's default object: a default is not "set".
+        if key in serving and serving[key] != defaults[key]:
+            raise ConfigError(f"tgi.{key}", f"is serving.{key}'s old name and serving.{key} is set too: remove "
+                                            f"tgi.{key}, got {show(raw['tgi'][key])}")
+    tgi = raw["tgi"]
+    return {**raw, "tgi": {k: v for k, v in tgi.items() if k not in moved},
+            "serving": {**serving, **{key: tgi[key] for key in moved}}}
+
+
+class TgiSettings(Section):
+    """Text Generation Inference settings, for the variants whose engine is tgi."""
+
+    image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
+    """TGI image, pinned by exact tag or digest"""
+    max_input_tokens: WholeNumber(1) = 512
+    """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
+    max_total_tokens: WholeNumber(2) = 1024
+    """Max input + generated tokens; must exceed `maxInputTokens`"""
+    max_batch_prefill_tokens: WholeNumber(1) = 1024
+    """Prefill budget; small values keep CPU warmup short"""
     dtype: OptionalChoice(TGI_DTYPES) = None
     """`DTYPE` (float16, bfloat16; empty: the model's); not with `quantize`"""
     quantize: OptionalChoice(TGI_QUANTIZATIONS) = None
@@ -314,17 +349,20 @@ class Settings(Section):
     with GPU node pools)."""
     split: SplitSettings = SplitSettings()
     """Traffic split. mode: replicas (a Service over both variants, the split is the replica ratio) or gateway (an
-    HTTPRoute splits by weight); canaryPercent: canary share 0-100; replicas: total TGI replicas over both
+    HTTPRoute splits by weight); canaryPercent: canary share 0-100; replicas: total serving replicas over both
     variants (replicas mode); tolerance: max percentage points between declared and effective split; gateway
     mode: stableReplicas, canaryReplicas, gateway {name, namespace, sectionName, url} of the existing Gateway,
     canaryHeader and stableHeader ('name: value' matches that pin a request to one variant)."""
     models: ModelsSettings
     """The two models. stable and canary, each {id: Hugging Face repo id, revision: pinned 40-hex commit, path:
     prefix in the bucket}. Required; no default pair."""
+    serving: ServingSettings = ServingSettings()
+    """The serving pod of both variants, whatever their engines: gpusPerReplica, resources {requests, limits}
+    {cpu, memory}, startupBudgetSeconds, shmSize, nodeSelector, runAsNonRoot (before vLLM these were tgi.*, which
+    is still read, with a warning)."""
     tgi: TgiSettings = TgiSettings()
-    """TGI settings (image, pinned tag or digest; maxInputTokens, maxTotalTokens, maxBatchPrefillTokens, dtype,
-    quantize, maxBatchSize) and the serving pod of every variant, whatever its engine: gpusPerReplica, resources
-    {requests, limits} {cpu, memory}, startupBudgetSeconds, shmSize, nodeSelector, runAsNonRoot."""
+    """TGI settings for the variants with engine tgi: image (pinned tag or digest), maxInputTokens,
+    maxTotalTokens, maxBatchPrefillTokens, dtype, quantize, maxBatchSize."""
     vllm: VllmSettings = VllmSettings()
     """vLLM settings for the variants with engine vllm: image (pinned), maxModelLen, dtype, gpuMemoryUtilization,
     maxNumSeqs, quantization, cpuKvCacheGib, extraArgs (allow-listed vllm serve flags)."""
@@ -410,7 +448,7 @@ class Settings(Section):
             raise problem(f"must be one of minio, got {show(self.storage.kind)}", at="storage.kind")
         check_engines(self.vllm, engines=[self.models.stable.engine, self.models.canary.engine],
                       tgi_image=self.tgi.image, tgi_quantize=self.tgi.quantize, tgi_dtype=self.tgi.dtype,
-                      gpus_per_replica=self.tgi.gpus_per_replica, run_as_non_root=self.tgi.run_as_non_root)
+                      gpus_per_replica=self.serving.gpus_per_replica, run_as_non_root=self.serving.run_as_non_root)
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
@@ -418,7 +456,7 @@ class Settings(Section):
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
                           default_replicas=SplitSettings.model_construct().stable_replicas)
         if self.platform is Platform.EKS:
-            check_eks_platform(self.gpu, gpus_per_replica=self.tgi.gpus_per_replica,
+            check_eks_platform(self.gpu, gpus_per_replica=self.serving.gpus_per_replica,
                                replicas=self.max_total_replicas, replicas_key=self.replicas_key,
                                storage_kind=self.storage.kind,
                                bucket=self.storage.bucket, default_bucket=DEFAULT_BUCKET, eks=self.eks)
@@ -439,7 +477,7 @@ class Settings(Section):
 
     @property
     def max_total_replicas(self) -> int:
-        """The most TGI replicas the stack can run (what GPU pools must hold)."""
+        """The most serving replicas the stack can run (what GPU pools must hold)."""
         if self.autoscaling.enabled:
             return 2 * self.autoscaling.max_replicas
         return sum(self.replicas(v) for v in Variant)
@@ -471,7 +509,14 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
             raise ConfigError(unknown[0], f"is not a known setting: {head} is an object, so set its field with "
                                           f"`pulumi config set --path {unknown[0]} {show(raw[unknown[0]])}`")
         raise ConfigError(unknown[0], f"is not a known setting (known: {', '.join(TOP_LEVEL_KEYS)})")
-    settings: Settings = validate(Settings, raw, context={"stack": stack})
+    moved = moved_serving_keys(raw)
+    try:
+        settings: Settings = validate(Settings, with_serving_keys_moved(raw), context={"stack": stack})
+    except ConfigError as err:
+        section, _, rest = err.key.partition(".")
+        if section == "serving" and rest.split(".", 1)[0].split("[", 1)[0] in moved:
+            raise ConfigError(f"tgi.{rest}", err.message) from None  # the key as the stack file spells it
+        raise
     return settings
 
 
@@ -490,6 +535,9 @@ def load_settings() -> Settings:
         name = full_key.split(":", 1)[1]
         if full_key.startswith(f"{PROJECT}:") and name not in TOP_LEVEL_KEYS:
             raw[name] = cfg.get(name)
+    for key in moved_serving_keys(raw):
+        pulumi.log.warn(f"{PROJECT}:tgi.{key} is now {PROJECT}:serving.{key} (the serving pod of every engine); "
+                        f"it is read from tgi.{key} for now: move it in Pulumi.{pulumi.get_stack()}.yaml")
     return parse_settings(raw, stack=pulumi.get_stack())
 
 

@@ -104,7 +104,7 @@ class SplitSettings(Section):
     canary_percent: Percent = 50.0
     """Canary share of requests, 0-100 (gateway mode: a multiple of 0.01)"""
     replicas: WholeNumber(1, 1000) = 2
-    """Total TGI replicas over both variants (replicas mode)"""
+    """Total serving replicas over both variants (replicas mode)"""
     tolerance: Number(0, MAX_TOLERANCE) = 5.0
     """Max percentage points between declared and effective split (at most 50: more accepts any split; gateway mode is exact)"""
     stable_replicas: WholeNumber(0, 1000) = 1

@@ -1,9 +1,9 @@
 """The ``vllm`` section of the settings schema and the rules across engines.
 
 ``models.<variant>.engine`` chooses TGI (``tgi.*``, the default) or vLLM (``vllm.*``) per variant;
-the serving pod's shape (``tgi.gpusPerReplica``, ``tgi.resources``, ``tgi.startupBudgetSeconds``,
-``tgi.shmSize``, ``tgi.nodeSelector``, ``tgi.runAsNonRoot``) is shared by both engines, so a TGI
-stable and a vLLM canary get the same GPUs, placement and budget. vLLM facts (flags, dtypes,
+the serving pod's shape (``serving.*``: GPUs, resources, startup budget, ``/dev/shm``, placement,
+non-root) is shared by both engines, so a TGI stable and a vLLM canary get the same GPUs, placement and
+budget. vLLM facts (flags, dtypes,
 quantisations, the extra-args allow-list) come from :mod:`components.engines.vllm`.
 """
 
@@ -52,7 +52,7 @@ class VllmSettings(Section):
     quantization: OptionalChoice(QUANTIZATIONS) = None
     """`--quantization` (empty: none, or what the checkpoint declares)"""
     cpu_kv_cache_gib: WholeNumber(1, 1024) = 4
-    """`VLLM_CPU_KVCACHE_SPACE` in GiB, for a CPU build at `tgi.gpusPerReplica: 0`"""
+    """`VLLM_CPU_KVCACHE_SPACE` in GiB, for a CPU build at `serving.gpusPerReplica: 0`"""
     extra_args: StringList = ()
     """More `vllm serve` flags, each `--flag` or `--flag=value`, from an allow-list (see vLLM engine)"""
 
@@ -70,18 +70,18 @@ def check_engines(vllm: VllmSettings, *, engines: Sequence[str], tgi_image: str,
     """Rules across sections: what a vLLM variant, a TGI knob or a mixed pair needs. TGI's own rules apply
     only when a variant runs TGI: a vLLM pair never starts ``tgi.image``."""
     if "vllm" in engines and gpus_per_replica == 0 and is_cuda_image(vllm.image):
-        raise problem(f"is a CUDA build of vLLM, which does not start without a GPU: set tgi.gpusPerReplica to "
+        raise problem(f"is a CUDA build of vLLM, which does not start without a GPU: set serving.gpusPerReplica to "
                       f"at least 1, or vllm.image to a CPU build of vLLM, got {show(vllm.image)}", at="vllm.image")
     if "tgi" in engines:
         if run_as_non_root and needs_root(tgi_image):
             raise problem(f"must be false for {show(tgi_image)}: TGI 3.1 and later install Python under /root, "
                           "which other users can't read (huggingface/text-generation-inference#3082); use a TGI "
-                          "image up to 3.0 to run as non-root, got true", at="tgi.runAsNonRoot")
+                          "image up to 3.0 to run as non-root, got true", at="serving.runAsNonRoot")
         if tgi_quantize is not None and tgi_dtype is not None:
             raise problem(f"must be empty when tgi.quantize is set (TGI takes one of dtype and quantize), "
                           f"got {show(tgi_dtype)}", at="tgi.dtype")
         if tgi_quantize is not None and gpus_per_replica == 0:
-            raise problem(f"needs GPUs (its kernels are CUDA kernels): set tgi.gpusPerReplica to at least 1, "
+            raise problem(f"needs GPUs (its kernels are CUDA kernels): set serving.gpusPerReplica to at least 1, "
                           f"got {show(tgi_quantize)}", at="tgi.quantize")
     if len(set(engines)) > 1 and not serves_openai_api(tgi_image):
         since = ".".join(map(str, OPENAI_API_SINCE))

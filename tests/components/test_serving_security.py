@@ -41,7 +41,7 @@ def test_serving_pods_run_as_non_root_with_a_read_only_root_by_default(run_main,
 
 def test_run_as_non_root_false_runs_the_image_as_it_is(run_main, pulumi_mocks) -> None:
     config = dev_config()
-    config["llm-ab:tgi"] = {**config["llm-ab:tgi"], "runAsNonRoot": False}
+    config["llm-ab:serving"] = {**config["llm-ab:serving"], "runAsNonRoot": False}
     run_main(config)
     pod = tgi_pod(pulumi_mocks, "stable")
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
@@ -64,8 +64,9 @@ def test_a_root_only_image_with_the_non_root_default_fails_naming_the_key() -> N
     with pytest.raises(ConfigError) as err:
         parse_settings(with_value("tgi.image", "ghcr.io/huggingface/text-generation-inference:3.3.5"))
     assert str(err.value).startswith(
-        "llm-ab:tgi.runAsNonRoot must be false for 'ghcr.io/huggingface/text-generation-inference:3.3.5': TGI 3.1 "
+        "llm-ab:serving.runAsNonRoot must be false for 'ghcr.io/huggingface/text-generation-inference:3.3.5': TGI 3.1 "
         "and later install Python under /root, which other users can't read (huggingface/text-generation-inference"
         "#3082)")
-    raw = with_value("tgi", {"image": "ghcr.io/huggingface/text-generation-inference:3.3.5", "runAsNonRoot": False})
-    assert parse_settings(raw).tgi.run_as_non_root is False
+    raw = {**with_value("tgi.image", "ghcr.io/huggingface/text-generation-inference:3.3.5"),
+           "serving": {"runAsNonRoot": False}}
+    assert parse_settings(raw).serving.run_as_non_root is False

@@ -200,3 +200,28 @@ def test_steps_are_recorded_as_the_engine_counts_them_without_no_op_provider_upd
     recorder(SimpleNamespace(resource_pre_event=None))
     assert [(s["op"], s["name"], s["diffs"]) for s in recorder.steps] == [
         ("update", "k8s", ["kubeconfig"]), ("update", "tgi-stable-deploy", ["spec"])]
+
+
+def test_warnings_are_collected_from_the_events_once_each_without_the_expected_engine_ones(capsys) -> None:
+    """`pulumi preview --diff` prints no Diagnostics block, so the driver prints the program's warnings itself."""
+    from types import SimpleNamespace
+
+    from deploy.__main__ import Warnings, on_events
+
+    def diag(severity: str, message: str, ephemeral: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(diagnostic_event=SimpleNamespace(severity=severity, message=message,
+                                                                ephemeral=ephemeral))
+
+    warnings, other = Warnings(), []
+    handler = on_events(warnings, other.append)
+    for event in (diag("debug", "registering resource"), diag("warning", "llm-ab:tgi.shmSize is now serving.shmSize\n"),
+                  diag("warning", "llm-ab:tgi.shmSize is now serving.shmSize"), diag("info", "hello"),
+                  diag("warning", "using pulumi-resource-kubernetes from $PATH at /x"),
+                  diag("warning", "progress", ephemeral=True), diag("error", "boom"),
+                  SimpleNamespace(diagnostic_event=None)):
+        handler(event)
+    assert len(other) == 8
+    assert warnings.seen == ["llm-ab:tgi.shmSize is now serving.shmSize", "boom"]
+    warnings.print()
+    assert capsys.readouterr().err.splitlines() == ["[deploy] warning: llm-ab:tgi.shmSize is now serving.shmSize",
+                                                    "[deploy] warning: boom"]

@@ -54,7 +54,7 @@ def dev_mixed() -> dict[str, Any]:
     qwen = config["llm-ab:models"]["stable"]
     return {**config,
             "llm-ab:models": {"stable": {**qwen, "engine": "tgi"}, "canary": {**qwen, "engine": "vllm"}},
-            "llm-ab:tgi": {**config["llm-ab:tgi"], "image": "ghcr.io/huggingface/text-generation-inference:2.4.1",
+            "llm-ab:tgi": {"image": "ghcr.io/huggingface/text-generation-inference:2.4.1",
                            "maxInputTokens": 1024, "maxTotalTokens": 2048, "maxBatchPrefillTokens": 2048,
                            "dtype": "bfloat16"},
             "llm-ab:smoke": {"cases": ["smoke/cases/dev-vllm/qwen2.5-0.5b-instruct.yaml"]}}

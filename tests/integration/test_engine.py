@@ -116,7 +116,26 @@ def test_the_policy_pack_fails_a_broken_stack_with_the_mandatory_rules_message(d
     assert proc.returncode == 1, proc.stdout + proc.stderr
     text = proc.stdout + proc.stderr
     assert "[mandatory]" in text and "split-canary-share-cap" in text, text[-3000:]
-    assert "the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%" in text
+    assert "the canary runs 3 of 4 serving replicas (75%), above this stack's cap of 50%" in text
+
+
+def test_a_stack_file_with_the_old_tgi_serving_keys_previews_with_a_warning_naming_the_new_key(driver) -> None:
+    """Pulumi.yaml's default `serving` object arrives too (the engine fills unset objects in): the old keys win
+    over it, and the warning reaches the user through the driver (`preview --diff` prints no Diagnostics)."""
+    current = dev_config(**{"llm-ab:namespace": "llm-ab-it-old"})
+    old = {**current, "llm-ab:tgi": {**current["llm-ab:tgi"], **current["llm-ab:serving"]}}
+    del old["llm-ab:serving"]
+    driver.write_stack("it-old", old)
+    proc, steps = driver.run("preview", "it-old")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert ("[deploy] warning: llm-ab:tgi.gpusPerReplica is now llm-ab:serving.gpusPerReplica (the serving pod of "
+            "every engine); it is read from tgi.gpusPerReplica for now: move it in Pulumi.it-old.yaml") in proc.stderr
+    driver.write_stack("it-new", {**current, "llm-ab:namespace": "llm-ab-it-old"})
+    proc_new, steps_new = driver.run("preview", "it-new")
+    assert proc_new.returncode == 0 and "is now llm-ab:serving" not in proc_new.stderr
+    # The same resources (the pods' inputs are compared under mocks: tests/stacks/test_program.py).
+    assert sorted(s["name"] for s in steps if s["type"] != "pulumi:pulumi:Stack") == sorted(
+        s["name"] for s in steps_new if s["type"] != "pulumi:pulumi:Stack")
 
 
 def test_up_from_empty_creates_every_resource_with_the_builtin_credentials(driver, local_cluster) -> None:

@@ -172,7 +172,7 @@ def test_running_pack_checks_the_split_at_stack_level(analyzer) -> None:
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[tgi("stable", 1), tgi("canary", 3)]))
     messages = {d.policyName: d.message.split("\n", 1)[1] for d in response.diagnostics}
     assert messages["split-canary-share-cap"] == (
-        "the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%")
+        "the canary runs 3 of 4 serving replicas (75%), above this stack's cap of 50%")
     assert messages["split-selects-both-variants"] == "no traffic Service 'text-generation-inference'"
 
 

@@ -479,7 +479,7 @@ def test_canary_share_at_the_default_cap_passes() -> None:
 
 def test_canary_share_above_the_cap_fails() -> None:
     outcome = check_stack("split-canary-share-cap", [variant("stable", 1), variant("canary", 3)])
-    assert outcome.violations == ["the canary runs 3 of 4 TGI replicas (75%), above this stack's cap of 50%"]
+    assert outcome.violations == ["the canary runs 3 of 4 serving replicas (75%), above this stack's cap of 50%"]
 
 
 def test_canary_cap_is_set_per_stack_by_config() -> None:
@@ -487,12 +487,12 @@ def test_canary_cap_is_set_per_stack_by_config() -> None:
     assert check_stack("split-canary-share-cap", [variant("stable", 6), variant("canary", 1)], config=prod
                        ).violations == []
     assert check_stack("split-canary-share-cap", [variant("stable", 3), variant("canary", 1)], config=prod
-                       ).violations == ["the canary runs 1 of 4 TGI replicas (25%), above this stack's cap of 20%"]
+                       ).violations == ["the canary runs 1 of 4 serving replicas (25%), above this stack's cap of 20%"]
 
 
 def test_canary_cap_does_not_apply_without_tgi_replicas() -> None:
     outcome = check_stack("split-canary-share-cap", [resource(SERVICE, "svc", {"spec": {}})])
-    assert outcome.violations == [] and outcome.not_applicable == "no TGI replicas"
+    assert outcome.violations == [] and outcome.not_applicable == "no serving replicas"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -555,14 +555,14 @@ def test_effective_split_within_tolerance_passes() -> None:
 def test_effective_split_beyond_tolerance_fails_like_the_program_would() -> None:
     outcome = check_stack("split-within-tolerance", split(1, 1))
     assert outcome.violations == [
-        "1 of 2 TGI replicas give a 50% canary, 40 points from the declared 10%, more than the tolerance of 5"]
+        "1 of 2 serving replicas give a 50% canary, 40 points from the declared 10%, more than the tolerance of 5"]
     assert outcome.urns == [None]
 
 
 def test_tolerance_falls_back_to_policy_config_without_the_annotation() -> None:
     stack = split(1, 1, declared="40", tolerance=None)
     assert check_stack("split-within-tolerance", stack).violations == [
-        "1 of 2 TGI replicas give a 50% canary, 10 points from the declared 40%, more than the tolerance of 5"]
+        "1 of 2 serving replicas give a 50% canary, 10 points from the declared 40%, more than the tolerance of 5"]
     assert check_stack("split-within-tolerance", stack, config={"tolerance": 10}).violations == []
 
 

@@ -90,7 +90,7 @@ def test_staging_settings_are_a_g5_pool_with_a_ten_percent_canary() -> None:
 def test_pool_defaults_are_al2023_on_demand_with_a_100_gib_disk() -> None:
     config = staging_with(gpu={"nodePools": [{"name": "a", "instanceTypes": ["g6.xlarge"], "desiredSize": 11,
                                               "maxSize": 11}]},
-                          tgi__gpusPerReplica=1)
+                          serving__gpusPerReplica=1)
     (a,) = parse(config).gpu.node_pools
     assert a.ami_type is AmiType.AL2023_NVIDIA and a.capacity_type is CapacityType.ON_DEMAND
     assert a.disk_size_gib == 100 and a.min_size == 0
@@ -139,11 +139,11 @@ def test_kubernetes_version_written_as_a_yaml_number_is_understood() -> None:
          "llm-ab:gpu.devicePlugin.image must be an image pinned"),
         # Capacity: 10 replicas of one GPU each need 10 g5.xlarge nodes.
         ({"gpu__nodePools": [pool(desiredSize=9, maxSize=9)]},
-         "llm-ab:gpu.nodePools[0].maxSize gives room for 9 TGI replica(s)"),
+         "llm-ab:gpu.nodePools[0].maxSize gives room for 9 serving replica(s)"),
         ({"gpu__nodePools": [pool(desiredSize=9)]},
-         "llm-ab:gpu.nodePools[0].desiredSize gives room for 9 TGI replica(s) (9 node(s) x 1 per node at "
-         "tgi.gpusPerReplica 1), but split.replicas needs 10: set it to at least 10, got 9"),
-        ({"tgi__gpusPerReplica": 2}, "llm-ab:tgi.gpusPerReplica must fit on one node of GPU pool 'g5'"),
+         "llm-ab:gpu.nodePools[0].desiredSize gives room for 9 serving replica(s) (9 node(s) x 1 per node at "
+         "serving.gpusPerReplica 1), but split.replicas needs 10: set it to at least 10, got 9"),
+        ({"serving__gpusPerReplica": 2}, "llm-ab:serving.gpusPerReplica must fit on one node of GPU pool 'g5'"),
         ({"gpu": {"nodePools": []}}, "llm-ab:gpu.nodePools must declare at least one pool on platform eks"),
         ({"eks__region": "moon-1"}, "llm-ab:eks.region must be an AWS region"),
         ({"eks__kubernetesVersion": "1.29"}, "llm-ab:eks.kubernetesVersion must be an EKS Kubernetes minor version"),
@@ -175,7 +175,7 @@ def test_on_local_eks_keys_are_validated_but_ignored() -> None:
 
 
 def test_cpu_inference_on_eks_needs_no_gpu_pool() -> None:
-    config = staging_with(tgi__gpusPerReplica=0, gpu={})
+    config = staging_with(serving__gpusPerReplica=0, gpu={})
     gpu = parse(config).gpu
     assert gpu.node_pools == () and gpu.tgi_pool is None
 
@@ -407,7 +407,7 @@ def test_bottlerocket_pools_get_no_device_plugin_daemonset(run_main, pulumi_mock
 
 
 def test_cpu_inference_on_eks_stays_off_the_gpu_taint(run_main, pulumi_mocks) -> None:
-    config = staging_with(tgi__gpusPerReplica=0, gpu={})
+    config = staging_with(serving__gpusPerReplica=0, gpu={})
     mocks, exported = run_with(run_main, pulumi_mocks, config)
     assert not mocks.of_type("aws:eks/nodeGroup:NodeGroup")[1:], "only the system node group"
     spec = tgi_pod(mocks, "stable")

@@ -45,7 +45,7 @@ def test_the_gateways_namespace_may_reach_tgi(run_main, pulumi_mocks) -> None:
 
 def test_preview_shows_declared_equals_effective_and_the_gpus_next_to_replica_mode(run_main, resolve) -> None:
     config = {**dev_config(), "llm-ab:split": gateway_split(canaryPercent=1, stableReplicas=2),
-              "llm-ab:tgi": {**dev_config()["llm-ab:tgi"], "gpusPerReplica": 1}}
+              "llm-ab:serving": {**dev_config()["llm-ab:serving"], "gpusPerReplica": 1}}
     exported = run_main(config)
     split = resolve(exported["split"])
     assert split["declaredCanaryPercent"] == split["effectiveCanaryPercent"] == 1

@@ -165,17 +165,36 @@ def test_bad_config_fails_before_anything_is_registered(run_main, pulumi_mocks, 
     assert pulumi_mocks.resources == [], [r.name for r in pulumi_mocks.resources]
 
 
-@pytest.mark.parametrize(("tgi", "selector"), [
+@pytest.mark.parametrize(("serving", "selector"), [
     ({"gpusPerReplica": 0}, None),
     ({"gpusPerReplica": 1}, {"nvidia.com/gpu.present": "true"}),
     ({"gpusPerReplica": 1, "nodeSelector": {"gpu-type": "a10"}}, {"gpu-type": "a10"}),
 ])
 def test_local_gpu_replicas_select_gpu_nodes_unless_the_stack_names_its_own(
-        run_main, pulumi_mocks: RecordingMocks, tgi: dict[str, Any], selector: dict[str, str] | None) -> None:
+        run_main, pulumi_mocks: RecordingMocks, serving: dict[str, Any], selector: dict[str, str] | None) -> None:
     """The pack's gpu-node-placement wants a selector on every GPU pod; on a cluster the stack did not make it
-    is GPU Feature Discovery's label, and a stack's own tgi.nodeSelector replaces it (not every cluster runs GFD)."""
+    is GPU Feature Discovery's label, and a stack's own serving.nodeSelector replaces it (not every cluster runs GFD)."""
     config = dev_config()
-    run_main({**config, "llm-ab:tgi": {**config["llm-ab:tgi"], **tgi}})
+    run_main({**config, "llm-ab:serving": {**config["llm-ab:serving"], **serving}})
     for deploy in pulumi_mocks.of_type(DEPLOYMENT):
         if deploy.name.startswith("tgi-"):
             assert deploy.inputs["spec"]["template"]["spec"].get("nodeSelector") == selector, deploy.name
+
+
+def test_a_stack_file_with_the_old_tgi_serving_keys_deploys_the_same_pods_with_a_warning(
+        run_main, pulumi_mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulumi
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    config = dev_config()
+    old = {**config, "llm-ab:tgi": {**config["llm-ab:tgi"], **config["llm-ab:serving"]}}
+    del old["llm-ab:serving"]
+    run_main(old)
+    old_pods = {d.name: d.inputs["spec"]["template"] for d in pulumi_mocks.of_type(DEPLOYMENT)}
+    assert warned == [f"llm-ab:tgi.{key} is now llm-ab:serving.{key} (the serving pod of every engine); it is read "
+                      f"from tgi.{key} for now: move it in Pulumi.test.yaml"  # the mocks' stack
+                      for key in ("gpusPerReplica", "resources", "startupBudgetSeconds")]
+    pulumi_mocks.resources.clear()
+    run_main(config)
+    assert {d.name: d.inputs["spec"]["template"] for d in pulumi_mocks.of_type(DEPLOYMENT)} == old_pods

@@ -129,7 +129,7 @@ def _with(path: str, value: object) -> dict:
         ("models.canary.id", "google/flan-t5-large"),
         ("tgi.image", "ghcr.io/huggingface/text-generation-inference:1.4.5"),
         ("tgi.maxTotalTokens", 2048),
-        ("tgi.resources", {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}),
+        ("serving.resources", {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}),
         ("split.replicas", 4),
         ("storage.bucket", "other-weights"),
         ("datashim.datasetName", "weights-b"),

@@ -151,8 +151,8 @@ def test_autoscaling_defaults_as_generated_are_accepted_in_replicas_mode() -> No
 def test_eks_pools_must_hold_the_hpa_maximum() -> None:
     pools = {"nodePools": [{"name": "g5", "instanceTypes": ["g5.xlarge"], "desiredSize": 2, "maxSize": 3}]}
     message = error(platform="eks", split=gateway_split(), autoscaling={**HPA, "maxReplicas": 2},
-                    tgi={"gpusPerReplica": 1}, gpu=pools, storage={"kind": "minio"},
+                    serving={"gpusPerReplica": 1}, gpu=pools, storage={"kind": "minio"},
                     eks={"endpointPublicAccessCidrs": ["198.51.100.0/24"]})
-    assert message == ("llm-ab:gpu.nodePools[0].maxSize gives room for 3 TGI replica(s) (3 node(s) x 1 per node at "
-                       "tgi.gpusPerReplica 1), but autoscaling.maxReplicas (per variant, both variants) needs 4: set "
+    assert message == ("llm-ab:gpu.nodePools[0].maxSize gives room for 3 serving replica(s) (3 node(s) x 1 per node at "
+                       "serving.gpusPerReplica 1), but autoscaling.maxReplicas (per variant, both variants) needs 4: set "
                        "it to at least 4, got 3")

@@ -31,20 +31,20 @@ def test_quantities_are_read_exactly(text: str, value: Fraction) -> None:
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
-    ("tgi.resources", {"requests": {"cpu": "8"}},
-     "llm-ab:tgi.resources.requests.cpu must be at most limits.cpu ('4'): a container cannot request more than its "
+    ("serving.resources", {"requests": {"cpu": "8"}},
+     "llm-ab:serving.resources.requests.cpu must be at most limits.cpu ('4'): a container cannot request more than its "
      "limit, got '8'"),
-    ("tgi.resources", {"requests": {"memory": "9Gi"}, "limits": {"memory": "8192Mi"}},
-     "llm-ab:tgi.resources.requests.memory must be at most limits.memory ('8192Mi'): a container cannot request more "
+    ("serving.resources", {"requests": {"memory": "9Gi"}, "limits": {"memory": "8192Mi"}},
+     "llm-ab:serving.resources.requests.memory must be at most limits.memory ('8192Mi'): a container cannot request more "
      "than its limit, got '9Gi'"),
-    ("tgi.resources", {"requests": {"cpu": "4001m"}},
-     "llm-ab:tgi.resources.requests.cpu must be at most limits.cpu ('4')"),
+    ("serving.resources", {"requests": {"cpu": "4001m"}},
+     "llm-ab:serving.resources.requests.cpu must be at most limits.cpu ('4')"),
     ("storage.size", "0", "llm-ab:storage.size must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, "
                           "got '0'"),
     ("storage.size", "0Gi", "llm-ab:storage.size must be a Kubernetes quantity greater than 0"),
     ("storage.size", 0, "llm-ab:storage.size must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, "
                         "got 0"),
-    ("tgi.shmSize", "0Mi", "llm-ab:tgi.shmSize must be a Kubernetes quantity greater than 0"),
+    ("serving.shmSize", "0Mi", "llm-ab:serving.shmSize must be a Kubernetes quantity greater than 0"),
     ("namespace", "kube-system",
      "llm-ab:namespace must be a namespace of the experiment's own, not one of Kubernetes' (default, kube-node-lease, "
      "kube-public, kube-system): the stack labels it, denies all traffic in it but what its policies allow and keeps "
@@ -69,8 +69,8 @@ def test_late_failures_fail_at_preview(path: str, value: Any, expected: str) -> 
 
 
 def test_values_at_the_bounds_are_accepted() -> None:
-    s = parse_settings(with_value("tgi.resources", {"requests": {"cpu": "4", "memory": "8Gi"}}))
-    assert s.tgi.resources.requests.cpu == "4"
+    s = parse_settings(with_value("serving.resources", {"requests": {"cpu": "4", "memory": "8Gi"}}))
+    assert s.serving.resources.requests.cpu == "4"
     assert parse_settings(with_value("split.tolerance", 50)).split.tolerance == 50
     assert parse_settings(with_value("storage.size", "1Mi")).storage.size == "1Mi"
     assert parse_settings(with_value("namespace", "team-llm")).namespace == "team-llm"

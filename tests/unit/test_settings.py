@@ -53,10 +53,10 @@ def test_scalar_strings_from_the_cli_are_accepted() -> None:
          "llm-ab:tgi.image must be an image pinned by an exact version tag or a digest"),
         ("tgi.image", "ghcr.io/huggingface/text-generation-inference",
          "llm-ab:tgi.image must be an image pinned"),
-        ("tgi.gpusPerReplica", -1, "llm-ab:tgi.gpusPerReplica must be a whole number from 0 to 16, got -1"),
+        ("serving.gpusPerReplica", -1, "llm-ab:serving.gpusPerReplica must be a whole number from 0 to 16, got -1"),
         ("tgi.maxTotalTokens", 100, "llm-ab:tgi.maxTotalTokens must be greater than tgi.maxInputTokens (512)"),
-        ("tgi.resources.limits.memory", "lots", "llm-ab:tgi.resources.limits.memory must be a Kubernetes quantity"),
-        ("tgi.startupBudgetSeconds", 5, "llm-ab:tgi.startupBudgetSeconds must be a whole number from 60 to 86400"),
+        ("serving.resources.limits.memory", "lots", "llm-ab:serving.resources.limits.memory must be a Kubernetes quantity"),
+        ("serving.startupBudgetSeconds", 5, "llm-ab:serving.startupBudgetSeconds must be a whole number from 60 to 86400"),
         ("storage.kind", "s3", "llm-ab:storage.kind must be one of minio, got 's3'"),
         ("storage.bucket", "Bad_Bucket", "llm-ab:storage.bucket must be an S3 bucket name"),
         ("storage.minioImage", "quay.io/minio/minio", "llm-ab:storage.minioImage must be an image pinned"),
@@ -132,3 +132,28 @@ def test_the_settings_schema_imports_no_pulumi_and_no_resource_module() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_serving_keys_under_their_old_section_tgi_are_still_read() -> None:
+    """Before vLLM the serving pod's keys were tgi.*: a stack file of then still deploys the same pods, errors
+    name the key as the file spells it, and one key in both places is refused."""
+    from stacks.settings import moved_serving_keys
+
+    old = {**minimal(), "tgi": {"image": "ghcr.io/huggingface/text-generation-inference:1.3.4",
+                                "gpusPerReplica": 1, "shmSize": "2Gi"}}
+    assert moved_serving_keys(old) == ["gpusPerReplica", "shmSize"]
+    s = parse_settings(old)
+    assert (s.serving.gpus_per_replica, s.serving.shm_size) == (1, "2Gi")
+    assert s.tgi.image == "ghcr.io/huggingface/text-generation-inference:1.3.4"
+    with pytest.raises(ConfigError) as err:
+        parse_settings({**old, "tgi": {**old["tgi"], "gpusPerReplica": -1}})
+    assert str(err.value).startswith("llm-ab:tgi.gpusPerReplica must be a whole number from 0 to 16, got -1")
+    # Under the engine an unset `serving` arrives as Pulumi.yaml's whole default object: the old keys still win.
+    from stacks.settings import ServingSettings
+
+    engine_default = ServingSettings().model_dump(mode="json", by_alias=True)
+    assert parse_settings({**old, "serving": engine_default}).serving.gpus_per_replica == 1
+    with pytest.raises(ConfigError) as err:
+        parse_settings({**old, "serving": {"shmSize": "4Gi"}})
+    assert str(err.value) == ("llm-ab:tgi.shmSize is serving.shmSize's old name and serving.shmSize is set too: "
+                              "remove tgi.shmSize, got '2Gi'")

@@ -18,12 +18,13 @@ TGI_3 = "ghcr.io/huggingface/text-generation-inference:2.4.1"
 
 
 def config(canary_engine: str = "vllm", *, tgi: dict[str, Any] | None = None, vllm: dict[str, Any] | None = None,
-           stable_engine: str | None = None) -> dict[str, Any]:
+           serving: dict[str, Any] | None = None, stable_engine: str | None = None) -> dict[str, Any]:
     raw = copy.deepcopy(minimal())
     raw["models"]["canary"]["engine"] = canary_engine
     if stable_engine is not None:
         raw["models"]["stable"]["engine"] = stable_engine
-    raw["tgi"] = {**GPU, "image": TGI_3, **(tgi or {})}
+    raw["serving"] = {**GPU, **(serving or {})}
+    raw["tgi"] = {"image": TGI_3, **(tgi or {})}
     if vllm is not None:
         raw["vllm"] = vllm
     return raw
@@ -48,7 +49,7 @@ def test_each_variant_gets_its_own_engine_with_its_settings() -> None:
 def test_the_dev_vllm_stack_parses_with_both_variants_on_vllm() -> None:
     s = parse_settings(raw_config(stack_config("dev-vllm")), stack="dev-vllm")
     assert {s.models.stable.engine, s.models.canary.engine} == {"vllm"}
-    assert s.models.stable.id == "Qwen/Qwen2.5-0.5B-Instruct" and s.tgi.gpus_per_replica == 1
+    assert s.models.stable.id == "Qwen/Qwen2.5-0.5B-Instruct" and s.serving.gpus_per_replica == 1
 
 
 @pytest.mark.parametrize(("raw", "key", "says"), [
@@ -63,11 +64,11 @@ def test_the_dev_vllm_stack_parses_with_both_variants_on_vllm() -> None:
      "is refused: --trust-remote-code"),
     (config(vllm={"extraArgs": ["--port=9000"]}), "vllm.extraArgs[0]", "is set by the program"),
     (config(vllm={"extraArgs": ["--max-num-batched-tokens", "8192"]}), "vllm.extraArgs[0]", "needs a value"),
-    (config(tgi={"gpusPerReplica": 0}), "vllm.image", "does not start without a GPU"),
+    (config(serving={"gpusPerReplica": 0}), "vllm.image", "does not start without a GPU"),
     (config(tgi={"image": "ghcr.io/huggingface/text-generation-inference:2.2.0"}), "tgi.image",
      "must be TGI 2.3 or later when the pair mixes tgi and vllm"),
     (config("tgi", tgi={"quantize": "awq", "dtype": "float16"}), "tgi.dtype", "must be empty when tgi.quantize is set"),
-    (config("tgi", tgi={"quantize": "gptq", "gpusPerReplica": 0}), "tgi.quantize", "needs GPUs"),
+    (config("tgi", tgi={"quantize": "gptq"}, serving={"gpusPerReplica": 0}), "tgi.quantize", "needs GPUs"),
     (config("tgi", tgi={"quantize": "int3"}), "tgi.quantize", "must be one of awq"),
     (config("tgi", tgi={"dtype": "float32"}), "tgi.dtype", "must be one of float16, bfloat16"),
     (config("tgi", tgi={"maxBatchSize": 0}), "tgi.maxBatchSize", "got 0"),
@@ -80,20 +81,21 @@ def test_bad_engine_settings_fail_naming_the_key(raw: dict[str, Any], key: str, 
 
 
 def test_a_cpu_build_of_vllm_may_run_without_gpus() -> None:
-    s = parse_settings(config(tgi={"gpusPerReplica": 0}, vllm={"image": "example.org/vllm-cpu:v0.12.0"}))
+    s = parse_settings(config(serving={"gpusPerReplica": 0}, vllm={"image": "example.org/vllm-cpu:v0.12.0"}))
     assert serving_engine(s, Variant.CANARY).image == "example.org/vllm-cpu:v0.12.0"
 
 
 def test_a_tgi_pair_ignores_the_vllm_rules_and_a_vllm_pair_the_tgi_version() -> None:
-    parse_settings(config("tgi", tgi={"gpusPerReplica": 0, "image": "ghcr.io/huggingface/text-generation-inference:1.3.4"}))
+    parse_settings(config("tgi", serving={"gpusPerReplica": 0},
+                          tgi={"image": "ghcr.io/huggingface/text-generation-inference:1.3.4"}))
     parse_settings(config(stable_engine="vllm", tgi={"image": "ghcr.io/huggingface/text-generation-inference:1.3.4"}))
 
 
 def test_a_vllm_pair_does_not_judge_tgi_image_as_root_only() -> None:
-    """tgi.runAsNonRoot is the serving pod's (both engines'); only a TGI variant makes a 3.1+ TGI image refuse it."""
+    """serving.runAsNonRoot is both engines'; only a TGI variant makes a 3.1+ TGI image refuse it."""
     root_only = {"image": "ghcr.io/huggingface/text-generation-inference:3.3.5"}
     s = parse_settings(config(stable_engine="vllm", tgi=root_only))
-    assert s.tgi.run_as_non_root is True
+    assert s.serving.run_as_non_root is True
     with pytest.raises(ConfigError) as err:
         parse_settings(config(tgi=root_only))
-    assert err.value.key == "tgi.runAsNonRoot" and "TGI 3.1 and later" in str(err.value)
+    assert err.value.key == "serving.runAsNonRoot" and "TGI 3.1 and later" in str(err.value)

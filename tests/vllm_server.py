@@ -10,18 +10,28 @@ carrying the role, a usage chunk when ``stream_options.include_usage``, then ``d
 "code"}`` for an unknown model (404), a prompt plus ``max_tokens`` over ``max_model_len`` (400) and
 a bad request (400), FastAPI's ``{"detail": "Not Found"}`` for any other path (so ``GET /info``, a
 TGI route, is a 404), and an error chunk inside a stream when told to fail mid-stream.
+
+For the analysis it also paces a stream like a server (``ttft_s`` before the first token, ``token_s``
+between tokens; each chunk written and flushed on its own, ``TCP_NODELAY``) and keeps vLLM's metric
+families in a ``prometheus_client`` registry (vLLM itself uses prometheus_client), labelled
+``model_name`` with the served name.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
 from tests.loopback import LoopbackHandler, start_http
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 DEFAULT_ANSWER = "red, yellow and blue"
 
@@ -39,8 +49,32 @@ class VllmBehaviour:
     unhealthy_first: int = 0
     fail_stream_after: int | None = None
     """Send an error chunk after this many text chunks of a stream."""
+    ttft_s: float = 0.0
+    """Seconds before the first token of a stream (the prefill)."""
+    token_s: float = 0.0
+    """Seconds between tokens of a stream (the decode)."""
     requests: list[tuple[str, Any]] = field(default_factory=list)
     """(path, decoded body) of every POST, for the tests to inspect."""
+
+    def __post_init__(self) -> None:
+        self.metrics = VllmMetrics()
+
+
+class VllmMetrics:
+    """Some of vLLM's families, as its ``/metrics`` names them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model_name"]
+        self.success = Counter("vllm:request_success", "Finished requests", labels, registry=self.registry)
+        self.prompt_tokens = Counter("vllm:prompt_tokens", "Prefilled tokens", labels, registry=self.registry)
+        self.generation_tokens = Counter("vllm:generation_tokens", "Generated tokens", labels,
+                                         registry=self.registry)
+        self.running = Gauge("vllm:num_requests_running", "Running requests", labels, registry=self.registry)
+        self.ttft = Histogram("vllm:time_to_first_token_seconds", "TTFT", labels, buckets=LATENCY_BUCKETS,
+                              registry=self.registry)
+        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "E2E", labels, buckets=LATENCY_BUCKETS,
+                             registry=self.registry)
 
 
 def _error(message: str, kind: str, code: int) -> dict[str, Any]:
@@ -53,12 +87,25 @@ class _VllmHandler(LoopbackHandler):
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _stream(self, chunks: list[bytes]) -> None:
+    def setup(self) -> None:
+        super().setup()
+        # Without it, Nagle's algorithm holds small token writes back for the peer's delayed ACK.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _stream(self, chunks: Iterator[tuple[bool, bytes]], started: float) -> None:
+        """Write each chunk as it comes, a token chunk ``ttft_s`` (the first) or ``token_s`` after the last."""
+        b = self.behaviour
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for data in chunks:
+        first = True
+        for is_token, data in chunks:
+            if is_token:
+                time.sleep(b.ttft_s if first else b.token_s)
+                if first:
+                    b.metrics.ttft.labels(b.served_name).observe(time.perf_counter() - started)
+                first = False
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
@@ -78,8 +125,7 @@ class _VllmHandler(LoopbackHandler):
                 "root": b.root, "parent": None, "max_model_len": b.max_model_len,
                 "permission": [{"id": "modelperm-0", "object": "model_permission", "allow_sampling": True}]}]})
         elif self.path == "/metrics":
-            self.send_body(200, f'vllm:num_requests_running{{model_name="{b.served_name}"}} 0.0\n'.encode(),
-                           "text/plain; version=0.0.4")
+            self.send_body(200, generate_latest(b.metrics.registry), "text/plain; version=0.0.4")
         else:
             self.send_json(404, {"detail": "Not Found"})
 
@@ -119,9 +165,24 @@ class _VllmHandler(LoopbackHandler):
         usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + len(tokens),
                  "completion_tokens": len(tokens)}
         base = {"id": "cmpl-5f3c", "created": int(time.time()), "model": b.served_name}
-        if request.get("stream"):
-            self._stream(self._chunks(base, tokens, finish, usage, chat, request))
-            return
+        started, metrics = time.perf_counter(), b.metrics
+        metrics.running.labels(b.served_name).inc()
+        try:
+            if request.get("stream"):
+                self._stream(self._chunks(base, tokens, finish, usage, chat, request), started)
+            else:
+                self._complete(base, tokens, finish, usage, chat)
+        finally:
+            metrics.running.labels(b.served_name).dec()
+        if request.get("stream") and b.fail_stream_after is not None and b.fail_stream_after < len(tokens):
+            return  # it ended in an error chunk: not a finished request
+        metrics.success.labels(b.served_name).inc()
+        metrics.prompt_tokens.labels(b.served_name).inc(prompt_tokens)
+        metrics.generation_tokens.labels(b.served_name).inc(len(tokens))
+        metrics.e2e.labels(b.served_name).observe(time.perf_counter() - started)
+
+    def _complete(self, base: dict[str, Any], tokens: list[str], finish: str, usage: dict[str, int],
+                  chat: bool) -> None:
         text = "".join(tokens)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []},
@@ -141,29 +202,28 @@ class _VllmHandler(LoopbackHandler):
         return users[-1] if users and isinstance(users[-1], str) else None
 
     def _chunks(self, base: dict[str, Any], tokens: list[str], finish: str, usage: dict[str, int], chat: bool,
-                request: dict[str, Any]) -> list[bytes]:
+                request: dict[str, Any]) -> Iterator[tuple[bool, bytes]]:
+        """(carries a token, the SSE event) of a stream, in order."""
         def event(payload: Any) -> bytes:
             return b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
 
         kind = "chat.completion.chunk" if chat else "text_completion"
-        out: list[bytes] = []
         if chat:  # vLLM's first chat chunk carries only the role
-            out.append(event({**base, "object": kind, "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}))
+            yield False, event({**base, "object": kind, "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]})
         for i, text in enumerate(tokens):
             if self.behaviour.fail_stream_after is not None and i == self.behaviour.fail_stream_after:
-                out.append(event(_error("CUDA out of memory. Tried to allocate 2.00 GiB", "InternalServerError", 500)))
-                out.append(event(b"[DONE]"))
-                return out
+                yield False, event(_error("CUDA out of memory. Tried to allocate 2.00 GiB", "InternalServerError", 500))
+                yield False, event(b"[DONE]")
+                return
             last = i == len(tokens) - 1
             reason = finish if last else None
             choice = ({"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": reason} if chat
                       else {"index": 0, "text": text, "logprobs": None, "finish_reason": reason, "stop_reason": None})
-            out.append(event({**base, "object": kind, "choices": [choice]}))
+            yield True, event({**base, "object": kind, "choices": [choice]})
         if (request.get("stream_options") or {}).get("include_usage"):
-            out.append(event({**base, "object": kind, "choices": [], "usage": usage}))
-        out.append(event(b"[DONE]"))
-        return out
+            yield False, event({**base, "object": kind, "choices": [], "usage": usage})
+        yield False, event(b"[DONE]")
 
 
 @dataclass

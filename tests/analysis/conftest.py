@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.analysis.servers import ServerProcess, start_openai_stream, start_tgi_stream
+from tests.analysis.servers import DEFAULT_ANSWER, ServerProcess, start_tgi_stream
 from tests.loopback import cli_runner
 from tests.smoke.servers import RunningServer
+from tests.vllm_server import RunningVllm, start_vllm
 
 SMALL_ID = "/mnt/datasets/model-weights/flan-t5-small/0fc9ddf78a1e988dac52e2dac162b0ede4fd74ab"
 BASE_ID = "/mnt/datasets/model-weights/flan-t5-base/7bcac572ce56db69c1ea7c8af255c5d7c9672fc2"
@@ -31,12 +32,14 @@ def tgi_stream() -> Iterator[Callable[..., RunningServer]]:
 
 
 @pytest.fixture
-def openai_stream() -> Iterator[Callable[..., RunningServer]]:
-    """Factory: ``openai_stream(model_id, ...)`` for an OpenAI-compatible (vLLM-like) server."""
+def openai_stream() -> Iterator[Callable[..., RunningVllm]]:
+    """Factory: ``openai_stream(served_name, ttft_s=..., token_s=...)``: vLLM's OpenAI-compatible server
+    (:mod:`tests.vllm_server`) answering the analysis' default answer."""
     stops: list[Callable[[], None]] = []
 
-    def start(model_id: str = "google/flan-t5-base", **behaviour: Any) -> RunningServer:
-        return start_openai_stream(model_id, stops, **behaviour)
+    def start(served_name: str = "google/flan-t5-base", **behaviour: Any) -> RunningVllm:
+        root = f"/mnt/datasets/model-weights/{served_name.rsplit('/', 1)[-1]}/{'0' * 40}"
+        return start_vllm(served_name, root, stops, **{"default_answer": DEFAULT_ANSWER, **behaviour})
 
     yield start
     for stop in reversed(stops):

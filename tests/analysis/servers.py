@@ -1,13 +1,11 @@
-"""Streaming LLM servers for the analysis tests: TGI's ``/generate_stream`` and OpenAI ``/v1/completions``.
+"""The streaming TGI server of the analysis tests (``/generate_stream``); vLLM's OpenAI-compatible one is
+:mod:`tests.vllm_server`, shared with the smoke tests.
 
-Both listen on 127.0.0.1 (port chosen by the OS), stream one SSE event per token with a
-configurable time to first token (log-normal around a median) and per-token delay, inject
-errors of a chosen kind at a chosen rate (seeded), and serve ``/metrics``:
-
-* the TGI server writes TGI's exposition by hand as its Rust exporter does (counters without
-  ``_total``; ``tgi_request_failure{err=...}``; histograms with ``le`` buckets);
-* the OpenAI server uses a ``prometheus_client`` registry with vLLM's metric names (vLLM itself
-  uses prometheus_client).
+It listens on 127.0.0.1 (port chosen by the OS), streams one SSE event per token with a
+configurable time to first token (log-normal around a median) and per-token delay, injects
+errors of a chosen kind at a chosen rate (seeded), and serves ``/metrics`` the way TGI's Rust
+exporter writes it (counters without ``_total``; ``tgi_request_failure{err=...}``; histograms
+with ``le`` buckets).
 
 Every server runs in daemon threads and is stopped by the fixture that started it; a handler
 never sleeps longer than ``MAX_SLEEP_S``.
@@ -29,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from tests.loopback import LoopbackHandler, start_http
 from tests.smoke.servers import REPO_ROOT, RunningServer
@@ -286,120 +283,11 @@ class _TgiHandler(_Streaming):
             self.stats.mean_time_per_token.observe(total / max(1, len(tokens)))
 
 
-class VllmMetrics:
-    """A few of vLLM's families in a prometheus_client registry."""
-
-    def __init__(self, model: str) -> None:
-        self.registry = CollectorRegistry()
-        labels = ["model_name"]
-        self.model = model
-        self.success = Counter("vllm:request_success", "Finished requests", labels, registry=self.registry)
-        self.generation_tokens = Counter("vllm:generation_tokens", "Generated tokens", labels, registry=self.registry)
-        self.running = Gauge("vllm:num_requests_running", "Running requests", labels, registry=self.registry)
-        self.ttft = Histogram(
-            "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=LATENCY_BUCKETS, registry=self.registry
-        )
-        self.e2e = Histogram(
-            "vllm:e2e_request_latency_seconds", "E2E", labels, buckets=LATENCY_BUCKETS, registry=self.registry
-        )
-
-
-class _OpenAiHandler(_Streaming):
-    """``/v1/completions`` (streaming), ``/v1/models``, ``/health``, ``/metrics`` as vLLM serves them."""
-
-    stats: VllmMetrics
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
-        if self.path == "/health":
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif self.path == "/v1/models":
-            self.send_json(200, {"object": "list", "data": [{"id": self.behaviour.model_id, "object": "model"}]})
-        elif self.path == "/metrics":
-            self.send_body(200, generate_latest(self.stats.registry), "text/plain; version=0.0.4")
-        elif self.path == "/_injected":
-            self.send_json(200, {"served": self.behaviour.served, "injected": self.behaviour.injected})
-        else:
-            self.send_json(404, {"object": "error", "message": "not found"})
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
-        request = self._read_json()
-        if (
-            self.path != "/v1/completions"
-            or not isinstance(request, dict)
-            or not isinstance(request.get("prompt"), str)
-        ):
-            self.send_json(400, {"object": "error", "message": "expected {prompt: str} on /v1/completions"})
-            return
-        if request.get("model") != self.behaviour.model_id:
-            self.send_json(404, {"object": "error", "message": f"The model `{request.get('model')}` does not exist."})
-            return
-        start = time.perf_counter()
-        ttft, error = self.behaviour.draw()
-        labels = {"model_name": self.behaviour.model_id}
-        if error in ("http_500", "http_424", "http_429"):
-            status = {"http_500": 500, "http_424": 500, "http_429": 429}[error]
-            self.send_json(status, {"object": "error", "message": "injected", "type": "InternalServerError"})
-            return
-        tokens, finish = self.behaviour.tokens_for(request["prompt"], int(request.get("max_tokens") or 16))
-        self.stats.running.labels(**labels).inc()
-        try:
-            time.sleep(ttft)
-            if error == "hang":
-                time.sleep(MAX_SLEEP_S)
-                self._drop()
-                return
-            self._start_stream()
-            base = {
-                "id": "cmpl-1",
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": self.behaviour.model_id,
-            }
-            for i, text in enumerate(tokens):
-                if i:
-                    time.sleep(self.behaviour.token_s)
-                else:
-                    self.stats.ttft.labels(**labels).observe(time.perf_counter() - start)
-                if error in ("stream_error", "drop") and i == len(tokens) // 2:
-                    if error == "drop":
-                        self._drop()
-                        return
-                    self._chunk(b"data: " + json.dumps({"object": "error", "message": "injected"}).encode() + b"\n\n")
-                    self._end_stream()
-                    return
-                last = i == len(tokens) - 1
-                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish if last else None}
-                self._chunk(b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n")
-            usage = {"prompt_tokens": len(request["prompt"].split()), "completion_tokens": len(tokens)}
-            self._chunk(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode() + b"\n\n")
-            self._chunk(b"data: [DONE]\n\n")
-            self._end_stream()
-            self.stats.success.labels(**labels).inc()
-            self.stats.generation_tokens.labels(**labels).inc(len(tokens))
-            self.stats.e2e.labels(**labels).observe(time.perf_counter() - start)
-        finally:
-            self.stats.running.labels(**labels).dec()
-
-
 def start_tgi_stream(model_id: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningServer:
     """Start a streaming TGI fake; ``server.behaviour`` is its :class:`StreamBehaviour`, ``.stats`` its metrics."""
     state = StreamBehaviour(model_id=model_id, **behaviour)
     stats = TgiMetrics()
     handler = type("Handler", (_TgiHandler,), {"behaviour": state, "stats": stats})
-    server = start_http(handler, stops)
-    host, port = server.server_address[:2]
-    running = RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
-    running.stats = stats  # type: ignore[attr-defined]
-    return running
-
-
-def start_openai_stream(model_id: str, stops: list[Callable[[], None]], **behaviour: Any) -> RunningServer:
-    """Start an OpenAI-compatible (vLLM-like) streaming fake."""
-    state = StreamBehaviour(model_id=model_id, **behaviour)
-    stats = VllmMetrics(model_id)
-    handler = type("Handler", (_OpenAiHandler,), {"behaviour": state, "stats": stats})
     server = start_http(handler, stops)
     host, port = server.server_address[:2]
     running = RunningServer(f"http://{host}:{port}", (str(host), int(port)), state)
@@ -421,8 +309,9 @@ def _serve_spec(spec: list[dict[str, Any]]) -> None:
     for item in spec:
         kind = item.pop("kind")
         model = item.pop("model_id")
-        start = start_tgi_stream if kind == "tgi" else start_openai_stream
-        print(start(model, stops, **item).url, flush=True)
+        if kind != "tgi":
+            raise ValueError(f"unknown server kind {kind!r}: only tgi runs out of process")
+        print(start_tgi_stream(model, stops, **item).url, flush=True)
     sys.stdin.read()  # until the parent closes our stdin (or dies)
     for stop in reversed(stops):
         stop()
@@ -466,11 +355,6 @@ class ServerProcess:
 def tgi_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
     """Spec of one TGI server for :class:`ServerProcess`."""
     return {"kind": "tgi", "model_id": model_id, **behaviour}
-
-
-def openai_spec(model_id: str, **behaviour: Any) -> dict[str, Any]:
-    """Spec of one OpenAI-compatible server for :class:`ServerProcess`."""
-    return {"kind": "openai", "model_id": model_id, **behaviour}
 
 
 if __name__ == "__main__":

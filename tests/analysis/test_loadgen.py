@@ -46,9 +46,11 @@ def test_openai_stream_reads_usage_and_sends_the_model(openai_stream: Start) -> 
     assert (record.output_tokens, record.input_tokens, record.finish_reason) == (
         8,
         len(PROMPTS[0].text.split()),
-        "eos_token",
+        "stop",  # vLLM's word for the end of sequence (TGI's is eos_token)
     )
     assert record.text == "a generated answer with eight tokens in it"
+    path, body = server.behaviour.requests[-1]
+    assert (path, body["model"], body["stream"]) == ("/v1/completions", "google/flan-t5-base", True)
 
 
 def test_the_case_expectation_for_the_variants_model_scores_its_answer(tgi_stream: Start) -> None:

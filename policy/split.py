@@ -90,7 +90,8 @@ CANARY_CAP_SCHEMA = PolicyConfigSchema(properties={
 
 
 def canary_share_cap(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """The canary's share of serving replicas (gateway mode: of the route's weight) stays at or below the stack's cap."""
+    """The canary's share of serving replicas (gateway mode: of the route's weight) stays at or below the stack's
+    cap."""
     variants = tgi_variants(args.resources)
     route = _route_in(args)
     if route is not None:

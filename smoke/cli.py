@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     tgi = parser.add_argument_group("TGI")
     tgi.add_argument(plan.TGI_URL, metavar="URL", help="traffic Service in front of stable and canary")
     for variant in plan.VARIANTS:
-        tgi.add_argument(plan.variant_url_flag(variant), metavar="URL", help=f"{variant} variant's own Service (optional)")
+        tgi.add_argument(plan.variant_url_flag(variant), metavar="URL",
+                         help=f"{variant} variant's own Service (optional)")
     for variant in plan.VARIANTS:
         tgi.add_argument(plan.variant_model_flag(variant), metavar="ID",
                          help=f"model (the full repo id) the {variant} variant must serve")
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         "runs another file's inputs, checked by output shape and datatype; default: each V2 case file's model",
     )
     run = parser.add_argument_group("run")
-    run.add_argument(plan.CASES, metavar="FILE", action="append", default=[], help="case file or directory (repeatable)")
+    run.add_argument(plan.CASES, metavar="FILE", action="append", default=[],
+                     help="case file or directory (repeatable)")
     run.add_argument(
         plan.SAMPLES, metavar="N", type=_positive_int, default=1000, help="upper bound of split samples (default 1000)"
     )

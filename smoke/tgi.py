@@ -125,7 +125,8 @@ def _streamed_generated_text(response: httpx.Response, url: str) -> str:
         except ValueError as err:
             raise EndpointError(f"POST {url}: stream event is not JSON: {data[:120]!r}") from err
         if isinstance(event, dict) and "error" in event:
-            raise EndpointError(f"POST {url}: the stream ended in an error: {event.get('error_type')}: {event['error']}")
+            raise EndpointError(
+                f"POST {url}: the stream ended in an error: {event.get('error_type')}: {event['error']}")
         if isinstance(event, dict) and isinstance(event.get("generated_text"), str):
             return str(event["generated_text"])
     raise EndpointError(f"POST {url}: the stream ended without an event carrying generated_text")

@@ -108,7 +108,8 @@ def provision(settings: Settings) -> Platform:
     cluster = EksCluster(
         "eks",
         EksClusterArgs(
-            cluster_name=eks.cluster_name_of(settings.stack), kubernetes_version=eks.kubernetes_version, region=eks.region,
+            cluster_name=eks.cluster_name_of(settings.stack), kubernetes_version=eks.kubernetes_version,
+            region=eks.region,
             subnet_ids=subnet_ids, endpoint_public_access_cidrs=eks.endpoint_public_access_cidrs,
             system_node_group=SystemNodeGroupArgs(
                 instance_types=system.instance_types, min_size=system.min_size, desired_size=system.desired_size,

@@ -85,11 +85,13 @@ class GatewaySettings(Section):
     name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a Gateway name (a DNS subdomain)") = None
     """Name of the Gateway (required in gateway mode; its controller, e.g. Envoy Gateway or Istio, is a prerequisite)"""
     namespace: _optional(is_dns_label, "a namespace name (a DNS label)") = None
-    """Namespace of the Gateway (required in gateway mode, not the experiment's); its listener must allow routes from the experiment's"""
+    """Namespace of the Gateway (required in gateway mode, not the experiment's); its listener must allow routes
+    from the experiment's"""
     section_name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a listener name") = None
     """Listener of the Gateway to attach to (`parentRefs[].sectionName`); empty: every listener that allows it"""
     url: _optional(_http_url, "an http(s) URL without query, e.g. http://gw.gateway-system.svc.cluster.local") = None
-    """The Gateway listener's URL for clients and the smoke Job: the stack output `trafficUrl` (required in gateway mode)"""
+    """The Gateway listener's URL for clients and the smoke Job: the stack output `trafficUrl` (required in
+    gateway mode)"""
 
     @property
     def is_default(self) -> bool:
@@ -100,13 +102,15 @@ class SplitSettings(Section):
     """Declared traffic split between the two TGI variants."""
 
     mode: Choice(SplitMode) = SplitMode.REPLICAS
-    """`replicas`: a Service over both variants, the split is the replica ratio; `gateway`: an HTTPRoute splits by weight"""
+    """`replicas`: a Service over both variants, the split is the replica ratio; `gateway`: an HTTPRoute splits
+    by weight"""
     canary_percent: Percent = 50.0
     """Canary share of requests, 0-100 (gateway mode: a multiple of 0.01)"""
     replicas: WholeNumber(1, 1000) = 2
     """Total serving replicas over both variants (replicas mode)"""
     tolerance: Number(0, MAX_TOLERANCE) = 5.0
-    """Max percentage points between declared and effective split (at most 50: more accepts any split; gateway mode is exact)"""
+    """Max percentage points between declared and effective split (at most 50: more accepts any split; gateway
+    mode is exact)"""
     stable_replicas: WholeNumber(0, 1000) = 1
     """Replicas of the stable variant (gateway mode)"""
     canary_replicas: WholeNumber(0, 1000) = 1
@@ -114,7 +118,8 @@ class SplitSettings(Section):
     gateway: GatewaySettings = GatewaySettings()
     """`{name, namespace, sectionName, url}` of the existing Gateway (gateway mode)"""
     canary_header: HeaderMatch = None
-    """`name: value` whose requests go to the canary whatever the weights, e.g. `x-llm-ab-variant: canary` (gateway mode)"""
+    """`name: value` whose requests go to the canary whatever the weights, e.g. `x-llm-ab-variant: canary`
+    (gateway mode)"""
     stable_header: HeaderMatch = None
     """`name: value` whose requests go to the stable variant, e.g. `x-llm-ab-variant: stable` (gateway mode)"""
 

@@ -32,7 +32,8 @@ ENGINES = ("tgi", "vllm")
 DEFAULT_ENGINE = "tgi"
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
-"""Docker Hub's vllm/vllm-openai:v0.12.0 (linux/amd64 image sha256:f2309d913a07da49ea20b2a694703f4cfcb5ad8e7437ec0f26145479ac01e002,
+"""Docker Hub's vllm/vllm-openai:v0.12.0 (linux/amd64 image
+sha256:f2309d913a07da49ea20b2a694703f4cfcb5ad8e7437ec0f26145479ac01e002,
 as cited in SemiAnalysisAI/InferenceX#303); not pulled from here."""
 
 

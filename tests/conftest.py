@@ -29,24 +29,24 @@ def pulumi_mocks() -> Iterator[RecordingMocks]:
 
 
 @pytest.fixture
-def run_program(pulumi_mocks: RecordingMocks) -> Callable[[Callable[[], Any]], Any]:
+def run_program(pulumi_mocks: RecordingMocks) -> Callable[[Callable[[], Any]], Any]:  # noqa: ARG001 - needs the mocks set up
     """Run ``fn`` as a Pulumi program under the mocks and wait for every registration."""
     return _run_program
 
 
 @pytest.fixture
-def run_main(pulumi_mocks: RecordingMocks) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def run_main(pulumi_mocks: RecordingMocks) -> Callable[[dict[str, Any]], dict[str, Any]]:  # noqa: ARG001 - needs the mocks set up
     """Run ``__main__.py`` with a stack config (``llm-ab:key`` -> value) under the mocks; the exports."""
     return _run_main
 
 
 @pytest.fixture(name="resolve")
-def resolve_fixture(pulumi_mocks: RecordingMocks) -> Callable[[Any], Any]:
+def resolve_fixture(pulumi_mocks: RecordingMocks) -> Callable[[Any], Any]:  # noqa: ARG001 - needs the mocks set up
     """Resolve an Output (or a plain value, or a dict/list of them) to its value after a run."""
     return resolve
 
 
 @pytest.fixture(name="is_secret")
-def is_secret_fixture(pulumi_mocks: RecordingMocks) -> Callable[[Any], bool]:
+def is_secret_fixture(pulumi_mocks: RecordingMocks) -> Callable[[Any], bool]:  # noqa: ARG001 - needs the mocks set up
     """Whether an Output is marked secret."""
     return is_secret

@@ -81,7 +81,7 @@ class TgiEngine:
     health_path = "/health"
     metrics_path = "/metrics"
 
-    def container_command(self, ctx: ServingContext) -> list[str] | None:
+    def container_command(self, ctx: ServingContext) -> list[str] | None:  # noqa: ARG002 - Engine's signature
         return None  # the image's launcher
 
     def container_args(self, ctx: ServingContext) -> list[str]:

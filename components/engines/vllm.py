@@ -123,7 +123,7 @@ class VllmEngine:
     health_path = "/health"
     metrics_path = "/metrics"
 
-    def container_command(self, ctx: ServingContext) -> list[str]:
+    def container_command(self, ctx: ServingContext) -> list[str]:  # noqa: ARG002 - Engine's signature
         # Not the image's entrypoint (which changed between releases): the CLI every release ships.
         return ["vllm", "serve"]
 

@@ -193,7 +193,8 @@ def test_runtime_pods_reach_minio_and_this_namespace_reaches_them(run_program, p
     assert clients["podSelector"] == {"matchLabels": {"llm-ab/inference-client": "true"}}
     assert clients["egress"] == [{"to": [runtime_pods], "ports": [{"protocol": "TCP", "port": 8033},
                                                                    {"protocol": "TCP", "port": 8008}]}]
-    # The namespace's opt-in label is set on the Namespace itself (stacks.experiment, with stacks.modelmesh_track's labels), not patched.
+    # The namespace's opt-in label is set on the Namespace itself (stacks.experiment, with
+    # stacks.modelmesh_track's labels), not patched.
     assert not pulumi_mocks.of_type("kubernetes:core/v1:NamespacePatch")
 
 

@@ -146,7 +146,7 @@ def test_vllm_serves_the_mounted_weights_under_the_repo_id_on_the_shared_port(ru
     assert c["ports"] == [{"name": "http", "containerPort": 8080}]
 
 
-def test_vllm_gets_the_same_pod_shape_as_tgi(run_program, pulumi_mocks) -> None:
+def test_vllm_gets_the_same_pod_shape_as_tgi() -> None:
     """Probes, GPU limit and placement, /dev/shm, volumes, security contexts: everything but the engine's part."""
     shape = dict(gpus=2, node_selector={"llm-ab/gpu-pool": "g5"}, shm_size="2Gi", startup_budget_seconds=900)
     tgi_spec = serving_pod_spec(args(**shape))

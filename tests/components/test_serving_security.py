@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from stacks.config_types import ConfigError
 from components.engines.tgi import needs_root
+from stacks.config_types import ConfigError
 from stacks.settings import parse_settings
 from tests.samples import dev_config, with_value
 

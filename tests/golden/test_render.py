@@ -1,5 +1,6 @@
 """The program renders exactly as its committed snapshots: every resource's type, name, inputs and
-options, and the stack outputs, for dev, dev with ModelMesh, staging, dev-vllm and a mixed TGI/vLLM pair (tests/golden/render.py).
+options, and the stack outputs, for dev, dev with ModelMesh, staging, dev-vllm and a mixed TGI/vLLM pair
+(tests/golden/render.py).
 
 A refactor must leave them alone; an intended change refreshes them (``python -m tests.golden.render
 --write``) and the diff is reviewed with the change.

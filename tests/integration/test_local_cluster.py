@@ -125,7 +125,8 @@ def test_kserve_schemas(local_cluster) -> None:
                                              "storage": {"key": "localMinIO", "path": "sklearn/m.joblib"}}}}}
     local_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all([runtime, isvc]))
     no_containers = dict(runtime, spec={"multiModel": True})
-    proc = local_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(no_containers), check=False)
+    proc = local_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(no_containers),
+                                 check=False)
     assert proc.returncode != 0 and "containers" in proc.stderr
     no_format = dict(isvc, spec={"predictor": {"model": {"modelFormat": {"version": "1"}}}})
     proc = local_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(no_format), check=False)

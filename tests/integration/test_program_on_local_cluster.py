@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 @pytest.fixture
 def dev_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks) -> list[dict[str, Any]]:
     set_stack_config(dev_config())
-    monkeypatch.setattr("pulumi.export", lambda name, value: None)
+    monkeypatch.setattr("pulumi.export", lambda *_: None)
     run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
     objs = manifests(pulumi_mocks.resources)
     assert objs, "the program registered no Kubernetes objects"

@@ -148,7 +148,8 @@ def test_running_pack_sees_a_secret_marked_value_in_plain_text(analyzer) -> None
     request = analyzer_pb2.AnalyzeRequest(
         urn="urn:pulumi:dev::llm-ab::kubernetes:core/v1:Secret::weights-root", type="kubernetes:core/v1:Secret",
         name="weights-root",
-        properties=struct({"stringData": {SECRET_SIG: SECRET_VALUE_SIG, "value": {"MINIO_ROOT_PASSWORD": "minioadmin"}}}))
+        properties=struct({"stringData": {SECRET_SIG: SECRET_VALUE_SIG,
+                                          "value": {"MINIO_ROOT_PASSWORD": "minioadmin"}}}))
     response = analyzer.Analyze(request)
     (diag,) = response.diagnostics
     description = next(p.description for p in POLICIES if p.name == "no-plaintext-credentials")

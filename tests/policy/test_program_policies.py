@@ -112,7 +112,8 @@ def test_broken_dev_variant_fails_with_the_expected_rules(pulumi_mocks,
         ("k8s-no-public-services", "traffic-svc",
          "Service 'text-generation-inference' is of type LoadBalancer, which exposes it outside the cluster; "
          "allowed types: ClusterIP, ExternalName"),
-        ("split-canary-share-cap", "<stack>", "the canary runs 3 of 4 serving replicas (75%), above this stack's cap of 50%"),
+        ("split-canary-share-cap", "<stack>",
+         "the canary runs 3 of 4 serving replicas (75%), above this stack's cap of 50%"),
         ("split-within-tolerance", "<stack>",
          "3 of 4 serving replicas give a 75% canary, 25 points from the declared 50%, more than the tolerance of 5"),
     ]

@@ -97,7 +97,8 @@ def test_pinned_images_checks_every_workload_kind(resource_type: str) -> None:
 
 def test_pinned_images_checks_init_containers() -> None:
     props = deployment(initContainers=[{"name": "fetch", "image": "busybox"}])
-    assert check("k8s-pinned-images", DEPLOYMENT, props).violations == ["container 'fetch' uses unpinned image 'busybox'"]
+    assert check("k8s-pinned-images", DEPLOYMENT, props).violations == [
+        "container 'fetch' uses unpinned image 'busybox'"]
 
 
 def test_pinned_images_reports_a_container_without_image() -> None:
@@ -323,7 +324,8 @@ def test_secret_named_env_vars_must_not_be_literal() -> None:
         {"name": "MAX_TOTAL_TOKENS", "value": "1024"},
     ])
     assert check("no-plaintext-credentials", DEPLOYMENT, deployment(containers=[c])).violations == [
-        "container 'tgi' sets AWS_SECRET_ACCESS_KEY from a literal value; use valueFrom.secretKeyRef or envFrom a Secret"]
+        "container 'tgi' sets AWS_SECRET_ACCESS_KEY from a literal value; use valueFrom.secretKeyRef or envFrom a "
+        "Secret"]
 
 
 def test_default_credentials_in_a_command_line_are_caught() -> None:
@@ -346,7 +348,8 @@ def test_placeholder_words_in_shipped_code_are_not_credentials() -> None:
 
 
 def test_unknown_values_are_skipped_but_a_secret_named_env_value_is_still_a_literal() -> None:
-    c = tgi_container(env=[{"name": "S3_ENDPOINT", "value": UNKNOWN}, {"name": "MINIO_ROOT_PASSWORD", "value": UNKNOWN}])
+    c = tgi_container(env=[{"name": "S3_ENDPOINT", "value": UNKNOWN},
+                           {"name": "MINIO_ROOT_PASSWORD", "value": UNKNOWN}])
     outcome = check("no-plaintext-credentials", DEPLOYMENT, deployment(containers=[c]))
     assert outcome.unknown is None
     assert outcome.violations == [
@@ -425,7 +428,8 @@ def test_public_service_rule_does_not_apply_to_deployments() -> None:
 
 
 def dataset(**local: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "model-weights"}, "spec": {"local": {"type": "COS", "bucket": "model-weights", **local}}}
+    return {"metadata": {"name": "model-weights"},
+            "spec": {"local": {"type": "COS", "bucket": "model-weights", **local}}}
 
 
 def test_read_only_dataset_passes() -> None:

@@ -129,8 +129,8 @@ class _TgiHandler(LoopbackHandler):
         for i, word in enumerate(words):
             last = i == len(words) - 1
             token = {"id": i, "text": word if i == 0 else f" {word}", "logprob": -0.1, "special": False}
-            events.append("data:" + json.dumps({"index": i + 1, "token": token, "generated_text": text if last else None,
-                                                "details": None}) + "\n\n")
+            event = {"index": i + 1, "token": token, "generated_text": text if last else None, "details": None}
+            events.append("data:" + json.dumps(event) + "\n\n")
         self.send_body(200, "".join(events).encode(), "text/event-stream")
 
     def _chat(self, request: dict[str, Any]) -> None:

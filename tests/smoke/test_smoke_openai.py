@@ -76,7 +76,8 @@ def test_vllm_error_objects_are_reported_with_their_type_and_message(vllm) -> No
     with pytest.raises(EndpointError, match=r"HTTP 404 NotFoundError \(404\): The model `someone/else` does not exist"):
         c.generate(case(), RetryPolicy.brief())
     c.model = QWEN
-    with pytest.raises(EndpointError, match=r"HTTP 400 BadRequestError \(400\): This model's maximum context length is 40"):
+    with pytest.raises(EndpointError,
+                       match=r"HTTP 400 BadRequestError \(400\): This model's maximum context length is 40"):
         c.generate(case(max_new_tokens=64), RetryPolicy.brief())
 
 

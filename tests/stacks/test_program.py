@@ -112,7 +112,7 @@ def test_minio_keeps_its_data_and_is_never_exposed(dev) -> None:
     assert c["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
 
 
-def test_credentials_are_generated_and_only_secret(dev, resolve, is_secret) -> None:
+def test_credentials_are_generated_and_only_secret(dev, is_secret) -> None:
     mocks, exported = dev
     passwords = mocks.of_type("random:index/randomPassword:RandomPassword")
     assert len(passwords) == 6
@@ -149,8 +149,10 @@ def test_outputs_show_split_replicas_gpus_and_urls(dev, resolve) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("llm-ab:split", {"canaryPercent": 150, "replicas": 2}, "llm-ab:split.canaryPercent must be a number from 0 to 100, got 150"),
-        ("llm-ab:tgi", {"image": "ghcr.io/huggingface/text-generation-inference:latest"}, "llm-ab:tgi.image must be an image pinned"),
+        ("llm-ab:split", {"canaryPercent": 150, "replicas": 2},
+         "llm-ab:split.canaryPercent must be a number from 0 to 100, got 150"),
+        ("llm-ab:tgi", {"image": "ghcr.io/huggingface/text-generation-inference:latest"},
+         "llm-ab:tgi.image must be an image pinned"),
         ("llm-ab:storage", {"bucket": "UPPER"}, "llm-ab:storage.bucket must be an S3 bucket name"),
         ("llm-ab:colour", "blue", "llm-ab:colour is not a known setting"),
     ],
@@ -173,7 +175,8 @@ def test_bad_config_fails_before_anything_is_registered(run_main, pulumi_mocks, 
 def test_local_gpu_replicas_select_gpu_nodes_unless_the_stack_names_its_own(
         run_main, pulumi_mocks: RecordingMocks, serving: dict[str, Any], selector: dict[str, str] | None) -> None:
     """The pack's gpu-node-placement wants a selector on every GPU pod; on a cluster the stack did not make it
-    is GPU Feature Discovery's label, and a stack's own serving.nodeSelector replaces it (not every cluster runs GFD)."""
+    is GPU Feature Discovery's label, and a stack's own serving.nodeSelector replaces it (not every cluster runs
+    GFD)."""
     config = dev_config()
     run_main({**config, "llm-ab:serving": {**config["llm-ab:serving"], **serving}})
     for deploy in pulumi_mocks.of_type(DEPLOYMENT):
@@ -186,7 +189,7 @@ def test_a_stack_file_with_the_old_tgi_serving_keys_deploys_the_same_pods_with_a
     import pulumi
 
     warned: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warned.append(message))
     config = dev_config()
     old = {**config, "llm-ab:tgi": {**config["llm-ab:tgi"], **config["llm-ab:serving"]}}
     del old["llm-ab:serving"]

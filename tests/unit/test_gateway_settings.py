@@ -153,6 +153,6 @@ def test_eks_pools_must_hold_the_hpa_maximum() -> None:
     message = error(platform="eks", split=gateway_split(), autoscaling={**HPA, "maxReplicas": 2},
                     serving={"gpusPerReplica": 1}, gpu=pools, storage={"kind": "minio"},
                     eks={"endpointPublicAccessCidrs": ["198.51.100.0/24"]})
-    assert message == ("llm-ab:gpu.nodePools[0].maxSize gives room for 3 serving replica(s) (3 node(s) x 1 per node at "
-                       "serving.gpusPerReplica 1), but autoscaling.maxReplicas (per variant, both variants) needs 4: set "
-                       "it to at least 4, got 3")
+    assert message == ("llm-ab:gpu.nodePools[0].maxSize gives room for 3 serving replica(s) (3 node(s) x 1 per node "
+                       "at serving.gpusPerReplica 1), but autoscaling.maxReplicas (per variant, both variants) needs "
+                       "4: set it to at least 4, got 3")

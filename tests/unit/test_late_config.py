@@ -35,8 +35,8 @@ def test_quantities_are_read_exactly(text: str, value: Fraction) -> None:
      "llm-ab:serving.resources.requests.cpu must be at most limits.cpu ('4'): a container cannot request more than its "
      "limit, got '8'"),
     ("serving.resources", {"requests": {"memory": "9Gi"}, "limits": {"memory": "8192Mi"}},
-     "llm-ab:serving.resources.requests.memory must be at most limits.memory ('8192Mi'): a container cannot request more "
-     "than its limit, got '9Gi'"),
+     "llm-ab:serving.resources.requests.memory must be at most limits.memory ('8192Mi'): a container cannot request "
+     "more than its limit, got '9Gi'"),
     ("serving.resources", {"requests": {"cpu": "4001m"}},
      "llm-ab:serving.resources.requests.cpu must be at most limits.cpu ('4')"),
     ("storage.size", "0", "llm-ab:storage.size must be a Kubernetes quantity greater than 0 such as 500m, 4 or 16Gi, "

@@ -223,6 +223,25 @@ def test_tgi_promote_changes_only_the_stable_model_and_its_staging() -> None:
     assert model_id.startswith("/mnt/datasets/model-weights/flan-t5-base/")
 
 
+def test_promoting_a_vllm_canary_over_a_tgi_stable_moves_the_stable_to_vllm_in_place() -> None:
+    """The engine migration's last step: models.stable takes the canary's engine with its model, and only the
+    stable Deployment changes (its container: same Deployment, same selector, a rolling update)."""
+    from tests.golden.render import dev_mixed
+
+    before = dev_mixed()
+    after = edited(before, "promote", "tgi")
+    assert after["llm-ab:models"]["stable"]["engine"] == "vllm"
+    diff = preview_diff(record(before), record(after), ignore=SMOKE)
+    assert diff.added == set() and diff.removed == set()
+    assert set(diff.changed) == {"tgi-stable-deploy"}
+    stable = record(after)["tgi-stable-deploy"][1]["spec"]
+    assert stable["selector"] == record(before)["tgi-stable-deploy"][1]["spec"]["selector"]
+    (container,) = stable["template"]["spec"]["containers"]
+    assert (container["name"], container["image"], container["command"]) == (
+        "vllm", "vllm/vllm-openai:v0.12.0", ["vllm", "serve"])
+    assert container["args"][container["args"].index("--served-model-name") + 1] == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
 def test_tgi_rollback_changes_only_the_replicas() -> None:
     before = dev_config()
     after = edited(before, "rollback", "tgi")

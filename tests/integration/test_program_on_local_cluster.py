@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import runpy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,13 +25,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
-def dev_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks) -> list[dict[str, Any]]:
-    set_stack_config(dev_config())
-    monkeypatch.setattr("pulumi.export", lambda *_: None)
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-    objs = manifests(pulumi_mocks.resources)
-    assert objs, "the program registered no Kubernetes objects"
-    return objs
+def render(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks
+           ) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """The program's Kubernetes objects for a stack config, rendered under the mocks."""
+    def rendered(config: dict[str, Any]) -> list[dict[str, Any]]:
+        set_stack_config(config)
+        monkeypatch.setattr("pulumi.export", lambda *_: None)
+        run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+        objs = manifests(pulumi_mocks.resources)
+        assert objs, "the program registered no Kubernetes objects"
+        return objs
+    return rendered
+
+
+@pytest.fixture
+def dev_manifests(render) -> list[dict[str, Any]]:
+    return render(dev_config())
 
 
 def _apply(cluster, objs: list[dict[str, Any]]) -> None:
@@ -89,14 +99,10 @@ GATEWAY_SYSTEM = [
 
 
 @pytest.fixture
-def gateway_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks
-                      ) -> list[dict[str, Any]]:
+def gateway_manifests(render) -> list[dict[str, Any]]:
     from tests.samples import dev_gateway_config
 
-    set_stack_config(dev_gateway_config())
-    monkeypatch.setattr("pulumi.export", lambda *_: None)
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-    return manifests(pulumi_mocks.resources)
+    return render(dev_gateway_config())
 
 
 def test_gateway_mode_objects_are_accepted_by_the_gateway_api_crds(local_cluster, gateway_manifests) -> None:
@@ -130,15 +136,11 @@ def test_the_gateway_api_crds_reject_a_route_weight_out_of_range(local_cluster) 
 
 
 @pytest.fixture
-def mixed_manifests(monkeypatch: pytest.MonkeyPatch, run_program, pulumi_mocks: RecordingMocks
-                    ) -> list[dict[str, Any]]:
+def mixed_manifests(render) -> list[dict[str, Any]]:
     """The engine-migration pair (TGI stable, vLLM canary, one GPU each) of tests/golden/render.py."""
     from tests.golden.render import dev_mixed
 
-    set_stack_config(dev_mixed())
-    monkeypatch.setattr("pulumi.export", lambda *_: None)
-    run_program(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-    return manifests(pulumi_mocks.resources)
+    return render(dev_mixed())
 
 
 def test_a_mixed_tgi_and_vllm_pair_is_accepted_and_lands_on_the_gpu_nodes(local_cluster, mixed_manifests) -> None:

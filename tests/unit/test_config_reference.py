@@ -40,3 +40,16 @@ def test_every_documented_key_has_a_meaning() -> None:
     rows = config_docs.readme_rows()
     assert len(rows) > 60
     assert all(meaning for _, _, meaning in rows), [key for key, _, meaning in rows if not meaning]
+
+
+def test_shipped_stack_files_are_in_the_style_pulumi_writes_them() -> None:
+    """`pulumi stack init` (the first `make up`) rewrites Pulumi.<stack>.yaml with its YAML encoder, which puts
+    one space before an end-of-line comment; a file written so sees only its encryptionsalt line added, not
+    unrelated lines move in the reviewer's diff."""
+    import re
+
+    from tests.harness import ROOT
+
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.search(r"\S {2,}#", line), f"{path.name}:{number}: one space before '#': {line!r}"

@@ -1,4 +1,4 @@
-"""The ``autoscaling`` section of the settings schema: one HPA (``autoscaling/v2``) per TGI variant.
+"""The ``autoscaling`` section of the settings schema: one HPA (``autoscaling/v2``) per variant.
 
 Off by default. Only in ``split.mode: gateway`` (:func:`check_autoscaling`): in replicas mode the replica
 counts *are* the split, and an HPA changing them would change it. The target is CPU utilisation (of the
@@ -9,15 +9,32 @@ start (README: Autoscaling).
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from collections.abc import Mapping
 
-from stacks.config_types import Bool, OneOf, OptionalQuantity, OptionalText, Section, WholeNumber, problem, show
+from pydantic import Field, model_validator
+
+from components.engines.tgi import METRIC_PREFIXES as TGI_METRICS
+from components.engines.vllm import METRIC_PREFIXES as VLLM_METRICS
+from stacks.config_types import (
+    Bool,
+    OneOf,
+    OptionalQuantity,
+    OptionalText,
+    Section,
+    StringMap,
+    WholeNumber,
+    problem,
+    show,
+)
 
 METRIC_TYPES = ("cpu", "pods", "external")
+ENGINE_METRICS = {"tgi": TGI_METRICS, "vllm": VLLM_METRICS}
+"""How each engine's metric names start (``models.<variant>.engine`` -> prefixes)."""
+EXAMPLE_QUEUE_METRIC = {"tgi": "tgi_queue_size", "vllm": "vllm:num_requests_waiting"}
 
 
 class AutoscalingSettings(Section):
-    """An HPA per TGI variant (gateway mode only)."""
+    """An HPA per variant (gateway mode only)."""
 
     enabled: Bool = False
     """One HPA per variant between minReplicas and maxReplicas (needs split.mode gateway)"""
@@ -33,6 +50,9 @@ class AutoscalingSettings(Section):
     """Name of the Pods or External metric, as the metrics adapter serves it (metric pods or external)"""
     average_value: OptionalQuantity = None
     """Target average value per pod of that metric, e.g. `4` queued requests (metric pods or external)"""
+    metric_name_by_engine: StringMap = Field(default_factory=dict)
+    """Per engine (`tgi`, `vllm`), the metric its variants scale on instead of `metricName`: each engine names its
+    queue its own way (`tgi_queue_size`, `vllm:num_requests_waiting`)"""
     scale_up_period_seconds: WholeNumber(15, 1800) = 300
     """Scale-up adds at most 1 replica (or 50 %, whichever is more) per this period"""
     scale_down_stabilization_seconds: WholeNumber(0, 3600) = 600
@@ -44,7 +64,8 @@ class AutoscalingSettings(Section):
             raise problem(f"must be at most autoscaling.maxReplicas ({self.max_replicas}), got {self.min_replicas}",
                           at="minReplicas")
         if self.metric == "cpu":
-            for key, value in (("metricName", self.metric_name), ("averageValue", self.average_value)):
+            for key, value in (("metricName", self.metric_name), ("averageValue", self.average_value),
+                               ("metricNameByEngine", self.metric_name_by_engine or None)):
                 if value is not None:
                     raise problem(f"applies to metric pods or external only (metric is cpu), got {show(value)}",
                                   at=key)
@@ -53,17 +74,38 @@ class AutoscalingSettings(Section):
                                      ("averageValue", self.average_value, "the target per pod, e.g. 4")):
                 if value is None:
                     raise problem(f"is required with metric {self.metric}: {what}", at=key)
+            for engine in self.metric_name_by_engine:
+                if engine not in ENGINE_METRICS:
+                    raise problem(f"must be one of {', '.join(ENGINE_METRICS)}, got {show(engine)}",
+                                  at=f"metricNameByEngine.{engine}")
             if self.cpu_utilization != AutoscalingSettings.model_construct().cpu_utilization:
                 raise problem(f"applies to metric cpu only (metric is {self.metric}), got {self.cpu_utilization}",
                               at="cpuUtilization")
         return self
 
 
+    def metric_name_for(self, engine: str) -> str | None:
+        """The Pods/External metric a variant of ``engine`` scales on (None for metric cpu)."""
+        return self.metric_name_by_engine.get(engine, self.metric_name)
+
+
 def check_autoscaling(autoscaling: AutoscalingSettings, *, gateway_mode: bool, stable_replicas: int,
-                      canary_replicas: int, default_replicas: int) -> None:
-    """Rules between ``autoscaling`` and ``split``: an HPA needs gateway mode and owns the replica counts."""
+                      canary_replicas: int, default_replicas: int, engines: Mapping[str, str]) -> None:
+    """Rules between ``autoscaling``, ``split`` and the engines (``engines``: variant -> engine): an HPA needs
+    gateway mode and owns the replica counts, and each variant scales on a metric its engine serves."""
     if not autoscaling.enabled:
         return
+    for variant, engine in engines.items():
+        name = autoscaling.metric_name_for(engine)
+        foreign = [other for other, prefixes in ENGINE_METRICS.items()
+                   if other != engine and name is not None and name.startswith(prefixes)]
+        if foreign:
+            key = (f"autoscaling.metricNameByEngine.{engine}" if engine in autoscaling.metric_name_by_engine
+                   else "autoscaling.metricName")
+            raise problem(f"names a {foreign[0]} metric, which the {variant}'s engine {engine} does not serve, so "
+                          f"its HPA could never read it: set autoscaling.metricNameByEngine.{engine} (e.g. "
+                          f"{EXAMPLE_QUEUE_METRIC[engine]}, as your metrics adapter names it), got {show(name)}",
+                          at=key)
     if not gateway_mode:
         raise problem("must be false in split.mode replicas: there the replica counts are the split, and an HPA "
                       "would change them (and the split with them); set split.mode: gateway (an HTTPRoute splits "

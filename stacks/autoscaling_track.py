@@ -11,10 +11,11 @@ from stacks.platform import Platform
 from stacks.settings import Settings, Variant
 
 
-def metric_target(settings: Settings) -> MetricTarget:
+def metric_target(settings: Settings, variant: Variant) -> MetricTarget:
+    """What ``variant``'s HPA holds at its target: the metric its engine serves."""
     a = settings.autoscaling
-    return MetricTarget(kind=a.metric, cpu_utilization=a.cpu_utilization, metric_name=a.metric_name,
-                        average_value=a.average_value)
+    return MetricTarget(kind=a.metric, cpu_utilization=a.cpu_utilization,
+                        metric_name=a.metric_name_for(settings.model(variant).engine), average_value=a.average_value)
 
 
 def build_autoscaling(settings: Settings, platform: Platform, experiment: Experiment) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def build_autoscaling(settings: Settings, platform: Platform, experiment: Experi
             f"hpa-{variant.value}",
             VariantAutoscalerArgs(
                 namespace=experiment.namespace.name, stack=settings.stack, variant=variant.value,
-                min_replicas=a.min_replicas, max_replicas=a.max_replicas, target=metric_target(settings),
+                min_replicas=a.min_replicas, max_replicas=a.max_replicas, target=metric_target(settings, variant),
                 scale_up_period_seconds=a.scale_up_period_seconds,
                 scale_down_stabilization_seconds=a.scale_down_stabilization_seconds,
                 deployment=experiment.servers[variant]),

@@ -419,9 +419,9 @@ class Settings(Section):
     nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; tgiPool (the pool TGI runs on; empty =
     the first); devicePlugin.image (pinned NVIDIA device plugin for AL2023 pools)."""
     autoscaling: AutoscalingSettings = AutoscalingSettings()
-    """An HPA (autoscaling/v2) per TGI variant, split.mode gateway only: enabled, minReplicas, maxReplicas, metric
-    (cpu, pods or external), cpuUtilization, metricName, averageValue, scaleUpPeriodSeconds,
-    scaleDownStabilizationSeconds."""
+    """An HPA (autoscaling/v2) per variant, split.mode gateway only: enabled, minReplicas, maxReplicas, metric
+    (cpu, pods or external), cpuUtilization, metricName, averageValue, metricNameByEngine (tgi, vllm: the metric
+    that engine's variants scale on instead), scaleUpPeriodSeconds, scaleDownStabilizationSeconds."""
     stack: str = Field("dev", exclude=True)
     """The stack's name (not a config key: from the engine)."""
 
@@ -454,7 +454,8 @@ class Settings(Section):
         check_gateway_namespace(self.split, self.namespace)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
-                          default_replicas=SplitSettings.model_construct().stable_replicas)
+                          default_replicas=SplitSettings.model_construct().stable_replicas,
+                          engines={v.value: self.model(v).engine for v in Variant})
         if self.platform is Platform.EKS:
             check_eks_platform(self.gpu, gpus_per_replica=self.serving.gpus_per_replica,
                                replicas=self.max_total_replicas, replicas_key=self.replicas_key,

@@ -77,6 +77,23 @@ def test_autoscaling_adds_an_hpa_per_variant_and_leaves_replicas_to_it(run_main,
         "minReplicas": 1, "maxReplicas": 3, "target": "pods metric tgi_queue_size averaging 4 per pod"}
 
 
+def test_a_vllm_canary_scales_on_vllms_queue_and_the_tgi_stable_on_tgis(run_main, pulumi_mocks, resolve) -> None:
+    config = dev_gateway_config()
+    config["llm-ab:models"] = {**config["llm-ab:models"], "canary": {**config["llm-ab:models"]["canary"],
+                                                                     "engine": "vllm"}}
+    config["llm-ab:serving"] = {**config["llm-ab:serving"], "gpusPerReplica": 1}
+    config["llm-ab:tgi"] = {**config["llm-ab:tgi"], "image": "ghcr.io/huggingface/text-generation-inference:2.4.1"}
+    config["llm-ab:autoscaling"] = {**config["llm-ab:autoscaling"],
+                                    "metricNameByEngine": {"vllm": "vllm:num_requests_waiting"}}
+    exported = run_main(config)
+    hpas = {h.inputs["spec"]["scaleTargetRef"]["name"]: h.inputs["spec"]["metrics"][0]["pods"]["metric"]["name"]
+            for h in pulumi_mocks.of_type(HPA)}
+    assert hpas == {"text-generation-inference-stable": "tgi_queue_size",
+                    "text-generation-inference-canary": "vllm:num_requests_waiting"}
+    assert resolve(exported["autoscaling"])["canary"]["target"] == (
+        "pods metric vllm:num_requests_waiting averaging 4 per pod")
+
+
 def test_smoke_gate_checks_each_variant_through_the_gateway_with_its_header(run_main, pulumi_mocks) -> None:
     run_main(dev_gateway_config())
     (job,) = [r for r in pulumi_mocks.of_type("kubernetes:batch/v1:Job") if r.name == "smoke-job"]

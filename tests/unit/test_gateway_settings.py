@@ -120,6 +120,48 @@ def test_a_pods_metric_needs_its_name_and_target() -> None:
     assert (s.autoscaling.metric_name, s.autoscaling.average_value) == ("tgi_queue_size", "4")
 
 
+QUEUE = {**HPA, "metric": "pods", "metricName": "tgi_queue_size", "averageValue": 4}
+
+
+def vllm_canary(**sections: Any) -> dict[str, Any]:
+    """A TGI stable and a vLLM canary (one GPU each, TGI 2.4 so the pair shares the OpenAI routes)."""
+    raw = config(split=gateway_split(), serving={"gpusPerReplica": 1},
+                 tgi={"image": "ghcr.io/huggingface/text-generation-inference:2.4.1"}, **sections)
+    raw["models"]["canary"]["engine"] = "vllm"
+    return raw
+
+
+def test_each_engine_scales_on_the_metric_it_serves() -> None:
+    a = parse_settings(vllm_canary(autoscaling={**QUEUE, "metricNameByEngine": {
+        "vllm": "vllm:num_requests_waiting"}})).autoscaling
+    assert (a.metric_name_for("tgi"), a.metric_name_for("vllm")) == ("tgi_queue_size", "vllm:num_requests_waiting")
+
+
+@pytest.mark.parametrize(("autoscaling", "expected"), [
+    (QUEUE, "llm-ab:autoscaling.metricName names a tgi metric, which the canary's engine vllm does not serve, so "
+            "its HPA could never read it: set autoscaling.metricNameByEngine.vllm (e.g. vllm:num_requests_waiting, "
+            "as your metrics adapter names it), got 'tgi_queue_size'"),
+    ({**QUEUE, "metricName": "vllm:num_requests_waiting"},
+     "llm-ab:autoscaling.metricName names a vllm metric, which the stable's engine tgi does not serve"),
+    ({**QUEUE, "metricNameByEngine": {"vllm": "tgi_queue_size"}},
+     "llm-ab:autoscaling.metricNameByEngine.vllm names a tgi metric"),
+    ({**QUEUE, "metricNameByEngine": {"sglang": "sglang:num_queue_reqs"}},
+     "llm-ab:autoscaling.metricNameByEngine.sglang must be one of tgi, vllm, got 'sglang'"),
+    ({**HPA, "metricNameByEngine": {"vllm": "vllm:num_requests_waiting"}},
+     "llm-ab:autoscaling.metricNameByEngine applies to metric pods or external only (metric is cpu)"),
+])
+def test_a_variant_cannot_scale_on_another_engines_metric(autoscaling: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(vllm_canary(autoscaling=autoscaling))
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_a_metric_both_engines_serve_needs_no_per_engine_name() -> None:
+    """A recording rule or an adapter's own name (no engine prefix) is for the stack to know."""
+    a = parse_settings(vllm_canary(autoscaling={**QUEUE, "metricName": "llm_queue_depth"})).autoscaling
+    assert a.metric_name_for("vllm") == a.metric_name_for("tgi") == "llm_queue_depth"
+
+
 @pytest.mark.parametrize(("split", "autoscaling", "expected"), [
     (None, HPA, "llm-ab:autoscaling.enabled must be false in split.mode replicas: there the replica counts are "
                 "the split, and an HPA would change them (and the split with them); set split.mode: gateway"),

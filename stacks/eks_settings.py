@@ -331,8 +331,8 @@ class GpuSettings(Section):
     node_pools: Annotated[tuple[GpuPoolSettings, ...], BeforeValidator(_pool_list)] = ()
     """GPU managed node groups: `{name, instanceTypes, amiType, capacityType, minSize, desiredSize, maxSize,
     diskSizeGiB, labels}` (see EKS platform)"""
-    tgi_pool_name: OptionalText = Field(None, alias="tgiPool")
-    """The pool TGI runs on (its pods select `llm-ab/gpu-pool: <pool>`); empty: the first pool"""
+    serving_pool_name: OptionalText = Field(None, alias="servingPool")
+    """The pool the model servers run on (their pods select `llm-ab/gpu-pool: <pool>`); empty: the first pool"""
     device_plugin: DevicePluginSettings = DevicePluginSettings()
 
     @model_validator(mode="after")
@@ -342,15 +342,15 @@ class GpuSettings(Section):
             if pool.name in names:
                 raise problem(f"must be unique among the pools, got {show(pool.name)}", at=f"nodePools[{i}].name")
             names.append(pool.name)
-        if self.tgi_pool_name is not None and self.tgi_pool_name not in names:
+        if self.serving_pool_name is not None and self.serving_pool_name not in names:
             raise problem(f"must name one of gpu.nodePools ({', '.join(names) or 'none declared'}), "
-                          f"got {show(self.tgi_pool_name)}", at="tgiPool")
+                          f"got {show(self.serving_pool_name)}", at="servingPool")
         return self
 
     @property
-    def tgi_pool(self) -> GpuPoolSettings | None:
-        """The pool TGI runs on (``gpu.tgiPool``, default the first pool); None without pools."""
-        name = self.tgi_pool_name or (self.node_pools[0].name if self.node_pools else None)
+    def serving_pool(self) -> GpuPoolSettings | None:
+        """The pool the model servers run on (``gpu.servingPool``, default the first pool); None without pools."""
+        name = self.serving_pool_name or (self.node_pools[0].name if self.node_pools else None)
         return next((p for p in self.node_pools if p.name == name), None)
 
     @property
@@ -404,7 +404,7 @@ def check_eks_platform(gpu: GpuSettings, *, gpus_per_replica: int, replicas: int
     if found_endpoint:
         raise problem(found_endpoint[1], at=found_endpoint[0])
     if gpus_per_replica > 0:  # CPU inference runs on the system node group (README: EKS platform)
-        pool = gpu.tgi_pool
+        pool = gpu.serving_pool
         if pool is None:
             raise problem(f"must declare at least one pool on platform eks when serving.gpusPerReplica is "
                           f"{gpus_per_replica} (or set serving.gpusPerReplica to 0 for CPU inference)",

@@ -56,14 +56,14 @@ def capacity_outputs(settings: Settings) -> dict[str, Any]:
         "usdPerHourAtMax": round(sum(p["usdPerHourAtMax"] for p in pools.values()), 2),
         "prices": table.describe(),
     }
-    tgi_pool = gpu.tgi_pool
+    serving_pool = gpu.serving_pool
     gpus = settings.serving.gpus_per_replica
-    if tgi_pool is not None and gpus > 0:
+    if serving_pool is not None and gpus > 0:
         replicas = {v.value: settings.replicas(v) for v in Variant}
-        cost["tgiPool"] = tgi_pool.name
-        cost["tgiReplicasUsdPerHour"] = replica_cost(replicas, gpus, tgi_pool.instance_types, table)
-        per_node = replicas_per_node(tgi_pool.instance_types, gpus, table)
-        pools[tgi_pool.name]["tgiReplicaSlots"] = tgi_pool.desired_size * per_node
+        cost["servingPool"] = serving_pool.name
+        cost["servingReplicasUsdPerHour"] = replica_cost(replicas, gpus, serving_pool.instance_types, table)
+        per_node = replicas_per_node(serving_pool.instance_types, gpus, table)
+        pools[serving_pool.name]["servingReplicaSlots"] = serving_pool.desired_size * per_node
     if eks.region != table.region:
         cost["note"] = f"list prices of {table.region}; {eks.region} prices differ"
     return {OUT.GPU_POOLS: pools, OUT.GPU_COST: cost}
@@ -76,7 +76,7 @@ def capacity_warnings(settings: Settings) -> list[str]:
     if gpus == 0 and pools:
         warnings.append("serving.gpusPerReplica is 0: the model servers run on the system node group and the GPU pools "
                         f"({', '.join(p.name for p in pools)}) only cost money")
-    pool = settings.gpu.tgi_pool
+    pool = settings.gpu.serving_pool
     total = settings.split.replicas
     if gpus > 0 and pool is not None:
         slots = pool.desired_size * replicas_per_node(pool.instance_types, gpus)
@@ -165,10 +165,10 @@ def provision(settings: Settings) -> Platform:
         ready.append(EbsStorageClass("ebs-gp3", EbsStorageClassArgs(retain=settings.storage.protect),
                                      opts=on_cluster))
 
-    tgi_pool = gpu.tgi_pool
+    serving_pool = gpu.serving_pool
     return Platform(
         provider=k8s_provider,
-        gpu_node_selector=tgi_pool.node_selector if tgi_pool is not None else {},
+        gpu_node_selector=serving_pool.node_selector if serving_pool is not None else {},
         ready=ready,
         weights=weights,
         outputs={

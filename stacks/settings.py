@@ -10,7 +10,7 @@ call it on plain mappings); :func:`load_settings` is the only reader of ``pulumi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -146,31 +146,6 @@ class ServingSettings(Section):
 
 SERVING_KEYS = tuple(ServingSettings.keys())
 """The ``serving`` keys, which ``tgi`` held before vLLM (``tgi.gpusPerReplica``, ...)."""
-
-
-def moved_serving_keys(raw: Mapping[str, Any]) -> list[str]:
-    """The keys of ``serving`` a stack still sets under their old section, ``tgi``."""
-    tgi = raw.get("tgi")
-    return [key for key in SERVING_KEYS if isinstance(tgi, Mapping) and key in tgi]
-
-
-def with_serving_keys_moved(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` with ``tgi.<key>`` of a serving key read as ``serving.<key>``; a key set in both places is an error."""
-    moved = moved_serving_keys(raw)
-    if not moved:
-        return dict(raw)
-    serving = raw.get("serving") or {}
-    if not isinstance(serving, Mapping):
-        return dict(raw)  # the section's own check names the key
-    defaults = ServingSettings().model_dump(mode="json", by_alias=True)
-    for key in moved:
-        # Under the engine an unset `serving` arrives as Pulumi.yaml's default object: a default is not "set".
-        if key in serving and serving[key] != defaults[key]:
-            raise ConfigError(f"tgi.{key}", f"is serving.{key}'s old name and serving.{key} is set too: remove "
-                                            f"tgi.{key}, got {show(raw['tgi'][key])}")
-    tgi = raw["tgi"]
-    return {**raw, "tgi": {k: v for k, v in tgi.items() if k not in moved},
-            "serving": {**serving, **{key: tgi[key] for key in moved}}}
 
 
 class TgiSettings(Section):
@@ -416,8 +391,9 @@ class Settings(Section):
     {name, instanceTypes (g4dn, g5, g6, g6e, p4d, p5 sizes of stacks/gpu_prices.yaml), amiType
     (AL2023_x86_64_NVIDIA default, or BOTTLEROCKET_x86_64_NVIDIA), capacityType (ON_DEMAND default, or SPOT),
     minSize (0), desiredSize (1), maxSize (desiredSize), diskSizeGiB (100, also the minimum), labels}, tainted
-    nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; tgiPool (the pool TGI runs on; empty =
-    the first); devicePlugin.image (pinned NVIDIA device plugin for AL2023 pools)."""
+    nvidia.com/gpu=true:NoSchedule and labelled llm-ab/gpu-pool=<name>; servingPool (the pool the model servers
+    run on; empty = the first; tgiPool before vLLM); devicePlugin.image (pinned NVIDIA device plugin for AL2023
+    pools)."""
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     """An HPA (autoscaling/v2) per variant, split.mode gateway only: enabled, minReplicas, maxReplicas, metric
     (cpu, pods or external), cpuUtilization, metricName, averageValue, metricNameByEngine (tgi, vllm: the metric
@@ -500,6 +476,57 @@ TOP_LEVEL_KEYS = (*[f.alias or n for n, f in Settings.model_fields.items() if n 
 """Every key the program reads (``aws`` only to say it is not used), in the README's order."""
 
 
+RENAMED_KEYS: Mapping[str, str] = {
+    **{f"tgi.{key}": f"serving.{key}" for key in SERVING_KEYS},
+    "gpu.tgiPool": "gpu.servingPool",
+}
+"""Keys renamed when vLLM joined TGI, old -> new (``section.key``): an old name is still read, with a warning
+(:func:`load_settings`); one key under both names is an error."""
+
+
+def renamed_keys_in(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(old, new) of every renamed key ``raw`` still sets under its old name."""
+    found = []
+    for old, new in RENAMED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(raw.get(section), Mapping) and key in raw[section]:
+            found.append((old, new))
+    return found
+
+
+def _schema_default(dotted: str) -> Any:
+    """A key's default as the engine fills it in from Pulumi.yaml (an unset optional text is ``""`` there)."""
+    section, key = dotted.split(".")
+    model = Settings.model_fields[section].annotation
+    default = model().model_dump(mode="json", by_alias=True).get(key)  # type: ignore[union-attr]
+    return "" if default is None else default
+
+
+def with_renamed_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with every old key name read as its new one."""
+    out = {name: dict(value) if isinstance(value, Mapping) else value for name, value in raw.items()}
+    for old, new in renamed_keys_in(raw):
+        old_section, old_key = old.split(".")
+        new_section, new_key = new.split(".")
+        target = out.get(new_section) or {}
+        if not isinstance(target, dict):
+            continue  # the section's own check names the key
+        value = out[old_section].pop(old_key)
+        # Under the engine an unset section arrives as Pulumi.yaml's default object: a default is not "set".
+        if target.get(new_key) not in (None, _schema_default(new)):
+            raise ConfigError(old, f"is {new}'s old name and {new} is set too: remove {old}, got {show(value)}")
+        out[new_section] = {**target, new_key: value}
+    return out
+
+
+def _as_written(err: ConfigError, renamed: Sequence[tuple[str, str]]) -> ConfigError:
+    """``err`` naming the key as the stack file spells it, when that is an old name."""
+    for old, new in renamed:
+        if err.key == new or err.key.startswith((f"{new}.", f"{new}[")):
+            return ConfigError(old + err.key[len(new):], err.message)
+    return err
+
+
 def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
     """Validate raw config (keys without the ``llm-ab:`` prefix) into :class:`Settings`."""
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
@@ -510,14 +537,11 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
             raise ConfigError(unknown[0], f"is not a known setting: {head} is an object, so set its field with "
                                           f"`pulumi config set --path {unknown[0]} {show(raw[unknown[0]])}`")
         raise ConfigError(unknown[0], f"is not a known setting (known: {', '.join(TOP_LEVEL_KEYS)})")
-    moved = moved_serving_keys(raw)
+    renamed = renamed_keys_in(raw)
     try:
-        settings: Settings = validate(Settings, with_serving_keys_moved(raw), context={"stack": stack})
+        settings: Settings = validate(Settings, with_renamed_keys(raw), context={"stack": stack})
     except ConfigError as err:
-        section, _, rest = err.key.partition(".")
-        if section == "serving" and rest.split(".", 1)[0].split("[", 1)[0] in moved:
-            raise ConfigError(f"tgi.{rest}", err.message) from None  # the key as the stack file spells it
-        raise
+        raise _as_written(err, renamed) from None
     return settings
 
 
@@ -536,9 +560,9 @@ def load_settings() -> Settings:
         name = full_key.split(":", 1)[1]
         if full_key.startswith(f"{PROJECT}:") and name not in TOP_LEVEL_KEYS:
             raw[name] = cfg.get(name)
-    for key in moved_serving_keys(raw):
-        pulumi.log.warn(f"{PROJECT}:tgi.{key} is now {PROJECT}:serving.{key} (the serving pod of every engine); "
-                        f"it is read from tgi.{key} for now: move it in Pulumi.{pulumi.get_stack()}.yaml")
+    for old, new in renamed_keys_in(raw):
+        pulumi.log.warn(f"{PROJECT}:{old} is now {PROJECT}:{new} (renamed when vLLM joined TGI); it is read from "
+                        f"{old} for now: move it in Pulumi.{pulumi.get_stack()}.yaml")
     return parse_settings(raw, stack=pulumi.get_stack())
 
 

@@ -128,8 +128,8 @@ def test_a_stack_file_with_the_old_tgi_serving_keys_previews_with_a_warning_nami
     driver.write_stack("it-old", old)
     proc, steps = driver.run("preview", "it-old")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert ("[deploy] warning: llm-ab:tgi.gpusPerReplica is now llm-ab:serving.gpusPerReplica (the serving pod of "
-            "every engine); it is read from tgi.gpusPerReplica for now: move it in Pulumi.it-old.yaml") in proc.stderr
+    assert ("[deploy] warning: llm-ab:tgi.gpusPerReplica is now llm-ab:serving.gpusPerReplica (renamed when vLLM "
+            "joined TGI); it is read from tgi.gpusPerReplica for now: move it in Pulumi.it-old.yaml") in proc.stderr
     driver.write_stack("it-new", {**current, "llm-ab:namespace": "llm-ab-it-old"})
     proc_new, steps_new = driver.run("preview", "it-new")
     assert proc_new.returncode == 0 and "is now llm-ab:serving" not in proc_new.stderr

@@ -24,7 +24,7 @@ AWS_PROVIDER = "pulumi:providers:aws::aws::"
 
 def staging_with(**changes: Any) -> dict[str, Any]:
     """The staging config with ``changes`` applied: ``{"gpu.nodePools[0].maxSize": 1}`` style paths
-    given as keyword names with ``__`` for ``.`` (``gpu__tgiPool``), or whole keys (``storage``)."""
+    given as keyword names with ``__`` for ``.`` (``gpu__servingPool``), or whole keys (``storage``)."""
     config = copy.deepcopy(staging_config())
     for dotted, value in changes.items():
         path = dotted.split("__")
@@ -81,7 +81,7 @@ def test_staging_settings_are_a_g5_pool_with_a_ten_percent_canary() -> None:
     assert eks.region == "us-east-1" and eks.cluster_name_of(s.stack) == "llm-ab-staging"
     assert eks.kubernetes_version == "1.35"
     (g5,) = gpu.node_pools
-    assert g5.name == "g5" and g5.instance_types == ("g5.xlarge",) and gpu.tgi_pool is g5
+    assert g5.name == "g5" and g5.instance_types == ("g5.xlarge",) and gpu.serving_pool is g5
     assert g5.ami_type is AmiType.AL2023_NVIDIA and g5.capacity_type is CapacityType.ON_DEMAND
     assert gpu.device_plugin_pools == [g5]
     assert eks.s3_endpoint == "https://s3.us-east-1.amazonaws.com"
@@ -134,7 +134,7 @@ def test_kubernetes_version_written_as_a_yaml_number_is_understood() -> None:
         ({"gpu__nodePools": [pool(name="G5")]}, "llm-ab:gpu.nodePools[0].name must be a pool name"),
         ({"gpu__nodePools": [pool(instanceTyps=["g5.xlarge"])]},
          "llm-ab:gpu.nodePools[0].instanceTyps is not a known setting"),
-        ({"gpu__tgiPool": "p5"}, "llm-ab:gpu.tgiPool must name one of gpu.nodePools (g5), got 'p5'"),
+        ({"gpu__servingPool": "p5"}, "llm-ab:gpu.servingPool must name one of gpu.nodePools (g5), got 'p5'"),
         ({"gpu__devicePlugin": {"image": "nvcr.io/nvidia/k8s-device-plugin:latest"}},
          "llm-ab:gpu.devicePlugin.image must be an image pinned"),
         # Capacity: 10 replicas of one GPU each need 10 g5.xlarge nodes.
@@ -177,7 +177,7 @@ def test_on_local_eks_keys_are_validated_but_ignored() -> None:
 def test_cpu_inference_on_eks_needs_no_gpu_pool() -> None:
     config = staging_with(serving__gpusPerReplica=0, gpu={})
     gpu = parse(config).gpu
-    assert gpu.node_pools == () and gpu.tgi_pool is None
+    assert gpu.node_pools == () and gpu.serving_pool is None
 
 
 # --- pure helpers of the AWS components ----------------------------------------------------
@@ -369,10 +369,10 @@ def test_outputs_show_gpus_and_what_they_cost(staging, resolve) -> None:
     assert exported["gpus"] == {"stable": 9, "canary": 1}
     (g5,) = exported["gpuPools"].values()
     assert g5["nodes"] == {"min": 0, "desired": 11, "max": 12}
-    assert g5["gpus"] == 11 and g5["usdPerHour"] == 11.07 and g5["tgiReplicaSlots"] == 11
+    assert g5["gpus"] == 11 and g5["usdPerHour"] == 11.07 and g5["servingReplicaSlots"] == 11
     cost = exported["gpuCost"]
     assert cost["usdPerHour"] == 11.07 and cost["usdPerMonth"] == round(11.07 * 730, 2)
-    assert cost["tgiReplicasUsdPerHour"] == {"stable": 9.05, "canary": 1.01, "total": 10.06}
+    assert cost["servingReplicasUsdPerHour"] == {"stable": 9.05, "canary": 1.01, "total": 10.06}
     assert "approximate" in cost["prices"] and "us-east-1" in cost["prices"]
     assert resolve(exported["cluster"])["name"] == "llm-ab-test"
 

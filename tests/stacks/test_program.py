@@ -195,7 +195,7 @@ def test_a_stack_file_with_the_old_tgi_serving_keys_deploys_the_same_pods_with_a
     del old["llm-ab:serving"]
     run_main(old)
     old_pods = {d.name: d.inputs["spec"]["template"] for d in pulumi_mocks.of_type(DEPLOYMENT)}
-    assert warned == [f"llm-ab:tgi.{key} is now llm-ab:serving.{key} (the serving pod of every engine); it is read "
+    assert warned == [f"llm-ab:tgi.{key} is now llm-ab:serving.{key} (renamed when vLLM joined TGI); it is read "
                       f"from tgi.{key} for now: move it in Pulumi.test.yaml"  # the mocks' stack
                       for key in ("gpusPerReplica", "resources", "startupBudgetSeconds")]
     pulumi_mocks.resources.clear()

@@ -136,20 +136,24 @@ def test_the_settings_schema_imports_no_pulumi_and_no_resource_module() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_serving_keys_under_their_old_section_tgi_are_still_read() -> None:
-    """Before vLLM the serving pod's keys were tgi.*: a stack file of then still deploys the same pods, errors
-    name the key as the file spells it, and one key in both places is refused."""
-    from stacks.settings import moved_serving_keys
+def test_keys_under_their_names_before_vllm_are_still_read() -> None:
+    """Before vLLM the serving pod's keys were tgi.* and the GPU pool gpu.tgiPool: a stack file of then still
+    deploys the same pods, errors name the key as the file spells it, and one key under both names is refused."""
+    from stacks.settings import renamed_keys_in
 
     old = {**minimal(), "tgi": {"image": "ghcr.io/huggingface/text-generation-inference:1.3.4",
                                 "gpusPerReplica": 1, "shmSize": "2Gi"}}
-    assert moved_serving_keys(old) == ["gpusPerReplica", "shmSize"]
+    assert renamed_keys_in(old) == [("tgi.gpusPerReplica", "serving.gpusPerReplica"),
+                                    ("tgi.shmSize", "serving.shmSize")]
     s = parse_settings(old)
     assert (s.serving.gpus_per_replica, s.serving.shm_size) == (1, "2Gi")
     assert s.tgi.image == "ghcr.io/huggingface/text-generation-inference:1.3.4"
     with pytest.raises(ConfigError) as err:
         parse_settings({**old, "tgi": {**old["tgi"], "gpusPerReplica": -1}})
     assert str(err.value).startswith("llm-ab:tgi.gpusPerReplica must be a whole number from 0 to 16, got -1")
+    with pytest.raises(ConfigError) as err:
+        parse_settings({**old, "tgi": {**old["tgi"], "resources": {"limits": {"memory": "lots"}}}})
+    assert err.value.key == "tgi.resources.limits.memory"
     # Under the engine an unset `serving` arrives as Pulumi.yaml's whole default object: the old keys still win.
     from stacks.settings import ServingSettings
 
@@ -159,3 +163,16 @@ def test_serving_keys_under_their_old_section_tgi_are_still_read() -> None:
         parse_settings({**old, "serving": {"shmSize": "4Gi"}})
     assert str(err.value) == ("llm-ab:tgi.shmSize is serving.shmSize's old name and serving.shmSize is set too: "
                               "remove tgi.shmSize, got '2Gi'")
+
+
+def test_the_gpu_pool_under_its_name_before_vllm_is_still_read() -> None:
+    from tests.samples import staging_config
+
+    raw = {key.split(":", 1)[1]: value for key, value in staging_config().items()}
+    gpu = dict(raw["gpu"])
+    gpu["tgiPool"] = gpu.pop("servingPool")
+    s = parse_settings({**raw, "gpu": {**gpu, "servingPool": ""}}, stack="staging")  # the engine's default ''
+    assert s.gpu.serving_pool is not None and s.gpu.serving_pool.name == "g5"
+    with pytest.raises(ConfigError) as err:
+        parse_settings({**raw, "gpu": {**gpu, "tgiPool": "p5"}}, stack="staging")
+    assert str(err.value).startswith("llm-ab:gpu.tgiPool must name one of gpu.nodePools (g5), got 'p5'")

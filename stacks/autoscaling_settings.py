@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from pydantic import Field, model_validator
 
+from components.dashboard import ENGINE_METRICS as DASHBOARD_METRICS
 from components.engines.tgi import METRIC_PREFIXES as TGI_METRICS
 from components.engines.vllm import METRIC_PREFIXES as VLLM_METRICS
 from stacks.config_types import (
@@ -30,7 +31,6 @@ from stacks.config_types import (
 METRIC_TYPES = ("cpu", "pods", "external")
 ENGINE_METRICS = {"tgi": TGI_METRICS, "vllm": VLLM_METRICS}
 """How each engine's metric names start (``models.<variant>.engine`` -> prefixes)."""
-EXAMPLE_QUEUE_METRIC = {"tgi": "tgi_queue_size", "vllm": "vllm:num_requests_waiting"}
 
 
 class AutoscalingSettings(Section):
@@ -102,10 +102,10 @@ def check_autoscaling(autoscaling: AutoscalingSettings, *, gateway_mode: bool, s
         if foreign:
             key = (f"autoscaling.metricNameByEngine.{engine}" if engine in autoscaling.metric_name_by_engine
                    else "autoscaling.metricName")
+            queue = DASHBOARD_METRICS[engine].queue_size
             raise problem(f"names a {foreign[0]} metric, which the {variant}'s engine {engine} does not serve, so "
                           f"its HPA could never read it: set autoscaling.metricNameByEngine.{engine} (e.g. "
-                          f"{EXAMPLE_QUEUE_METRIC[engine]}, as your metrics adapter names it), got {show(name)}",
-                          at=key)
+                          f"{queue}, as your metrics adapter names it), got {show(name)}", at=key)
     if not gateway_mode:
         raise problem("must be false in split.mode replicas: there the replica counts are the split, and an HPA "
                       "would change them (and the split with them); set split.mode: gateway (an HTTPRoute splits "

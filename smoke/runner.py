@@ -482,9 +482,10 @@ class Runner:
         (TGI 2.3+) is asked here, as it differs from its ``/info``."""
         found: dict[str, Served] = {}
         for spec in self.config.variants:
-            if spec.api == API_OPENAI or spec.url is None or spec.name not in self.identities:
-                if spec.name in self.identities:
-                    found[spec.name] = self.identities[spec.name]
+            if spec.name not in self.identities:
+                continue  # not checked (no URL, no replicas) or its model check failed
+            if spec.api == API_OPENAI or spec.url is None:
+                found[spec.name] = self.identities[spec.name]
                 continue
             with httpx.Client(headers=spec.headers) as client:
                 models = OpenAiClient(spec.url, client, self.config.request_timeout).served_model(self._brief())

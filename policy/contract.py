@@ -9,9 +9,11 @@ import re
 from collections.abc import Iterable
 
 TGI_APP = "text-generation-inference"
-"""Value of the TGI pods' ``run`` label, and the traffic Service's name."""
+"""Value of every serving pod's ``run`` label, TGI's and vLLM's alike (the name is from the TGI-only days: a
+Deployment's selector can't change in place), and the traffic Service's name."""
 RUN_LABEL = "run"
-"""Pod label of every TGI pod (value :data:`TGI_APP`); the traffic Service selects by it alone."""
+"""Pod label of every serving pod (value :data:`TGI_APP`), whatever its engine; the traffic Service selects by
+it alone."""
 VARIANT_LABEL = "type"
 """Pod label telling stable from canary (the Datashim tutorial's)."""
 

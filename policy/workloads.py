@@ -13,7 +13,8 @@ from .props import config_of, container_name, get, labels_match, pod_template
 
 INFERENCE_LABELS_PROPERTY = {
     "type": "object", "additionalProperties": {"type": "string"}, "default": {RUN_LABEL: TGI_APP},
-    "description": "Pod labels that mark an inference pod (TGI's `run` label by default).",
+    "description": "Pod labels that mark an inference pod (the serving pods' `run` label, TGI and vLLM alike, by "
+                   "default).",
 }
 
 GPU_LIMITS_SCHEMA = PolicyConfigSchema(properties={

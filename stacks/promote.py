@@ -1,19 +1,21 @@
 """Promotion and rollback by config: one edit of ``Pulumi.<stack>.yaml``, reviewed as a preview diff.
 
-    python -m stacks.promote promote|rollback --stack dev [--track tgi|modelmesh|all] [--dry-run]
+    python -m stacks.promote promote|rollback --stack dev [--track serving|modelmesh|all] [--dry-run]
 
 =========  ============================================  ==========================================
 track      promote                                       rollback
 =========  ============================================  ==========================================
-tgi        ``models.stable := models.canary``: the       ``split.canaryPercent := 0``: every
+serving    ``models.stable := models.canary``: the       ``split.canaryPercent := 0``: every
            stable Deployment serves the canary's model   replica is stable, the canary scales to 0
+           (and engine, TGI or vLLM)
 modelmesh  ``models.primary := models.candidate``, then  ``models.candidate`` removed: ``<app>-1``
            ``models.candidate`` removed: ``<app>-0``     is deleted, ``<app>-0`` is untouched
            serves the candidate's model and version,
            ``<app>-1`` is deleted
 =========  ============================================  ==========================================
 
-``all`` (the default) applies every track that has something to do. Nothing is deployed: review the
+``all`` (the default) applies every track that has something to do; ``tgi`` is the serving track's name
+from before vLLM, still accepted. Nothing is deployed: review the
 change with ``make preview`` and apply it with ``make up``. The file is edited with ruamel.yaml,
 which keeps comments, key order and quoting (PyYAML would drop every comment); the new config is
 validated with the program's own settings loader before the file is written.
@@ -33,7 +35,9 @@ from stacks.config_types import PROJECT, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = ("promote", "rollback")
-TRACKS = ("tgi", "modelmesh")
+TRACKS = ("serving", "modelmesh")
+TRACK_ALIASES = {"tgi": "serving"}
+"""Track names from before vLLM joined TGI."""
 
 MODELS = f"{PROJECT}:models"
 SPLIT = f"{PROJECT}:split"
@@ -97,7 +101,7 @@ def _object(config: Mapping[str, Any], key: str) -> MutableMapping[str, Any] | N
     return value
 
 
-def promote_tgi(config: MutableMapping[str, Any]) -> list[Change]:
+def promote_serving(config: MutableMapping[str, Any]) -> list[Change]:
     """``models.stable := models.canary``."""
     models = _object(config, MODELS)
     if models is None or not isinstance(models.get("canary"), Mapping) or not isinstance(models.get("stable"), Mapping):
@@ -109,7 +113,7 @@ def promote_tgi(config: MutableMapping[str, Any]) -> list[Change]:
     return [Change(f"{MODELS}.stable", before, _plain(models["stable"]))]
 
 
-def rollback_tgi(config: MutableMapping[str, Any]) -> list[Change]:
+def rollback_serving(config: MutableMapping[str, Any]) -> list[Change]:
     """``split.canaryPercent := 0``."""
     split = _object(config, SPLIT)
     if split is None:
@@ -152,8 +156,8 @@ def rollback_modelmesh(config: MutableMapping[str, Any]) -> list[Change]:
 
 
 EDITS: dict[tuple[str, str], Callable[[MutableMapping[str, Any]], list[Change]]] = {
-    ("promote", "tgi"): promote_tgi,
-    ("rollback", "tgi"): rollback_tgi,
+    ("promote", "serving"): promote_serving,
+    ("rollback", "serving"): rollback_serving,
     ("promote", "modelmesh"): promote_modelmesh,
     ("rollback", "modelmesh"): rollback_modelmesh,
 }
@@ -171,6 +175,7 @@ def apply(config: MutableMapping[str, Any], action: str, track: str = "all") -> 
     ModelMesh track when it is disabled or has no candidate; a named track that does not apply
     raises :class:`PromotionError`.
     """
+    track = TRACK_ALIASES.get(track, track)
     tracks = TRACKS if track == "all" else (track,)
     changes: list[Change] = []
     notes: list[str] = []
@@ -237,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("--stack", default="dev", help="stack name (edits Pulumi.<stack>.yaml; default dev)")
-    parser.add_argument("--track", choices=(*TRACKS, "all"), default="all", help="which A/B pair (default all)")
+    parser.add_argument("--track", choices=(*TRACKS, *TRACK_ALIASES, "all"), default="all",
+                        help="which A/B pair: serving (TGI/vLLM), modelmesh or all (default all)")
     parser.add_argument("--file", type=Path, help="stack file to edit (default: Pulumi.<stack>.yaml in the project)")
     parser.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
     args = parser.parse_args(argv)

@@ -205,9 +205,9 @@ def test_bad_modelmesh_config_fails_before_anything_is_registered(mesh, message)
 # --- each promotion and rollback previews as exactly the expected changes ----------------
 
 
-def test_tgi_promote_changes_only_the_stable_model_and_its_staging() -> None:
+def test_serving_promote_changes_only_the_stable_model_and_its_staging() -> None:
     before = dev_config()
-    after = edited(before, "promote", "tgi")
+    after = edited(before, "promote", "serving")
     assert after["llm-ab:models"]["stable"] == before["llm-ab:models"]["canary"]
     diff = preview_diff(record(before), record(after), ignore=SMOKE)
     # Both variants now name one revision: one Job stages its prefix (the canary's Job goes).
@@ -229,7 +229,7 @@ def test_promoting_a_vllm_canary_over_a_tgi_stable_moves_the_stable_to_vllm_in_p
     from tests.golden.render import dev_mixed
 
     before = dev_mixed()
-    after = edited(before, "promote", "tgi")
+    after = edited(before, "promote", "serving")
     assert after["llm-ab:models"]["stable"]["engine"] == "vllm"
     diff = preview_diff(record(before), record(after), ignore=SMOKE)
     assert diff.added == set() and diff.removed == set()
@@ -242,9 +242,9 @@ def test_promoting_a_vllm_canary_over_a_tgi_stable_moves_the_stable_to_vllm_in_p
     assert container["args"][container["args"].index("--served-model-name") + 1] == "Qwen/Qwen2.5-0.5B-Instruct"
 
 
-def test_tgi_rollback_changes_only_the_replicas() -> None:
+def test_serving_rollback_changes_only_the_replicas() -> None:
     before = dev_config()
-    after = edited(before, "rollback", "tgi")
+    after = edited(before, "rollback", "serving")
     assert after["llm-ab:split"]["canaryPercent"] == 0
     run_before, run_after = record(before), record(after)
     diff = preview_diff(run_before, run_after)  # the smoke Job included: it is the only other change
@@ -294,7 +294,7 @@ def test_promote_all_applies_both_tracks_at_once(mesh_config) -> None:
                                         "llm-ab:modelmesh.models.candidate"]
     assert notes == []
     again, notes = promote.apply(after, "promote")
-    assert again == [] and notes[0] == "tgi: nothing to change" and "no candidate" in notes[1]
+    assert again == [] and notes[0] == "serving: nothing to change" and "no candidate" in notes[1]
 
 
 # --- the command line on a stack file ------------------------------------------------------
@@ -351,6 +351,7 @@ def test_cli_promote_edits_the_file_and_keeps_its_comments(stack_file: Path, cap
 
 
 def test_cli_rollback_touches_only_its_lines(stack_file: Path) -> None:
+    # `tgi` is the serving track's name from before vLLM; it still works.
     assert promote.main(["rollback", "--stack", "dev", "--file", str(stack_file), "--track", "tgi"]) == 0
     before, after = STACK_FILE.splitlines(), stack_file.read_text().splitlines()
     assert [(a, b) for a, b in zip(before, after, strict=True) if a != b] == [
@@ -369,5 +370,5 @@ def test_cli_refuses_a_track_with_nothing_to_do_and_an_invalid_result(stack_file
     assert "modelmesh.models.candidate is not set" in capsys.readouterr().err
     broken = stack_file.read_text().replace("revision: 7bcac572ce56db69c1ea7c8af255c5d7c9672fc2", "revision: main")
     stack_file.write_text(broken)
-    assert promote.main(["promote", "--file", str(stack_file), "--track", "tgi"]) == 2
+    assert promote.main(["promote", "--file", str(stack_file), "--track", "serving"]) == 2
     assert "nothing written" in capsys.readouterr().err and stack_file.read_text() == broken

@@ -25,9 +25,12 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 @dataclass(frozen=True, kw_only=True)
 class EngineMetrics:
-    """The Prometheus names one engine exports for what the dashboard shows."""
+    """The Prometheus names one engine exports for what the dashboard shows (and the autoscaling settings check
+    a variant's metric against)."""
 
     engine: str
+    prefixes: tuple[str, ...]
+    """How its metric names start (an HPA metric with another engine's prefix is never served)."""
     requests: str
     """Counter of requests received."""
     failures: str
@@ -57,6 +60,7 @@ class EngineMetrics:
 
 TGI_METRICS = EngineMetrics(
     engine="tgi",
+    prefixes=("tgi_",),
     requests="tgi_request_count",
     failures="tgi_request_failure",
     failure_label="err",
@@ -72,6 +76,7 @@ TGI_METRICS = EngineMetrics(
 
 VLLM_METRICS = EngineMetrics(
     engine="vllm",
+    prefixes=("vllm:", "vllm_"),  # adapters that cannot serve a colon rename the series vllm_...
     requests="vllm:request_success_total",
     failures="vllm:request_success_total",
     failure_label=None,
@@ -87,7 +92,7 @@ VLLM_METRICS = EngineMetrics(
 not received ones, and no failures: the errors panel shows the aborted ones."""
 
 ENGINE_METRICS: Mapping[str, EngineMetrics] = {"tgi": TGI_METRICS, "vllm": VLLM_METRICS}
-"""Metric names by engine (``models.<variant>.engine`` once a second engine lands)."""
+"""Metric names by engine (``models.<variant>.engine``)."""
 
 
 def _selector(namespace: str, variant: str, extra: str = "") -> str:

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 
 from pydantic import Field, model_validator
 
-from components.dashboard import ENGINE_METRICS as DASHBOARD_METRICS
-from components.engines.tgi import METRIC_PREFIXES as TGI_METRICS
-from components.engines.vllm import METRIC_PREFIXES as VLLM_METRICS
+from components.dashboard import ENGINE_METRICS
 from stacks.config_types import (
     Bool,
     OneOf,
@@ -29,8 +27,6 @@ from stacks.config_types import (
 )
 
 METRIC_TYPES = ("cpu", "pods", "external")
-ENGINE_METRICS = {"tgi": TGI_METRICS, "vllm": VLLM_METRICS}
-"""How each engine's metric names start (``models.<variant>.engine`` -> prefixes)."""
 
 
 class AutoscalingSettings(Section):
@@ -97,12 +93,12 @@ def check_autoscaling(autoscaling: AutoscalingSettings, *, gateway_mode: bool, s
         return
     for variant, engine in engines.items():
         name = autoscaling.metric_name_for(engine)
-        foreign = [other for other, prefixes in ENGINE_METRICS.items()
-                   if other != engine and name is not None and name.startswith(prefixes)]
+        foreign = [other for other, metrics in ENGINE_METRICS.items()
+                   if other != engine and name is not None and name.startswith(metrics.prefixes)]
         if foreign:
             key = (f"autoscaling.metricNameByEngine.{engine}" if engine in autoscaling.metric_name_by_engine
                    else "autoscaling.metricName")
-            queue = DASHBOARD_METRICS[engine].queue_size
+            queue = ENGINE_METRICS[engine].queue_size
             raise problem(f"names a {foreign[0]} metric, which the {variant}'s engine {engine} does not serve, so "
                           f"its HPA could never read it: set autoscaling.metricNameByEngine.{engine} (e.g. "
                           f"{queue}, as your metrics adapter names it), got {show(name)}", at=key)

@@ -58,10 +58,6 @@ class Engine(Protocol):
     def metrics_path(self) -> str:
         """Prometheus metrics on the ``http`` port."""
 
-    @property
-    def metric_prefixes(self) -> tuple[str, ...]:
-        """How its Prometheus metric names start: an autoscaling metric of another engine is not served."""
-
     def container_command(self, ctx: ServingContext) -> list[str] | None:
         """The container's ``command``; None keeps the image's entrypoint."""
 

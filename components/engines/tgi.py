@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from components.engines import API_TGI, ServingContext
 
-__all__ = ["DTYPES", "METRIC_PREFIXES", "OPENAI_API_SINCE", "QUANTIZATIONS", "ROOT_ONLY_SINCE", "TgiEngine",
+__all__ = ["DTYPES", "OPENAI_API_SINCE", "QUANTIZATIONS", "ROOT_ONLY_SINCE", "TgiEngine",
            "image_version", "needs_root", "serves_openai_api", "token_limit_env", "uses_legacy_token_flags"]
 
 DTYPES = ("float16", "bfloat16")
@@ -21,8 +21,6 @@ DTYPES = ("float16", "bfloat16")
 QUANTIZATIONS = ("awq", "eetq", "gptq", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "exl2", "fp8",
                  "marlin")
 """``--quantize`` (``QUANTIZE``): CUDA kernels all of them."""
-METRIC_PREFIXES = ("tgi_",)
-"""TGI's Prometheus metric names start so (``tgi_queue_size``, ``tgi_batch_current_size``, ...)."""
 ROOT_ONLY_SINCE = (3, 1)
 """TGI images from 3.1 install Python under /root, which other users cannot read."""
 OPENAI_API_SINCE = (2, 3)
@@ -82,7 +80,6 @@ class TgiEngine:
     container_name = "tgi"
     health_path = "/health"
     metrics_path = "/metrics"
-    metric_prefixes = METRIC_PREFIXES
 
     def container_command(self, ctx: ServingContext) -> list[str] | None:  # noqa: ARG002 - Engine's signature
         return None  # the image's launcher

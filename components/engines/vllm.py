@@ -25,13 +25,10 @@ from dataclasses import dataclass
 
 from components.engines import API_OPENAI, ServingContext, env_list
 
-__all__ = ["CUDA_IMAGE_REPOSITORY", "DTYPES", "EXTRA_ARGS", "METRIC_PREFIXES", "PROGRAM_ARGS", "QUANTIZATIONS",
+__all__ = ["CUDA_IMAGE_REPOSITORY", "DTYPES", "EXTRA_ARGS", "PROGRAM_ARGS", "QUANTIZATIONS",
            "REFUSED_ARGS", "RUN_AS_USER", "VllmEngine", "extra_arg_problem", "is_cuda_image"]
 
 CUDA_IMAGE_REPOSITORY = "vllm/vllm-openai"
-METRIC_PREFIXES = ("vllm:", "vllm_")
-"""vLLM's Prometheus metric names start with ``vllm:`` (``vllm:num_requests_waiting``); adapters that cannot
-serve a colon rename them ``vllm_...``."""
 RUN_AS_USER = "vllm"
 """``USER`` of the server process: what ``getpass.getuser()`` answers for a uid the image does not know."""
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
@@ -125,7 +122,6 @@ class VllmEngine:
     container_name = "vllm"
     health_path = "/health"
     metrics_path = "/metrics"
-    metric_prefixes = METRIC_PREFIXES
 
     def container_command(self, ctx: ServingContext) -> list[str]:  # noqa: ARG002 - Engine's signature
         # Not the image's entrypoint (which changed between releases): the CLI every release ships.

@@ -450,26 +450,16 @@ class Runner:
         if check.status != PASS:
             self._skip("traffic", ["split"], "not run: traffic /health failed")
             return
-        blind = self._split_blind_reason()
+        blind = self.config.split_blind_reason()
         if blind is not None:
             self._skip("traffic", ["split"], blind)
             return
         self._check_split(url, self.config.split)
 
-    def _split_blind_reason(self) -> str | None:
-        declared = self.config.split_blind_reason()
-        if declared is not None:
-            return declared
-        seen = [self.identities.get(spec.name) for spec in self.config.variants]
-        if seen[0] is not None and seen[0] == seen[1]:
-            return same_model_reason(repr(seen[0].label()))
-        return None
-
-    def classify(self, served: Served, identities: Mapping[str, Served] | None = None) -> str | None:
-        """Which variant served a sample: observed ``identities`` first (exact; default: the model checks'),
-        then declared models."""
-        exact = [name for name, seen in (self.identities if identities is None else identities).items()
-                 if seen == served]
+    def classify(self, served: Served, identities: Mapping[str, Served]) -> str | None:
+        """Which variant served a sample: the variants' observed ``identities`` first (exact), then declared
+        models."""
+        exact = [name for name, seen in identities.items() if seen == served]
         if len(exact) == 1:
             return exact[0]
         declared = [spec.name for spec in self.config.variants
@@ -494,11 +484,12 @@ class Runner:
 
     def _check_split(self, url: str, design: SplitDesign) -> None:
         with self._check("traffic", "split") as check:
-            # A pair with an OpenAI-compatible engine is sampled by /v1/models (TGI 2.3+ serves it too).
+            # A pair with an OpenAI-compatible engine is sampled by /v1/models (TGI 2.3+ serves it too); each
+            # sample is compared with what each variant answered to the same request on its own Service.
             by_models = any(spec.api == API_OPENAI for spec in self.config.variants)
             identities = self._models_identities() if by_models else self.identities
             seen = [identities.get(spec.name) for spec in self.config.variants]
-            if seen[0] is not None and seen[0] == seen[1]:
+            if seen[0] is not None and seen[0] == seen[1]:  # observed: one answer could be either variant's
                 check.status, check.detail = SKIP, same_model_reason(repr(seen[0].label()))
                 return
             with fresh_connection_client() as fresh:

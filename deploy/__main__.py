@@ -158,18 +158,17 @@ def run(args: argparse.Namespace) -> int:
         check_volume(stack.name, config, deployment)
     policies = policy_args(args.stack, not args.no_policy)
     steps, warnings = StepRecorder(), Warnings()
+    on_event = on_events(steps, warnings)
     try:
         if args.verb == "preview":
-            result = stack.preview(diff=True, color=color, on_output=out, on_event=on_events(steps, warnings),
-                                   **policies)
+            result = stack.preview(diff=True, color=color, on_output=out, on_event=on_event, **policies)
             warnings.print()
             log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
             return 0
         if args.verb == "up":
-            # Without --diff the CLI's display has its own Diagnostics block.
-            result = stack.up(diff=args.diff, color=color, on_output=out,
-                              on_event=on_events(steps, warnings) if args.diff else steps, **policies)
-            warnings.print()
+            result = stack.up(diff=args.diff, color=color, on_output=out, on_event=on_event, **policies)
+            if args.diff:  # without --diff the CLI's display has its own Diagnostics block
+                warnings.print()
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
             print(format_outputs(result.outputs, show_secrets=args.show_secrets))

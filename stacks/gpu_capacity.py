@@ -97,7 +97,7 @@ def node_price(instance_types: Sequence[str], table: PriceTable | None = None) -
 
 
 def replicas_per_node(instance_types: Sequence[str], gpus_per_replica: int, table: PriceTable | None = None) -> int:
-    """serving replicas one node holds; a replica's GPUs must all be on one node."""
+    """Serving replicas one node holds; a replica's GPUs must all be on one node."""
     if gpus_per_replica <= 0:
         raise ValueError("gpus_per_replica must be > 0")
     return gpus_per_node(instance_types, table) // gpus_per_replica

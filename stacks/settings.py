@@ -502,10 +502,10 @@ def _schema_default(dotted: str) -> Any:
     return "" if default is None else default
 
 
-def with_renamed_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` with every old key name read as its new one."""
+def with_renamed_keys(raw: Mapping[str, Any], renamed: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``raw`` with every old key name in ``renamed`` (:func:`renamed_keys_in`) read as its new one."""
     out = {name: dict(value) if isinstance(value, Mapping) else value for name, value in raw.items()}
-    for old, new in renamed_keys_in(raw):
+    for old, new in renamed:
         old_section, old_key = old.split(".")
         new_section, new_key = new.split(".")
         target = out.get(new_section) or {}
@@ -539,7 +539,7 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str = "dev") -> Settings:
         raise ConfigError(unknown[0], f"is not a known setting (known: {', '.join(TOP_LEVEL_KEYS)})")
     renamed = renamed_keys_in(raw)
     try:
-        settings: Settings = validate(Settings, with_renamed_keys(raw), context={"stack": stack})
+        settings: Settings = validate(Settings, with_renamed_keys(raw, renamed), context={"stack": stack})
     except ConfigError as err:
         raise _as_written(err, renamed) from None
     return settings

@@ -3,8 +3,8 @@
 ``models.<variant>.engine`` chooses TGI (``tgi.*``, the default) or vLLM (``vllm.*``) per variant;
 the serving pod's shape (``serving.*``: GPUs, resources, startup budget, ``/dev/shm``, placement,
 non-root) is shared by both engines, so a TGI stable and a vLLM canary get the same GPUs, placement and
-budget. vLLM facts (flags, dtypes,
-quantisations, the extra-args allow-list) come from :mod:`components.engines.vllm`.
+budget. vLLM facts (flags, dtypes, quantisations, the extra-args allow-list) come from
+:mod:`components.engines.vllm`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-from deploy import credentials, volume
+from deploy import credentials, reality, volume
 from deploy.workspace import PROJECT, REPO_ROOT, DriverError, Engine, resolve_engine
+from stacks.outputs import NAMESPACE
 
 POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
 POLICY_CONFIG_DIR = REPO_ROOT / "policy" / "config"
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
             print(format_outputs(result.outputs, show_secrets=args.show_secrets))
+            show_reality(result.outputs)
             return 0
         if args.verb == "destroy":
             # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
@@ -186,6 +188,14 @@ def run(args: argparse.Namespace) -> int:
         steps.write(args.steps)
     print(format_outputs(stack.outputs(), show_secrets=args.show_secrets, as_json=args.json))
     return 0
+
+
+def show_reality(outputs: Mapping[str, Any]) -> None:
+    """After ``up``: which pods really ran, and what each gate Job that ran said (deploy/reality.py)."""
+    namespace = getattr(outputs.get(NAMESPACE), "value", None)
+    if isinstance(namespace, str) and namespace:
+        for line in reality.report(namespace):
+            log(line)
 
 
 class StepRecorder:

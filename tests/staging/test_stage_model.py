@@ -773,7 +773,7 @@ def test_tool_is_a_flat_package_that_imports_only_stdlib_huggingface_hub_and_bot
 class FakeHubServer:
     """Answers the Hub HTTP calls that huggingface_hub.snapshot_download makes for a pinned commit."""
 
-    def __init__(self, repo_id: str, commit: str, files: dict[str, bytes], lfs: set[str]):
+    def __init__(self, repo_id: str, commit: str, files: dict[str, bytes], lfs: set[str], host: str = "127.0.0.1"):
         self.repo_id, self.commit, self.files, self.lfs = repo_id, commit, files, lfs
         self.listed_sha256: dict[str, str] = {}  # overrides, to simulate a bad download
         self.requests: list[tuple[str, str]] = []
@@ -789,8 +789,8 @@ class FakeHubServer:
             def do_HEAD(self):
                 hub.handle(self, head=True)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @staticmethod

@@ -40,7 +40,7 @@ IMAGES = _shell_assignments(str(SCRIPTS / "images"), "refs")
 
 
 @pytest.fixture(scope="module")
-def node(local_cluster) -> dict[str, str]:
+def node(local_cluster) -> dict[str, str]:  # noqa: ARG001 - the node exists once the cluster is up
     from tests.integration.conftest import CLUSTER_NAME
 
     return _shell_assignments(str(SCRIPTS / "real-node"), "--name", CLUSTER_NAME, "plan")
@@ -195,7 +195,8 @@ def test_minio_from_our_image_creates_the_bucket_and_scoped_users_and_refuses_a_
         "echo weights > /tmp/w.txt",
         "mc cp -q /tmp/w.txt w/model-weights/m/w.txt >/dev/null && echo WRITER-WRITE-OK",
         "mc cat r/model-weights/m/w.txt && echo READER-READ-OK",
-        "mc cp -q /tmp/w.txt r/model-weights/m/r.txt >/dev/null 2>&1 && echo READER-WRITE-ALLOWED || echo READER-WRITE-REFUSED",
+        "mc cp -q /tmp/w.txt r/model-weights/m/r.txt >/dev/null 2>&1"
+        " && echo READER-WRITE-ALLOWED || echo READER-WRITE-REFUSED",
         "mc ls r/ 2>&1 | grep -q model-weights && echo READER-LISTS-BUCKETS || true",
     ])
     state, out = run_job(local_cluster, shell_job("access", check, env=creds))
@@ -227,7 +228,7 @@ def minio_objects(creds: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_cluster, ns, node) -> None:
+def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_cluster, ns, node) -> None:  # noqa: ARG001
     """The staging package, installed offline from its hash-locked wheels in our Job image, copies a
     pinned revision from a Hub (a stand-in on the host side of the node's veth) into real MinIO and
     proves it by content: the second run finds the manifest and copies nothing."""
@@ -276,8 +277,9 @@ def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_c
     assert json.dumps(second).count("skip") or json.dumps(second).count("already"), second
 
 
-def test_the_host_is_untouched(local_cluster, node) -> None:
-    mounts = open("/proc/self/mountinfo").read()
+def test_the_host_is_untouched(local_cluster, node) -> None:  # noqa: ARG001 - after the cluster is up
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
     assert " /proc/sys/" not in mounts, "kubelet's tunables are files in its own mount namespace only"
     assert " /var/lib/kubelet " not in mounts and " /run/containerd " not in mounts
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout

@@ -56,12 +56,12 @@ def job_args(plan: AnalysisPlan, cases: Mapping[str, str]) -> list[str]:
 
 
 def analysis_digest(args: Sequence[str], files: Mapping[str, Mapping[str, str]], serving: Mapping[str, Any],
-                    image: str) -> str:
-    """Short digest of the CLI arguments, every shipped file, the Job's image and command and what the variants
-    serve (the smoke gate's :func:`components.smoke_gate.checks_digest`)."""
+                    image: str, placement: Mapping[str, Any] | None = None) -> str:
+    """Short digest of the CLI arguments, every shipped file, the Job's image and command, what the variants
+    serve and the pod's placement (the smoke gate's :func:`components.smoke_gate.checks_digest`)."""
     flat = {f"{package}/{name}": text for package, texts in files.items() for name, text in texts.items()}
     return checks_digest(args, flat, config_identity=json.dumps(serving, sort_keys=True), image=image,
-                         command=analysis_command())
+                         command=analysis_command(), placement=placement)
 
 
 def job_name(digest: str) -> str:
@@ -89,6 +89,8 @@ class AnalysisJobArgs:
     change to any of it runs the analysis again."""
     wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must be done first: the smoke gate, and everything the analysis calls."""
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    """Pod placement (``nodeSelector``, ``tolerations``) of the Job's pod; empty: wherever the scheduler puts it."""
 
 
 class AnalysisJob(pulumi.ComponentResource):
@@ -102,7 +104,7 @@ class AnalysisJob(pulumi.ComponentResource):
         files = shipped_files()
         cases = case_files(args.plan.cases)
         cli_args = job_args(args.plan, cases)
-        digest = analysis_digest(cli_args, {**files, "cases": cases}, args.serving, args.image)
+        digest = analysis_digest(cli_args, {**files, "cases": cases}, args.serving, args.image, args.placement)
         deadline = args.plan.deadline_seconds()
         spec = GateJobSpec(
             job_name=job_name(digest), container=CONTAINER, digest=digest, image=args.image,
@@ -113,6 +115,7 @@ class AnalysisJob(pulumi.ComponentResource):
             tmp_size="3Gi",  # numpy, scipy and plotly wheels unpacked
             deadline_seconds=deadline,
             wait_seconds=deadline + WAIT_MARGIN_SECONDS,
+            placement=args.placement,
         )
         job = gate_job(name, spec, namespace=args.namespace, labels=common_labels(COMPONENT, args.stack),
                        parent=self, wait_for=args.wait_for)

@@ -4,22 +4,22 @@ shipped read-only by ConfigMap into a pinned python image, run once as a gate cl
 :func:`gate_job` is its one owner: the ConfigMaps, and a Job with no retries (a failing gate must
 fail this ``pulumi up``, not be retried into a pass), a deadline, the hardened non-root pod
 (read-only root, writable /tmp), the gate-client labels (the serving pods and PyPI for the
-hash-locked install; nothing else: components/netpol.py), the log's tail in the pod's status, and
-Pulumi's wait beyond the deadline. The Job is named after the caller's digest of everything it
-runs, so a change to any of it is a replacement the preview shows by name.
+hash-locked install; nothing else: components/netpol.py), the log's tail in the pod's status, the
+pod's placement, and Pulumi's wait beyond the deadline. The Job is named after the caller's digest
+of everything it runs, so a change to any of it is a replacement the preview shows by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import GATE_CLIENT_LABELS
-from components.podspec import container_security, pod_security, tmp_volume
+from components.podspec import container_security, placed, pod_security, tmp_volume
 
 DIGEST_LABEL = "llm-ab/checks-digest"
 
@@ -50,6 +50,9 @@ class GateJobSpec:
     """The Job's ``activeDeadlineSeconds``."""
     wait_seconds: int
     """How long Pulumi waits for the Job to complete (beyond the deadline: scheduling, image pull)."""
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    """Pod placement (``nodeSelector``, ``tolerations``), e.g. the local cluster's simulated nodes; empty: wherever
+    the scheduler puts it. A Job's pod template can't change in place: the caller's digest must cover it."""
 
 
 def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
@@ -57,7 +60,7 @@ def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
     """The Job's pod template (pure but for the ConfigMap names)."""
     return {
         "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS, DIGEST_LABEL: spec.digest}},
-        "spec": {
+        "spec": placed({
             "restartPolicy": "Never",
             "securityContext": pod_security(),
             "automountServiceAccountToken": False,
@@ -82,7 +85,7 @@ def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
                 *({"name": key, "configMap": {"name": name}} for key, name in config_maps.items()),
                 tmp_volume(size=spec.tmp_size),
             ],
-        },
+        }, spec.placement),
     }
 
 

@@ -31,7 +31,7 @@ import pulumi_kubernetes as k8s
 from components.modelmesh_catalogue import ETCD_NAMESPACE, ETCD_PORT, MM_GRPC_PORT, SERVER_TYPES, isvc_name
 from components.naming import INFERENCE_CLIENT_LABEL, S3_PORT, common_labels, service_url
 from components.netpol import Spec, egress_to, ingress_from, namespace_peer, pods_peer, tcp
-from components.podspec import container_security
+from components.podspec import container_security, placed
 
 RUNTIME_API_VERSION = "serving.kserve.io/v1alpha1"
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
@@ -145,12 +145,15 @@ def runtime_container(server_type: str, image: str, *, data_port: int, managemen
 def serving_runtime_spec(*, server_type: str, image: str, model_formats: Sequence[str],
                          resources: Mapping[str, Mapping[str, str]], replicas: int,
                          grpc_port: int = MM_GRPC_PORT, data_port: int | None = None,
-                         management_port: int | None = None) -> dict[str, Any]:
-    """``spec`` of a multi-model ServingRuntime with the built-in adapter for ``server_type``."""
+                         management_port: int | None = None,
+                         placement: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``spec`` of a multi-model ServingRuntime with the built-in adapter for ``server_type``; ``placement``'s
+    ``nodeSelector`` and ``tolerations`` go on the runtime pods (the controller copies the spec's own onto its
+    Deployment: modelmesh-serving's ``addPassThroughPodFieldsToDeployment``)."""
     known = SERVER_TYPES[server_type]
     data = data_port if data_port is not None else known.data_port
     management = management_port if management_port is not None else (known.management_port or data)
-    return {
+    return placed({
         "supportedModelFormats": [{"name": f, "autoSelect": True} for f in model_formats],
         "multiModel": True,
         "grpcEndpoint": f"port:{grpc_port}",
@@ -165,7 +168,7 @@ def serving_runtime_spec(*, server_type: str, image: str, model_formats: Sequenc
             "memBufferBytes": MEM_BUFFER_BYTES,
             "modelLoadingTimeoutMillis": MODEL_LOADING_TIMEOUT_MILLIS,
         },
-    }
+    }, placement or {})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,6 +256,9 @@ class ModelMeshServingArgs:
     """Also create Iter8's routemap ConfigMap ``<app>`` and label the InferenceServices for Iter8."""
     models_ready: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must finish before the InferenceServices exist (the staging Jobs)."""
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    """Pod placement (``nodeSelector``, ``tolerations``) of the runtime pods, e.g. the local cluster's simulated
+    nodes; empty: wherever the scheduler puts them."""
 
     def __post_init__(self) -> None:
         if self.server_type not in SERVER_TYPES:
@@ -325,7 +331,7 @@ class ModelMeshServing(pulumi.ComponentResource):
             spec=serving_runtime_spec(
                 server_type=args.server_type, image=args.image, model_formats=args.model_formats,
                 resources=args.resources, replicas=args.replicas, grpc_port=args.grpc_port,
-                data_port=args.data_port, management_port=args.management_port),
+                data_port=args.data_port, management_port=args.management_port, placement=args.placement),
             opts=child,
         )
 

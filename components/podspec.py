@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from policy.contract import GPU_RESOURCE, GPU_TAINT_KEY
+from policy.contract import GPU_RESOURCE, GPU_TAINT_KEY, NODE_KIND_LABEL, SIMULATED_NODE, SIMULATED_TAINT_KEY
 
 __all__ = ["GPU_RESOURCE", "GPU_TAINT_KEY", "container_security", "gpu_tolerations", "http_probe", "pip_then_python",
-           "pod_security", "tmp_volume"]
+           "placed", "pod_security", "simulated_placement", "tmp_volume"]
 
 NON_ROOT_UID = 1000
 
@@ -45,6 +46,27 @@ def http_probe(path: str, port: str | int, *, period: int, failures: int, timeou
 def gpu_tolerations() -> list[dict[str, str]]:
     """Tolerate the GPU node taint (``nvidia.com/gpu=true:NoSchedule`` on our EKS pools)."""
     return [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def simulated_placement() -> dict[str, Any]:
+    """Pod placement on the local cluster's simulated (kwok) nodes: select them, tolerate the simulated CPU node's
+    taint. A GPU pod keeps its own selector and GPU toleration beside these, so it lands on the simulated GPU node."""
+    return {"nodeSelector": {NODE_KIND_LABEL: SIMULATED_NODE},
+            "tolerations": [{"key": SIMULATED_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]}
+
+
+def placed(spec: Mapping[str, Any], placement: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` (a pod spec, or a ServingRuntime's) with ``placement``'s node selector merged into its own and its
+    tolerations added to its own; ``spec`` as it is when ``placement`` is empty."""
+    out = dict(spec)
+    selector = {**out.get("nodeSelector", {}), **placement.get("nodeSelector", {})}
+    tolerations = [*out.get("tolerations", [])]
+    tolerations += [dict(t) for t in placement.get("tolerations", []) if t not in tolerations]
+    if selector:
+        out["nodeSelector"] = selector
+    if tolerations:
+        out["tolerations"] = tolerations
+    return out
 
 
 def tmp_volume(name: str = "tmp", size: str = "1Gi") -> dict[str, Any]:

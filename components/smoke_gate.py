@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -53,12 +54,15 @@ def smoke_command() -> list[str]:
 
 
 def checks_digest(args: Sequence[str], files: Mapping[str, str], *, config_identity: str = "",
-                  image: str = "", command: Sequence[str] = ()) -> str:
+                  image: str = "", command: Sequence[str] = (), placement: Mapping[str, Any] | None = None) -> str:
     """Short digest of what the gate checks and with what: the CLI arguments, every shipped file,
-    the image and command the tool runs with, and the stack's config (what serves)."""
-    blob = json.dumps({"args": list(args), "files": dict(sorted(files.items())), "config": config_identity,
-                       "image": image, "command": list(command)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    the image and command the tool runs with, the stack's config (what serves) and the pod's placement
+    (the Job's pod template can't change in place)."""
+    content: dict[str, Any] = {"args": list(args), "files": dict(sorted(files.items())), "config": config_identity,
+                               "image": image, "command": list(command)}
+    if placement:
+        content["placement"] = placement  # only when set: a Job that places nothing keeps its digest
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def job_name(digest: str) -> str:
@@ -82,6 +86,8 @@ class SmokeTestJobArgs:
     """The Job's deadline; the CLI's budget (``plan.timeout``) is :func:`smoke.plan.gate_budget`'s."""
     wait_for: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What the checks call, so what must be ready first (both TGI variants, the traffic Service, ModelMesh)."""
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    """Pod placement (``nodeSelector``, ``tolerations``) of the Job's pod; empty: wherever the scheduler puts it."""
 
 
 class SmokeTestJob(pulumi.ComponentResource):
@@ -96,7 +102,7 @@ class SmokeTestJob(pulumi.ComponentResource):
         cli_args = dataclasses.replace(args.plan, cases=tuple(f"{CASES_MOUNT}/{c}" for c in cases)).to_argv()
         command = smoke_command()
         digest = checks_digest(cli_args, {**package, **cases}, config_identity=args.config_identity,
-                               image=args.image, command=command)
+                               image=args.image, command=command, placement=args.placement)
         spec = GateJobSpec(
             job_name=job_name(digest), container="smoke", digest=digest, image=args.image, command=command,
             args=cli_args,
@@ -105,6 +111,7 @@ class SmokeTestJob(pulumi.ComponentResource):
             tmp_size="2Gi",
             deadline_seconds=gate_budget(args.timeout_seconds).job_deadline_seconds,
             wait_seconds=args.timeout_seconds + 300,
+            placement=args.placement,
         )
         job = gate_job(name, spec, namespace=args.namespace, labels=common_labels("smoke-test", args.stack),
                        parent=self, wait_for=args.wait_for)

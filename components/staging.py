@@ -8,15 +8,16 @@ idempotent and verified). It is shipped flat to a pinned python image by ConfigM
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.joblock import LOCK_NAME
 from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, WEIGHTS_VOLUME_ANNOTATION, common_labels
-from components.podspec import container_security, pip_then_python, pod_security, tmp_volume
+from components.podspec import container_security, pip_then_python, placed, pod_security, tmp_volume
 from staging.common import FATAL_EXIT_CODES
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
@@ -103,6 +104,9 @@ class ModelStagingArgs:
     volume_id: pulumi.Input[str] | None = None
     """Identity of the volume under the bucket (the MinIO claim's uid): part of each Job's pod template,
     so a new volume means new Jobs and the models are staged into it again. None for S3."""
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    """Pod placement (``nodeSelector``, ``tolerations``) of the Jobs' pods, e.g. the local cluster's simulated
+    nodes; empty: wherever the scheduler puts them."""
 
 
 class ModelStaging(pulumi.ComponentResource):
@@ -166,6 +170,7 @@ class ModelStaging(pulumi.ComponentResource):
             }
             if service_account is not None:
                 pod_spec["serviceAccountName"] = service_account
+            pod_spec = placed(pod_spec, args.placement)
             # S3 (MinIO) and HTTPS to the internet (the Hub, PyPI); nothing else.
             template_meta: dict[str, object] = {
                 "labels": {**labels, S3_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true",

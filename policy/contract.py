@@ -38,6 +38,14 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 """Node label NVIDIA's GPU Feature Discovery (GPU Operator) sets to ``"true"`` on GPU nodes; on the local
 platform the serving pods select it unless ``serving.nodeSelector`` says otherwise (the local cluster's simulated
 GPU nodes carry it too)."""
+NODE_KIND_LABEL = "llm-ab.dev/node"
+"""Node label of the embedded local cluster (scripts/local-cluster): :data:`REAL_NODE` on the node whose pods really
+run (kubelet and containerd), :data:`SIMULATED_NODE` on kwok's nodes (pods faked Running, Jobs complete unrun)."""
+REAL_NODE = "real"
+SIMULATED_NODE = "simulated"
+SIMULATED_TAINT_KEY = "llm-ab.dev/simulated"
+"""Taint key (``llm-ab.dev/simulated=true:NoSchedule``) of the local cluster's simulated CPU node: only the parts a
+stack simulates (``local.simulate``) tolerate it, so every other pod lands on the real node."""
 MIN_GPU_DISK_GIB = 100
 """Smallest GPU node disk: the TGI image (~10 GB) and its caches; EKS's own default is 20 GiB."""
 

@@ -27,6 +27,7 @@ from components.split import split_cost
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from components.traffic import GatewaySplit, TrafficSplit, TrafficSplitArgs
 from stacks import outputs as OUT
+from stacks.local_settings import Part
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings, Variant
 
@@ -118,6 +119,7 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 region=weights.region, timeout_seconds=settings.staging.timeout_seconds, volume_id=weights.volume_id,
                 models=[StagedModel(role=v.value, repo_id=settings.model(v).id, revision=settings.model(v).revision,
                                     prefix=settings.model(v).object_prefix) for v in Variant],
+                placement=platform.placement(Part.STAGING),
             ),
             opts=platform.opts(depends_on=weights.ready),
         )
@@ -138,7 +140,10 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
     # rejects pods that name a missing Dataset, and TGI treats a missing path as a Hub repo id.
     weights_in_place: list[pulumi.Resource] = [dataset, *([staging] if staging else [])]
     pod = settings.serving
-    node_selector = {**pod.node_selector, **(platform.gpu_node_selector if pod.gpus_per_replica else {})}
+    # A simulated GPU replica keeps its GPU selector and toleration: it lands on the simulated GPU node.
+    placement = platform.placement(Part.SERVING)
+    node_selector = {**pod.node_selector, **(platform.gpu_node_selector if pod.gpus_per_replica else {}),
+                     **placement.get("nodeSelector", {})}
     # Both Deployments carry the declared split for the policy pack, so a new split.canaryPercent
     # changes only them (replicas and this annotation) and the traffic Service not at all.
     declared_split = split_annotations(settings.split.canary_percent, settings.split.tolerance)
@@ -153,7 +158,8 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 replicas=None if settings.autoscaling.enabled else settings.replicas(variant),
                 gpus=pod.gpus_per_replica, resources=pod.resources.to_k8s(),
                 startup_budget_seconds=pod.startup_budget_seconds, shm_size=pod.shm_size,
-                node_selector=node_selector, run_as_non_root=pod.run_as_non_root,
+                node_selector=node_selector, tolerations=placement.get("tolerations", ()),
+                run_as_non_root=pod.run_as_non_root,
                 split_annotations=declared_split,
             ),
             opts=platform.opts(depends_on=weights_in_place),

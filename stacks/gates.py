@@ -27,6 +27,7 @@ from components.smoke_gate import SmokeTestJob, SmokeTestJobArgs
 from smoke.plan import SmokePlan, Target, gate_budget
 from stacks import outputs as OUT
 from stacks.experiment import serving_engine
+from stacks.local_settings import Part
 from stacks.platform import Platform
 from stacks.promote import rollback_command
 from stacks.settings import Settings, Variant
@@ -111,7 +112,8 @@ def build_smoke_gate(settings: Settings, platform: Platform, namespace: Experime
         "smoke",
         SmokeTestJobArgs(namespace=namespace.name, stack=settings.stack, image=settings.smoke.image, plan=plan,
                          config_identity=config_identity(settings),
-                         timeout_seconds=settings.smoke.timeout_seconds, wait_for=after),
+                         timeout_seconds=settings.smoke.timeout_seconds, wait_for=after,
+                         placement=platform.placement(Part.GATES)),
         opts=platform.opts(),
     )
     return {OUT.SMOKE: {"job": job.job_name, "digest": job.digest, "cases": list(plan.cases)}}, [job]
@@ -178,7 +180,8 @@ def build_analysis_gate(settings: Settings, platform: Platform, namespace: Exper
     job = AnalysisJob(
         "analysis",
         AnalysisJobArgs(namespace=namespace.name, stack=settings.stack, image=settings.analysis.image, plan=plan,
-                        serving=serving_identity(settings), wait_for=after),
+                        serving=serving_identity(settings), wait_for=after,
+                        placement=platform.placement(Part.GATES)),
         opts=platform.opts(),
     )
     return {OUT.ANALYSIS: {

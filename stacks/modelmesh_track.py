@@ -19,6 +19,7 @@ from components.modelmesh import (
 from components.namespace import ExperimentNamespace
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel
 from stacks import outputs as OUT
+from stacks.local_settings import Part
 from stacks.modelmesh_settings import MeshModel, ModelMeshSettings
 from stacks.platform import Platform, WeightsStore
 from stacks.settings import Settings
@@ -91,7 +92,7 @@ def build_modelmesh(settings: Settings, mm: ModelMeshSettings, platform: Platfor
                 namespace=namespace.name, stack=settings.stack, image=settings.staging.image,
                 endpoint=weights.endpoint, bucket=settings.storage.bucket, credentials_secret=weights.writer_secret,
                 timeout_seconds=settings.staging.timeout_seconds, models=staged_models(mm),
-                volume_id=weights.volume_id,
+                volume_id=weights.volume_id, placement=platform.placement(Part.STAGING),
             ),
             opts=platform.opts(depends_on=weights.ready),
         )
@@ -114,6 +115,7 @@ def build_modelmesh(settings: Settings, mm: ModelMeshSettings, platform: Platfor
             etcd_namespace=mm.etcd.namespace, etcd_port=mm.etcd.port,
             routemap=mm.routemap,
             models_ready=[staging] if staging else [],
+            placement=platform.placement(Part.SERVING),
         ),
         opts=platform.opts(),
     )

@@ -1,6 +1,7 @@
 """What a platform hands the rest of the stack (the seam between ``stacks.platform_<name>`` and the
-experiment): where Kubernetes objects go, where GPU replicas land, what everything waits for, the
-weights store when the platform brings one, and the platform's own stack outputs.
+experiment): where Kubernetes objects go, where GPU replicas land, which parts' pods go to simulated
+nodes, what everything waits for, the weights store when the platform brings one, and the platform's
+own stack outputs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+
+from components.podspec import simulated_placement
+from stacks.local_settings import Part
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,12 +52,20 @@ class Platform:
     """Explicit Kubernetes provider; None uses the ambient kubeconfig (``local``)."""
     gpu_node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where GPU replicas must land (e.g. the GPU pool's label on eks)."""
+    simulated: frozenset[Part] = frozenset()
+    """Parts whose pods go to simulated nodes (``local.simulate``; only the local platform has such nodes)."""
     ready: Sequence[pulumi.Resource] = ()
     """Resources every Kubernetes component waits for (node groups, the device plugin, S3)."""
     weights: WeightsStore | None = None
     """The platform's weights bucket (S3 on eks); None: the experiment runs MinIO."""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     """The platform's stack outputs (the cluster, its cost)."""
+
+    def placement(self, part: Part) -> dict[str, Any]:
+        """The pod placement fragment (``nodeSelector``, ``tolerations``) of every pod ``part`` creates: the
+        simulated nodes when this platform simulates ``part``, else nothing (the scheduler's and the part's own
+        choice). Merged into a pod spec with :func:`components.podspec.placed` (pure)."""
+        return simulated_placement() if part in self.simulated else {}
 
     def opts(self, *, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
         """Options of a Kubernetes component on this platform, waiting for ``depends_on`` too."""

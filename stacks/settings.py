@@ -51,6 +51,7 @@ from stacks.config_types import (
     validate,
 )
 from stacks.eks_settings import EksSettings, GpuSettings, check_eks_platform
+from stacks.local_settings import LocalSettings, check_local
 from stacks.modelmesh_settings import ModelMeshSettings, check_modelmesh
 from stacks.network_settings import NetworkSettings, check_network
 from stacks.observability_settings import ObservabilitySettings
@@ -379,6 +380,10 @@ class Settings(Section):
     {name, serverType (mlserver, triton, ovms, torchserve), image (pinned), supportedModelFormats, ports {grpc,
     grpcData, runtimeManagement}, replicas, resources {requests, limits} {cpu, memory}}; models {primary,
     candidate: each {repo, revision, file, format, path, version}}; smokeCases (V2 case files for <app>-0)."""
+    local: LocalSettings = LocalSettings()
+    """Platform local only (an error elsewhere): simulate, the parts (serving, staging, gates) whose pods go to the
+    embedded cluster's simulated kwok nodes (faked Running; Jobs complete without running) instead of its real
+    node; the stack output placement says which part is where."""
     eks: EksSettings = EksSettings()
     """Platform eks only (validated, but ignored, on local): region, clusterName (empty = llm-ab-<stack>),
     kubernetesVersion (a string: a minor EKS supports), endpointPublicAccessCidrs (who may reach the public API
@@ -428,6 +433,7 @@ class Settings(Section):
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
+        check_local(self.local, platform=self.platform.value)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
                           default_replicas=SplitSettings.model_construct().stable_replicas,

@@ -375,6 +375,7 @@ def test_outputs_show_gpus_and_what_they_cost(staging, resolve) -> None:
     assert cost["servingReplicasUsdPerHour"] == {"stable": 9.05, "canary": 1.01, "total": 10.06}
     assert "approximate" in cost["prices"] and "us-east-1" in cost["prices"]
     assert resolve(exported["cluster"])["name"] == "llm-ab-test"
+    assert "placement" not in exported  # only the local platform has simulated nodes
 
 
 def test_minio_on_eks_gets_the_ebs_driver_and_a_default_storage_class(run_main, pulumi_mocks) -> None:

@@ -176,9 +176,9 @@ def test_local_gpu_replicas_select_gpu_nodes_unless_the_stack_names_its_own(
         run_main, pulumi_mocks: RecordingMocks, serving: dict[str, Any], selector: dict[str, str] | None) -> None:
     """The pack's gpu-node-placement wants a selector on every GPU pod; on a cluster the stack did not make it
     is GPU Feature Discovery's label, and a stack's own serving.nodeSelector replaces it (not every cluster runs
-    GFD)."""
+    GFD). (Nothing simulated here: tests/stacks/test_placement.py has the simulated GPU replica.)"""
     config = dev_config()
-    run_main({**config, "llm-ab:serving": {**config["llm-ab:serving"], **serving}})
+    run_main({**config, "llm-ab:serving": {**config["llm-ab:serving"], **serving}, "llm-ab:local": {}})
     for deploy in pulumi_mocks.of_type(DEPLOYMENT):
         if deploy.name.startswith("tgi-"):
             assert deploy.inputs["spec"]["template"]["spec"].get("nodeSelector") == selector, deploy.name

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from components.naming import INFERENCE_CLIENT_LABEL
-from policy.contract import COMPONENT_LABEL, NODE_KIND_LABEL, VARIANT_LABEL
+from policy.contract import COMPONENT_LABEL, NODE_KIND_LABEL, REAL_NODE, SIMULATED_NODE, VARIANT_LABEL
 
-REAL, SIMULATED, CLUSTER = "real", "simulated", "cluster"
+REAL, SIMULATED, CLUSTER = REAL_NODE, SIMULATED_NODE, "cluster"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GATE_LOG_LINES = 12
 

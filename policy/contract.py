@@ -31,16 +31,14 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT_KEY = GPU_RESOURCE
 GPU_POOL_LABEL = "llm-ab/gpu-pool"
 """Node label with the GPU pool's name; TGI's node selector and the device plugin's affinity use it."""
-NODE_KIND_LABEL = "llm-ab.dev/node"
-"""Node label of the embedded local cluster (scripts/local-cluster): ``real`` on the node whose kubelet runs
-containers, ``simulated`` on kwok's nodes, where pods are faked (deploy/reality.py reports which is which)."""
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 """Node label NVIDIA's GPU Feature Discovery (GPU Operator) sets to ``"true"`` on GPU nodes; on the local
 platform the serving pods select it unless ``serving.nodeSelector`` says otherwise (the local cluster's simulated
 GPU nodes carry it too)."""
 NODE_KIND_LABEL = "llm-ab.dev/node"
 """Node label of the embedded local cluster (scripts/local-cluster): :data:`REAL_NODE` on the node whose pods really
-run (kubelet and containerd), :data:`SIMULATED_NODE` on kwok's nodes (pods faked Running, Jobs complete unrun)."""
+run (kubelet and containerd), :data:`SIMULATED_NODE` on kwok's nodes (pods faked Running, Jobs complete unrun);
+deploy/reality.py reports after ``up`` which pods ran where."""
 REAL_NODE = "real"
 SIMULATED_NODE = "simulated"
 SIMULATED_TAINT_KEY = "llm-ab.dev/simulated"

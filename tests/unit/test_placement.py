@@ -114,12 +114,10 @@ def test_simulated_serving_checked_by_real_gates_is_warned_about(
 # --- one owner for the strings ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="scripts/local-cluster labels and taints its nodes in the real-node change, "
-                                       "not yet on this branch; remove this mark when it lands")
 def test_the_local_cluster_labels_and_taints_its_nodes_with_the_programs_strings() -> None:
-    """scripts/local-cluster spells the label and taint out in shell; the program's come from policy/contract.py.
+    """scripts/local-cluster and scripts/real-node spell the label and taint out in shell; the program's come from policy/contract.py.
     A change to either side alone would leave the simulated parts Pending (or on the real node)."""
-    script = (ROOT / "scripts" / "local-cluster").read_text()
+    script = "".join((ROOT / "scripts" / name).read_text() for name in ("local-cluster", "real-node"))
     for value in (REAL_NODE, SIMULATED_NODE):
         assert re.search(rf'{re.escape(NODE_KIND_LABEL)}\s*[:=]\s*"?{value}\b', script), f"{NODE_KIND_LABEL}={value}"
     # =true:NoSchedule on a command line, or a YAML taint's key with its effect a line or two on

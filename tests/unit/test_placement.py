@@ -116,7 +116,8 @@ def test_simulated_serving_checked_by_real_gates_is_warned_about(
 
 def test_the_local_cluster_labels_and_taints_its_nodes_with_the_programs_strings() -> None:
     """scripts/local-cluster and scripts/real-node spell the label and taint out in shell; the program's come
-    from policy/contract.py. A change to either side alone would leave the simulated parts Pending (or on the real node)."""
+    from policy/contract.py.
+    A change to either side alone would leave the simulated parts Pending (or on the real node)."""
     script = "".join((ROOT / "scripts" / name).read_text() for name in ("local-cluster", "real-node"))
     for value in (REAL_NODE, SIMULATED_NODE):
         assert re.search(rf'{re.escape(NODE_KIND_LABEL)}\s*[:=]\s*"?{value}\b', script), f"{NODE_KIND_LABEL}={value}"

@@ -167,13 +167,18 @@ def run(args: argparse.Namespace) -> int:
             log(f"preview of {args.stack}: {summary(result.change_summary)} in {time.monotonic() - t0:.1f}s")
             return 0
         if args.verb == "up":
-            result = stack.up(diff=args.diff, color=color, on_output=out, on_event=on_event, **policies)
+            try:
+                result = stack.up(diff=args.diff, color=color, on_output=out, on_event=on_event, **policies)
+            except Exception:
+                # a failed gate is when "what really ran" matters most: its report, or that it never ran
+                show_reality(config.get(f"{PROJECT}:namespace"))
+                raise
             if args.diff:  # without --diff the CLI's display has its own Diagnostics block
                 warnings.print()
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
             print(format_outputs(result.outputs, show_secrets=args.show_secrets))
-            show_reality(result.outputs)
+            show_reality(getattr(result.outputs.get(NAMESPACE), "value", None))
             return 0
         if args.verb == "destroy":
             # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
@@ -190,9 +195,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_reality(outputs: Mapping[str, Any]) -> None:
+def show_reality(namespace: Any) -> None:
     """After ``up``: which pods really ran, and what each gate Job that ran said (deploy/reality.py)."""
-    namespace = getattr(outputs.get(NAMESPACE), "value", None)
     if isinstance(namespace, str) and namespace:
         for line in reality.report(namespace):
             log(line)

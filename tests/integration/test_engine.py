@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from deploy.workspace import toolchain_env
+from policy.contract import WEIGHTS_COMPONENT
 from tests import samples
 from tests.conftest import ROOT
 
@@ -261,3 +262,27 @@ def test_a_new_volume_generation_moves_the_weights_and_reruns_bucket_setup_and_s
     proc, steps = driver.run("preview")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert all(s["op"] == "same" for s in steps if s["type"] in DATA_HOLDERS), changed(steps)
+
+
+@pytest.mark.skipif(os.environ.get("LLMAB_REAL_NODE") == "0", reason="LLMAB_REAL_NODE=0: no real node runs the gate")
+def test_a_smoke_gate_that_really_runs_fails_up_when_no_model_answers(driver, local_cluster) -> None:
+    """The gate Job runs on the real node against serving pods kwok only pretends to run: no model
+    answers, so the gate fails, `up` fails, and the driver shows the gate's own report lines."""
+    stack, namespace = "it-gate", "llm-ab-it-gate"
+    config = dev_config()
+    driver.write_stack(stack, {
+        **config, "llm-ab:namespace": namespace,
+        "llm-ab:local": {"simulate": ["serving", "staging"]},
+        "llm-ab:smoke": {**config.get("llm-ab:smoke", {}), "timeoutSeconds": 260},
+    })
+    proc, _ = driver.run("up", stack)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1, text[-4000:]
+    gate = re.search(r"gate Job (smoke-\w+): ran on (\S+): Failed; the last lines of its report:", text)
+    assert gate, text[-4000:]
+    assert gate.group(2).endswith("-node"), gate.group(2)
+    pods = local_cluster.get_json("pods", "-n", namespace, "-l", f"job-name={gate.group(1)}")["items"]
+    terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] != 0, terminated  # a real process exited; kwok fakes only success
+    assert re.search(r"inference stable\s+\d+ pods?\s+SIMULATED: nothing ran", text), text[-4000:]
+    assert re.search(rf"{WEIGHTS_COMPONENT}\s+\d+ pods?\s+ran for real", text), text[-4000:]

@@ -1,5 +1,6 @@
-"""What the embedded local cluster promises (scripts/local-cluster): kwok nodes (one with GPUs),
-pods that run, Jobs that complete, PVCs that bind, and the Datashim/KServe CRD schemas."""
+"""What the embedded local cluster promises (scripts/local-cluster) of its simulated side: kwok nodes (one
+with GPUs) where pods of images nobody has turn Ready and Jobs Complete, PVCs that bind, and the
+Datashim/KServe CRD schemas. What really runs is tests/integration/test_real_node.py's."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ spec:
     metadata: {{labels: {{app: gpu}}}}
     spec:
       nodeSelector: {{nvidia.com/gpu.present: "true"}}
+      tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
       containers:
       - name: c
         image: example.invalid/tgi:1
@@ -41,6 +43,8 @@ spec:
   template:
     spec:
       restartPolicy: Never
+      nodeSelector: {{type: kwok}}
+      tolerations: [{{key: llm-ab.dev/simulated, operator: Exists, effect: NoSchedule}}]
       initContainers: [{{name: init, image: example.invalid/busybox}}]
       containers: [{{name: c, image: example.invalid/busybox}}]
 ---

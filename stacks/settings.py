@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
+from smoke.power import DEFAULT_ALPHA, DEFAULT_DELTA, MIN_CAP_POWER, min_samples
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.config_types import (
@@ -278,7 +279,8 @@ class SmokeSettings(Section):
     cases: StringList = DEFAULT_SMOKE_CASES
     """Case files (YAML, in the repo) the smoke Job runs"""
     samples: WholeNumber(10, 100000) = 400
-    """Upper bound of requests for the split check"""
+    """Upper bound of requests for the split check; at least what it needs to tell the expected share from one
+    10 points off (327 at a 50% canary, 164 at 10%)"""
     timeout_seconds: WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400) = 900
     """Deadline of the smoke Job; its checks get this minus 200 s (pod start, pip install, the report)"""
 
@@ -299,6 +301,19 @@ class SmokeSettings(Section):
             if invalid is not None:
                 raise problem(f"must name a valid smoke case file, got {show(case)}: {invalid}", at=f"cases[{i}]")
         return self
+
+
+def check_split_samples(samples: int, canary_percent: float) -> None:
+    """``smoke.samples`` lets the split check tell the share it expects (``canary_percent``) from one
+    :data:`~smoke.power.DEFAULT_DELTA` off: at least :func:`smoke.power.min_samples`. With fewer, a run still
+    undecided at the cap falls back to a binomial test too weak to fail, and a wrong split passes (10 samples
+    passed a 20 % canary as a 50 % one 58 % of the time)."""
+    least = min_samples(canary_percent / 100)
+    if samples < least:
+        raise problem(f"must be at least {least} for the split check of a {canary_percent:.4g}% canary: with fewer, "
+                      f"the binomial test at the cap cannot tell that share from one {DEFAULT_DELTA * 100:g} points "
+                      f"off ({MIN_CAP_POWER:.0%} power at alpha {DEFAULT_ALPHA:g}), so a wrong split could pass, "
+                      f"got {samples}", at="smoke.samples")
 
 
 CREDENTIAL_GENERATORS = ("random", "builtin")
@@ -428,6 +443,8 @@ class Settings(Section):
         check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
+        if self.smoke.enabled:
+            check_split_samples(self.smoke.samples, self.split.effective_percent)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
                           default_replicas=SplitSettings.model_construct().stable_replicas,

@@ -134,7 +134,7 @@ def _with(path: str, value: object) -> dict:
         ("storage.bucket", "other-weights"),
         ("datashim.datasetName", "weights-b"),
         ("smoke.cases", ["smoke/cases/flan-t5-small.yaml"]),
-        ("smoke.samples", 200),
+        ("smoke.samples", 1000),
         ("smoke.image", "python:3.11.10-slim-bookworm"),
     ],
 )

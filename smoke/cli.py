@@ -29,7 +29,8 @@ model identity: with --VARIANT-weights, /info model_id must be exactly that path
 the MODEL_ID it gave the server, which contains the revision); else a model_id equal to
 --VARIANT-model must report --VARIANT-revision as model_sha, and a path must end with every
 component of --VARIANT-model (the organisation too), then the revision when one is given.
-A variant no case file names gets a built-in generic case (one greedy inference, any text).
+A variant no case file names gets a built-in generic case (one greedy inference, any text); the
+stack's settings refuse that unless smoke.allowGenericCases is true.
 
 budget: --timeout bounds the whole run (readiness, cases, split); the report is always printed.
 

@@ -51,3 +51,71 @@ def test_the_default_samples_are_enough_at_every_share() -> None:
 
 def test_no_split_check_no_least_samples() -> None:
     assert parse_settings(_with(minimal(), smoke={"enabled": False, "samples": 10})).smoke.samples == 10
+
+
+# -- a variant's model must have case files: the generic case passes any non-empty text --------------------------
+
+
+def _models(stable: str, canary: str) -> dict:
+    raw = minimal()
+    raw["models"]["stable"]["id"], raw["models"]["canary"]["id"] = stable, canary
+    return raw
+
+
+def test_a_canary_no_case_file_names_is_refused_naming_it_its_model_and_what_the_cases_name() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(_models("google/flan-t5-small", "google/flan-t5-large"))
+    message = str(err.value)
+    assert err.value.key == "smoke.cases"
+    assert message.startswith("llm-ab:smoke.cases names no case file for the canary's model google/flan-t5-large "
+                              "(models.canary.id): the gates would check it only with the built-in generic case, "
+                              "which any non-empty text passes. The listed files name google/flan-t5-small, "
+                              "google/flan-t5-base. ")
+    assert "the repository's are under smoke/cases/" in message and "smoke.allowGenericCases: true" in message
+    assert message.endswith("got ['smoke/cases/flan-t5-small.yaml', 'smoke/cases/flan-t5-base.yaml']")
+
+
+def test_a_case_file_in_the_repository_that_names_the_model_is_suggested() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(_models("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"))
+    message = str(err.value)
+    assert ("for the stable's model Qwen/Qwen2.5-0.5B-Instruct (models.stable.id) nor the canary's model "
+            "Qwen/Qwen2.5-1.5B-Instruct (models.canary.id): the gates would check them only") in message
+    assert ("smoke/cases/dev-vllm/qwen2.5-1.5b-instruct.yaml names Qwen/Qwen2.5-1.5B-Instruct: list it in "
+            "smoke.cases") in message
+
+
+def test_a_case_file_without_a_model_names_none() -> None:
+    """It runs on every variant, but is no evidence about a model: the canary would still pass on any text."""
+    from smoke.cases import files_naming, load_case_file
+    from tests.harness import ROOT
+
+    anonymous = load_case_file(ROOT / "smoke/cases/flan-t5-small.yaml")
+    anonymous = type(anonymous)(path=anonymous.path, model=None, cases=anonymous.cases)
+    assert files_naming([anonymous], "google/flan-t5-small") == []
+    assert files_naming([load_case_file(ROOT / "smoke/cases/flan-t5-small.yaml")], "google/flan-t5-small")
+    assert not files_naming([load_case_file(ROOT / "smoke/cases/flan-t5-small.yaml")], "attacker/flan-t5-small")
+
+
+def test_the_opt_out_accepts_the_generic_case_and_says_so_in_every_preview() -> None:
+    from stacks.settings import preview_warnings
+
+    raw = _models("google/flan-t5-small", "google/flan-t5-large")
+    settings = parse_settings({**raw, "smoke": {"allowGenericCases": True}})
+    assert preview_warnings(settings) == [
+        "llm-ab:smoke.allowGenericCases is true and no case file in smoke.cases names the canary's model "
+        "google/flan-t5-large: the gates check it only with the built-in generic case (any non-empty text passes) "
+        "and the analysis scores no golden case for it"]
+    assert preview_warnings(parse_settings({**minimal(), "smoke": {"allowGenericCases": True}})) == []
+
+
+@pytest.mark.parametrize(("smoke", "analysis", "refused"), [
+    (True, False, True), (False, True, True), (False, False, False)])
+def test_only_a_stack_whose_gates_run_the_cases_needs_them(smoke: bool, analysis: bool, refused: bool) -> None:
+    raw = {**_models("google/flan-t5-small", "google/flan-t5-large"), "smoke": {"enabled": smoke},
+           "analysis": {"enabled": analysis}}
+    if refused:
+        with pytest.raises(ConfigError, match="smoke.cases names no case file for the canary's model"):
+            parse_settings(raw)
+    else:
+        assert parse_settings(raw).generic_case_variants == {}

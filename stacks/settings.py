@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from analysis.thresholds import CONFIG_KEYS, past_gate_limits
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
@@ -430,7 +431,8 @@ class Settings(Section):
     requestTimeoutSeconds, readyTimeoutSeconds, maxNewTokens, looks, includeTraffic, and the decision thresholds
     (maxTtftP50RegressionPct, maxTtftP95RegressionPct, maxE2eP50RegressionPct, maxE2eP95RegressionPct,
     maxItlP50RegressionPct, maxTokensPerSecondDropPct, maxErrorRate, maxErrorRateIncrease, minCasePassRate,
-    maxCasePassRateDrop, minSamples, confidence; see analysis/README.md)."""
+    maxCasePassRateDrop, minSamples, confidence; see analysis/README.md), within the gate's limits unless
+    unsafeThresholds (then a warning in every preview)."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Prometheus and Grafana, off by default: prometheus (PodMonitors per variant, a NetworkPolicy for the scrape and
     a Grafana dashboard ConfigMap; needs the Prometheus Operator's CRDs), prometheusNamespace, prometheusPodLabels,
@@ -561,6 +563,11 @@ def preview_warnings(settings: Settings) -> list[str]:
                      f"{variant.value}'s model {model}: the gates check it only with the built-in generic case "
                      f"(any non-empty text passes) and the analysis scores no golden case for it"
                      for variant, model in settings.generic_case_variants.items()]
+    if settings.analysis.unsafe_thresholds:
+        warnings += [f"{PROJECT}:analysis.unsafeThresholds is true and {PROJECT}:analysis.{CONFIG_KEYS[limit.name]} "
+                     f"is {'none' if value is None else f'{value:g}'}, past the gate's limit of {limit.limit:g}: "
+                     f"{limit.why} could be promoted"
+                     for limit, value in past_gate_limits(settings.analysis.thresholds)]
     return warnings
 
 

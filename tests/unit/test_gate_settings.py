@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from analysis.thresholds import CONFIG_KEYS, GATE_LIMITS, Thresholds, past_gate_limits
 from smoke.power import min_samples
 from stacks.config_types import ConfigError
 from stacks.settings import SmokeSettings, parse_settings
-from tests.samples import gateway_split, minimal
+from tests.samples import ISSUE_22_EXTREMES, gateway_split, loosest_gate_thresholds, minimal
 
 
 def _with(raw: dict, **sections: dict) -> dict:
@@ -119,3 +120,56 @@ def test_only_a_stack_whose_gates_run_the_cases_needs_them(smoke: bool, analysis
             parse_settings(raw)
     else:
         assert parse_settings(raw).generic_case_variants == {}
+
+
+# -- thresholds may not switch a row of the analysis gate off ------------------------------------------------------
+
+
+def _analysis(**values: object) -> dict:
+    return {**minimal(), "analysis": {"enabled": True, **values}}
+
+
+def _one_step_past(limit) -> object:
+    if limit.required:
+        return None
+    return limit.limit - 0.01 if limit.at_least else limit.limit + (1 if limit.name.endswith("_pct") else 0.01)
+
+
+@pytest.mark.parametrize("limit", GATE_LIMITS, ids=lambda limit: CONFIG_KEYS[limit.name])
+def test_a_threshold_past_its_gate_limit_is_refused_naming_key_value_and_range(limit) -> None:
+    key, value = CONFIG_KEYS[limit.name], _one_step_past(limit)
+    with pytest.raises(ConfigError) as err:
+        parse_settings(_analysis(**{key: value}))
+    low, high = (limit.limit, 1) if limit.at_least else (0, limit.limit)
+    assert err.value.key == f"analysis.{key}"
+    assert f"from {low:g} to {high:g}" in err.value.message
+    assert err.value.message.endswith(f"got {'none' if value is None else f'{value:g}'}")
+    assert "analysis.unsafeThresholds: true allows it" in err.value.message
+
+
+def test_the_issues_extremes_are_refused_and_the_loosest_allowed_thresholds_load() -> None:
+    with pytest.raises(ConfigError, match=r"^llm-ab:analysis\.maxTtftP50RegressionPct must be set, from 0 to 100, "):
+        parse_settings(_analysis(**ISSUE_22_EXTREMES))
+    for key, value in ISSUE_22_EXTREMES.items():
+        refused = key not in {"maxTtftP95RegressionPct", "maxE2eP95RegressionPct", "maxItlP50RegressionPct",
+                              "maxTokensPerSecondDropPct"}  # those may be none: the medians still decide
+        if refused:
+            with pytest.raises(ConfigError, match=f"analysis.{key}"):
+                parse_settings(_analysis(**{key: value}))
+    loosest = parse_settings(_analysis(**loosest_gate_thresholds())).analysis.thresholds
+    assert past_gate_limits(loosest) == []
+    assert past_gate_limits(Thresholds()) == []  # the defaults are well inside
+
+
+def test_the_unsafe_opt_out_takes_the_extremes_and_warns_about_each_in_every_preview() -> None:
+    from stacks.settings import preview_warnings
+
+    settings = parse_settings(_analysis(unsafeThresholds=True, **ISSUE_22_EXTREMES))
+    assert settings.analysis.thresholds.max_error_rate == 1.0
+    warnings = preview_warnings(settings)
+    assert len(warnings) == 6
+    assert ("llm-ab:analysis.unsafeThresholds is true and llm-ab:analysis.maxErrorRate is 1, past the gate's limit "
+            "of 0.1: a canary failing more than one request in ten could be promoted") in warnings
+    assert ("llm-ab:analysis.unsafeThresholds is true and llm-ab:analysis.maxE2eP50RegressionPct is none, past the "
+            "gate's limit of 100: a canary more than twice as slow end to end could be promoted") in warnings
+    assert preview_warnings(parse_settings(_analysis(unsafeThresholds=True))) == []

@@ -157,7 +157,7 @@ all in the ranges above, promoted a canary three times slower with 20 % errors."
 def past_gate_limits(thresholds: Thresholds) -> list[tuple[GateLimit, float | None]]:
     """The thresholds past their :data:`GATE_LIMITS` entry (a required one unset, or beyond the limit), with
     their values."""
-    found = []
+    found: list[tuple[GateLimit, float | None]] = []
     for limit in GATE_LIMITS:
         value = getattr(thresholds, limit.name)
         if value is None:
@@ -170,7 +170,7 @@ def past_gate_limits(thresholds: Thresholds) -> list[tuple[GateLimit, float | No
 
 def gate_limit_problems(thresholds: Thresholds) -> list[ThresholdError]:
     """:func:`past_gate_limits` as refusals, each naming its key, value and the range the gate takes."""
-    problems = []
+    problems: list[ThresholdError] = []
     for limit, value in past_gate_limits(thresholds):
         low, high = (limit.limit, 1.0) if limit.at_least else (0.0, limit.limit)
         allowed = f"from {low:g} to {high:g}" + (" or none" if limit.may_be_none else "")

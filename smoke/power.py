@@ -28,7 +28,7 @@ test's own 1 - beta, so the cap does not cut into the power of the test it trunc
 def alternatives(expected: float, delta: float) -> tuple[float, ...]:
     """The shares ``expected - delta`` and ``expected + delta`` that lie in [0, 1]."""
     eps = 1e-12
-    found = []
+    found: list[float] = []
     for p1 in (expected - delta, expected + delta):
         if -eps <= p1 <= 1.0 + eps:
             found.append(min(1.0, max(0.0, p1)))
@@ -50,7 +50,8 @@ def rejected_counts(n: int, expected: float, alpha: float) -> list[bool]:
     """For each count k of n, whether the exact equal-tailed binomial test rejects p = ``expected`` at level
     ``alpha``: P(X <= k) <= alpha/2 or P(X >= k) <= alpha/2 (the Clopper-Pearson interval excludes it)."""
     pmf = binomial_pmf(n, expected)
-    lower, running = [], 0.0
+    lower: list[float] = []
+    running = 0.0
     for mass in pmf:
         running += mass
         lower.append(running)

@@ -325,7 +325,7 @@ def files_in_the_repository_naming(model: str) -> list[str]:
     """The valid ``kind: tgi`` case files under :data:`CASES_DIR` that name ``model`` (to suggest one)."""
     from smoke.cases import CaseFileError, TgiCaseFile, files_naming, load_case_file
 
-    found = []
+    found: list[str] = []
     for path in sorted((REPO_ROOT / CASES_DIR).rglob("*.y*ml")):
         try:
             loaded = load_case_file(path)
@@ -557,7 +557,7 @@ class Settings(Section):
 def preview_warnings(settings: Settings) -> list[str]:
     """What the stack's explicit opt-outs let through, one message each: :func:`load_settings` shows them as
     warnings in every preview."""
-    warnings = []
+    warnings: list[str] = []
     if settings.smoke.allow_generic_cases:
         warnings += [f"{PROJECT}:smoke.allowGenericCases is true and no case file in smoke.cases names the "
                      f"{variant.value}'s model {model}: the gates check it only with the built-in generic case "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from .thresholds import CONFIG_KEYS, Thresholds
+from .thresholds import CONFIG_KEYS, UNSAFE_KEY, Thresholds
 
 STABLE_URL = "--stable-url"
 CANARY_URL = "--canary-url"
@@ -50,6 +50,7 @@ JOB_SETTING_KEYS = (
     "maxNewTokens",
     "looks",
     "includeTraffic",
+    UNSAFE_KEY,
 )
 """Keys of the ``analysis`` config object that are the Job's own settings, not thresholds (the CLI's
 ``--stack-config`` skips them; the settings schema declares exactly these plus the thresholds)."""

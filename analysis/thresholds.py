@@ -112,6 +112,80 @@ def _check_number(
         raise ThresholdError(key, f"must be between {low:g} and {high:g}, got {value:g}")
 
 
+@dataclass(frozen=True)
+class GateLimit:
+    """How far a threshold may go in the gate before its row can no longer fail a bad canary."""
+
+    name: str
+    """The :class:`Thresholds` field."""
+    limit: float
+    """The largest allowed value (the smallest, with ``at_least``)."""
+    why: str
+    """What a canary past the limit would get away with, for the message."""
+    at_least: bool = False
+    required: bool = False
+    """``None`` (informational) is not allowed: the row would never decide."""
+
+    @property
+    def may_be_none(self) -> bool:
+        """A margin the gate takes as ``None`` (informational; another row of its kind still decides)."""
+        return self.name.endswith("_pct") and not self.required
+
+
+UNSAFE_KEY = "unsafeThresholds"
+"""The ``analysis`` key that lets the gate's thresholds past :data:`GATE_LIMITS` (a warning in every preview)."""
+
+GATE_LIMITS: tuple[GateLimit, ...] = (
+    GateLimit("max_ttft_p50_regression_pct", 100.0, "a canary more than twice as slow to its first token",
+              required=True),
+    GateLimit("max_ttft_p95_regression_pct", 100.0, "a canary more than twice as slow to its first token (p95)"),
+    GateLimit("max_e2e_p50_regression_pct", 100.0, "a canary more than twice as slow end to end", required=True),
+    GateLimit("max_e2e_p95_regression_pct", 100.0, "a canary more than twice as slow end to end (p95)"),
+    GateLimit("max_itl_p50_regression_pct", 100.0, "a canary more than twice as slow between tokens"),
+    GateLimit("max_tokens_per_s_drop_pct", 50.0, "a canary at less than half the throughput"),
+    GateLimit("max_error_rate", 0.1, "a canary failing more than one request in ten"),
+    GateLimit("max_error_rate_increase", 0.1, "a canary failing over ten points more requests than stable"),
+    GateLimit("min_case_pass_rate", 0.5, "a canary failing more than half its golden cases",
+              at_least=True),
+    GateLimit("max_case_pass_rate_drop", 0.5, "a canary passing over 50 points fewer golden cases than stable"),
+)
+"""Where a threshold would switch its row of the gate off: the stack settings refuse a value past its limit
+unless ``analysis.unsafeThresholds`` is true. ``maxErrorRate: 1``, ``minCasePassRate: 0`` and no latency margins,
+all in the ranges above, promoted a canary three times slower with 20 % errors."""
+
+
+def past_gate_limits(thresholds: Thresholds) -> list[tuple[GateLimit, float | None]]:
+    """The thresholds past their :data:`GATE_LIMITS` entry (a required one unset, or beyond the limit), with
+    their values."""
+    found: list[tuple[GateLimit, float | None]] = []
+    for limit in GATE_LIMITS:
+        value = getattr(thresholds, limit.name)
+        if value is None:
+            if limit.required:
+                found.append((limit, value))
+        elif value < limit.limit if limit.at_least else value > limit.limit:
+            found.append((limit, value))
+    return found
+
+
+def gate_limit_problems(thresholds: Thresholds) -> list[ThresholdError]:
+    """:func:`past_gate_limits` as refusals, each naming its key, value and the range the gate takes."""
+    problems: list[ThresholdError] = []
+    for limit, value in past_gate_limits(thresholds):
+        low, high = (limit.limit, 1.0) if limit.at_least else (0.0, limit.limit)
+        allowed = f"from {low:g} to {high:g}" + (" or none" if limit.may_be_none else "")
+        opt_out = f"{CONFIG_PREFIX}{UNSAFE_KEY}: true allows it"
+        if value is None:
+            problem = (f"must be set, {allowed}, for the gate (none makes the row informational, so {limit.why} "
+                       f"could be promoted; {opt_out}), got none")
+        else:
+            beyond = "below" if limit.at_least else "above"
+            problem = (f"must be {allowed} for the gate ({beyond} {limit.limit:g}, {limit.why} could be promoted; "
+                       f"{opt_out}), got {value:g}")
+        problems.append(ThresholdError(CONFIG_KEYS[limit.name], problem))
+    return problems
+
+
 _BY_KEY = {key: name for name, key in CONFIG_KEYS.items()}
 
 

@@ -5,7 +5,8 @@ Two kinds of case file exist, told apart by the top-level ``kind`` key:
 ``kind: tgi``
     Text-generation cases for one model (``model:``, the whole repo id, matched with
     :func:`smoke.identity.repo_matches`; without ``model:`` the cases apply to every variant; a
-    served model no file names gets the built-in :data:`GENERIC_CASE`). Each case has a ``name``, a ``prompt``,
+    served model no file names gets the built-in :data:`GENERIC_CASE`, which the stack settings allow only
+    with ``smoke.allowGenericCases``). Each case has a ``name``, a ``prompt``,
     optional TGI ``parameters`` (merged over the greedy defaults :data:`GREEDY_DEFAULTS`, so
     outputs are deterministic), exactly one expectation (``exact``, ``contains``, ``regex`` or
     ``non_empty: true``), a latency bound ``max_latency_s`` and the ``route`` to call, which means
@@ -33,6 +34,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from .identity import repo_matches
 
 GREEDY_DEFAULTS: Mapping[str, Any] = {"do_sample": False, "max_new_tokens": 32}
 """TGI parameters every case starts from: greedy decoding and a bounded output length."""
@@ -318,6 +321,12 @@ any non-empty text (so no variant passes on /health and /info alone)."""
 def generic_case_file() -> TgiCaseFile:
     """The built-in case as a case file that applies to any model."""
     return TgiCaseFile(path=GENERIC_SOURCE, model=None, cases=(GENERIC_CASE,))
+
+
+def files_naming(files: Iterable[TgiCaseFile], model: str) -> list[TgiCaseFile]:
+    """The case files whose ``model:`` is ``model`` (the whole repo id, :func:`smoke.identity.repo_matches`):
+    what checks a variant's answers. A file without ``model:`` applies to every model and names none."""
+    return [f for f in files if f.model is not None and repo_matches(f.model, model)]
 
 
 def borrowed_v2_file(source: V2CaseFile, model: str) -> V2CaseFile:

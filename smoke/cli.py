@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from . import plan
+from . import plan, power
 from .cases import CaseFileError, TgiCaseFile, V2CaseFile, load_case_files
 from .identity import components
 from .report import ConsoleUi, make_console
@@ -29,7 +29,8 @@ model identity: with --VARIANT-weights, /info model_id must be exactly that path
 the MODEL_ID it gave the server, which contains the revision); else a model_id equal to
 --VARIANT-model must report --VARIANT-revision as model_sha, and a path must end with every
 component of --VARIANT-model (the organisation too), then the revision when one is given.
-A variant no case file names gets a built-in generic case (one greedy inference, any text).
+A variant no case file names gets a built-in generic case (one greedy inference, any text); the
+stack's settings refuse that unless smoke.allowGenericCases is true.
 
 budget: --timeout bounds the whole run (readiness, cases, split); the report is always printed.
 
@@ -127,17 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="timeout of one health/info/split request (default 60)",
     )
     run.add_argument(
-        "--split-alpha", metavar="A", type=_fraction, default=0.05, help="split test false-alarm rate (default 0.05)"
+        "--split-alpha", metavar="A", type=_fraction, default=power.DEFAULT_ALPHA,
+        help=f"split test false-alarm rate (default {power.DEFAULT_ALPHA:g})",
     )
     run.add_argument(
-        "--split-beta", metavar="B", type=_fraction, default=0.10, help="split test miss rate at delta (default 0.10)"
+        "--split-beta", metavar="B", type=_fraction, default=power.DEFAULT_BETA,
+        help=f"split test miss rate at delta (default {power.DEFAULT_BETA:g})",
     )
     run.add_argument(
         "--split-delta",
         metavar="D",
         type=float,
-        default=10.0,
-        help="smallest deviation to detect, in percentage points (default 10)",
+        default=power.DEFAULT_DELTA * 100,
+        help=f"smallest deviation to detect, in percentage points (default {power.DEFAULT_DELTA * 100:g})",
     )
     run.add_argument(plan.ROLLBACK, metavar="CMD", help="rollback command the report prints when a check fails")
     run.add_argument(

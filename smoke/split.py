@@ -18,8 +18,10 @@ Decision: two one-sided Wald SPRTs on the Bernoulli canary indicator, run side b
   binomial test at level alpha, i.e. it passes iff the Clopper-Pearson (1 - alpha) interval
   contains p0.
 
-Defaults: alpha = 0.05, beta = 0.10, delta = 0.10 (ten percentage points). At p0 = 0 or 1 a
-single sample from the wrong side makes the log-likelihood ratio infinite, so it fails at once.
+Defaults (:mod:`smoke.power`): alpha = 0.05, beta = 0.10, delta = 0.10 (ten percentage points). At p0 = 0
+or 1 a single sample from the wrong side makes the log-likelihood ratio infinite, so it fails at once.
+The cap must be at least :func:`smoke.power.min_samples` (the stack's settings refuse a smaller
+``smoke.samples``): below it the test at the cap cannot tell the expected share from one delta off.
 The reported interval is the Clopper-Pearson interval over the samples taken; after optional
 stopping it is descriptive, not an exact confidence statement.
 """
@@ -34,9 +36,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx
-import numpy as np
 from scipy import stats
 
+from . import power
 from .identity import Served
 from .net import EndpointError, RetryPolicy
 from .tgi import TgiClient
@@ -57,9 +59,9 @@ class SplitDesign:
     """Hypotheses and error rates of the split test; shares are fractions in [0, 1]."""
 
     expected: float
-    alpha: float = 0.05
-    beta: float = 0.10
-    delta: float = 0.10
+    alpha: float = power.DEFAULT_ALPHA
+    beta: float = power.DEFAULT_BETA
+    delta: float = power.DEFAULT_DELTA
     max_samples: int = 1000
 
     def __post_init__(self) -> None:
@@ -74,12 +76,7 @@ class SplitDesign:
 
     def alternatives(self) -> tuple[float, ...]:
         """The alternative shares p0 - delta and p0 + delta that lie in [0, 1]."""
-        eps = 1e-12
-        found = []
-        for p1 in (self.expected - self.delta, self.expected + self.delta):
-            if -eps <= p1 <= 1.0 + eps:
-                found.append(min(1.0, max(0.0, p1)))
-        return tuple(found)
+        return power.alternatives(self.expected, self.delta)
 
 
 def _log_ratio(numerator: float, denominator: float) -> float:
@@ -156,20 +153,10 @@ def clopper_pearson(hits: int, samples: int, confidence: float) -> tuple[float, 
 
 def fixed_sample_size(design: SplitDesign, limit: int = 20000) -> int:
     """Smallest n for which the exact equal-tailed binomial test of p = p0 at level alpha has
-    power >= 1 - beta at every alternative p0 +/- delta; the fixed-sample peer of the SPRT.
+    power >= 1 - beta at every alternative p0 +/- delta; the fixed-sample peer of the SPRT
+    (:func:`smoke.power.fixed_sample_size`).
     """
-    half_alpha = design.alpha / 2
-    for n in range(1, limit + 1):
-        ks = np.arange(n + 1)
-        reject = (stats.binom.cdf(ks, n, design.expected) <= half_alpha) | (
-            stats.binom.sf(ks - 1, n, design.expected) <= half_alpha
-        )
-        if not reject.any():
-            continue
-        powers = [float(stats.binom.pmf(ks[reject], n, p1).sum()) for p1 in design.alternatives()]
-        if all(power >= 1.0 - design.beta for power in powers):
-            return n
-    raise ValueError(f"no fixed sample size up to {limit} reaches the requested power")
+    return power.fixed_sample_size(design.expected, design.alpha, design.delta, 1.0 - design.beta, limit)
 
 
 @dataclass

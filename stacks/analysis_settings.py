@@ -6,7 +6,9 @@ CLI's ``--stack-config`` skips. The decision thresholds (``maxTtftP50RegressionP
 ``confidence``) are *not* re-declared: their keys, defaults, ranges and help come from
 :class:`analysis.thresholds.Thresholds`, the one owner the CLI flags use too, so a threshold added
 there is a stack setting without an edit here. Errors name the key, e.g.
-``llm-ab:analysis.maxErrorRate must be between 0 and 1, got 2``.
+``llm-ab:analysis.maxErrorRate must be between 0 and 1, got 2``. The gate takes narrower ranges
+(:data:`analysis.thresholds.GATE_LIMITS`: no threshold may switch its row off) unless ``unsafeThresholds``
+is true, which every preview then warns about.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, create_model, model_validator
 
-from analysis.thresholds import CONFIG_KEYS, ThresholdError, Thresholds, field_docs, threshold_value
+from analysis.thresholds import (
+    CONFIG_KEYS,
+    ThresholdError,
+    Thresholds,
+    field_docs,
+    gate_limit_problems,
+    threshold_value,
+)
 from stacks.config_types import Bool, Number, OneOf, PinnedImage, Section, WholeNumber, problem, show
 
 MODES = ("closed", "open")
@@ -62,6 +71,10 @@ class AnalysisJobSettings(Section):
     (1: fixed sample)"""
     include_traffic: Bool = False
     """Also load the traffic Service in a second phase (reported, never compared)"""
+    unsafe_thresholds: Bool = False
+    """Let the thresholds past the gate's limits (latency margins above 100 % or none on the medians, maxErrorRate
+    or maxErrorRateIncrease above 0.1, minCasePassRate below 0.5, ...: see analysis/README.md), where a row can no
+    longer fail a bad canary; every preview warns"""
 
 
 def _threshold(key: str) -> Callable[[Any], Any]:
@@ -91,6 +104,9 @@ class _AnalysisRules(AnalysisJobSettings):
                           at="rate")
         if self.looks > self.requests:
             raise problem(f"must be at most analysis.requests ({self.requests}), got {self.looks}", at="looks")
+        past_limits = [] if self.unsafe_thresholds else gate_limit_problems(self.thresholds)
+        if past_limits:
+            raise problem(past_limits[0].problem, at=past_limits[0].key)
         min_samples = self.thresholds.min_samples
         if self.requests < min_samples:
             raise problem(f"must be at least analysis.minSamples ({min_samples}): with fewer requests no latency "

@@ -93,7 +93,7 @@ def smoke_plan(settings: Settings) -> SmokePlan:
     v2_models = ((mm.primary_name, *([mm.candidate_name] if mm.candidate else ()))) if mm else ()
     return SmokePlan(
         tgi_url=traffic_entry_url(settings),
-        canary_percent=split.weights().effective_percent if split.gateway_mode else split.plan().effective_percent,
+        canary_percent=split.effective_percent,
         stable=targets.get(Variant.STABLE), canary=targets.get(Variant.CANARY),
         v2_url=rest_base_url(ns) if mm else None, v2_models=v2_models,
         samples=settings.smoke.samples,

@@ -17,9 +17,11 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from analysis.thresholds import CONFIG_KEYS, past_gate_limits
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
+from smoke.power import DEFAULT_ALPHA, DEFAULT_DELTA, MIN_CAP_POWER, min_samples
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
 from stacks.config_types import (
@@ -278,8 +280,13 @@ class SmokeSettings(Section):
     """Pinned python image of the smoke Job"""
     cases: StringList = DEFAULT_SMOKE_CASES
     """Case files (YAML, in the repo) the smoke Job runs"""
+    allow_generic_cases: Bool = False
+    """Let a variant whose model no case file in `cases` names be checked by the built-in generic case only (any
+    non-empty text passes; the analysis scores no golden case for it); without it such a stack fails at preview,
+    with it every preview warns"""
     samples: WholeNumber(10, 100000) = 400
-    """Upper bound of requests for the split check"""
+    """Upper bound of requests for the split check; at least what it needs to tell the expected share from one
+    10 points off (327 at a 50% canary, 164 at 10%)"""
     timeout_seconds: WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400) = 900
     """Deadline of the smoke Job; its checks get this minus 200 s (pod start, pip install, the report)"""
 
@@ -300,6 +307,66 @@ class SmokeSettings(Section):
             if invalid is not None:
                 raise problem(f"must name a valid smoke case file, got {show(case)}: {invalid}", at=f"cases[{i}]")
         return self
+
+
+CASES_DIR = "smoke/cases"
+"""Where the repository's case files live."""
+
+
+def case_coverage(cases: Sequence[str], models: Mapping[Variant, str]) -> dict[Variant, str]:
+    """The variants (with their model) that no case file of ``cases`` (repository paths) names: what the gates
+    would check with the built-in generic case alone (:func:`smoke.cases.files_naming`)."""
+    from smoke.cases import files_naming, load_case_files  # jsonschema and PyYAML: loaded only to check cases
+
+    files, _ = load_case_files(str(REPO_ROOT / case) for case in cases)
+    return {variant: model for variant, model in models.items() if not files_naming(files, model)}
+
+
+def files_in_the_repository_naming(model: str) -> list[str]:
+    """The valid ``kind: tgi`` case files under :data:`CASES_DIR` that name ``model`` (to suggest one)."""
+    from smoke.cases import CaseFileError, TgiCaseFile, files_naming, load_case_file
+
+    found: list[str] = []
+    for path in sorted((REPO_ROOT / CASES_DIR).rglob("*.y*ml")):
+        try:
+            loaded = load_case_file(path)
+        except CaseFileError:
+            continue
+        if isinstance(loaded, TgiCaseFile) and files_naming([loaded], model):
+            found.append(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+def generic_cases_problem(cases: Sequence[str], uncovered: Mapping[Variant, str]) -> str:
+    """Why ``cases`` leave the ``uncovered`` variants to the generic case, and what to do (``smoke.cases``' error)."""
+    from smoke.cases import load_case_files
+
+    files, _ = load_case_files(str(REPO_ROOT / case) for case in cases)
+    named = list(dict.fromkeys(f.model for f in files if f.model is not None))
+    which = " nor ".join(f"the {variant.value}'s model {model} (models.{variant.value}.id)"
+                         for variant, model in uncovered.items())
+    hints = [f"{', '.join(found)} names {model}: list it in smoke.cases"
+             for model in dict.fromkeys(uncovered.values()) if (found := files_in_the_repository_naming(model))]
+    it = "it" if len(uncovered) == 1 else "them"
+    return (f"names no case file for {which}: the gates would check {it} only with the built-in generic case, which "
+            f"any non-empty text passes. The listed files name {', '.join(named) or 'no model'}. "
+            + "".join(f"{hint}. " for hint in hints)
+            + f"Add a case file for {it} (YAML, kind: tgi, model: <its repo id>; the repository's are under "
+            f"{CASES_DIR}/) to smoke.cases, or set smoke.allowGenericCases: true to accept the generic case, "
+            f"got {show(list(cases))}")
+
+
+def check_split_samples(samples: int, canary_percent: float) -> None:
+    """``smoke.samples`` lets the split check tell the share it expects (``canary_percent``) from one
+    :data:`~smoke.power.DEFAULT_DELTA` off: at least :func:`smoke.power.min_samples`. With fewer, a run still
+    undecided at the cap falls back to a binomial test too weak to fail, and a wrong split passes (10 samples
+    passed a 20 % canary as a 50 % one 58 % of the time)."""
+    least = min_samples(canary_percent / 100)
+    if samples < least:
+        raise problem(f"must be at least {least} for the split check of a {canary_percent:.4g}% canary: with fewer, "
+                      f"the binomial test at the cap cannot tell that share from one {DEFAULT_DELTA * 100:g} points "
+                      f"off ({MIN_CAP_POWER:.0%} power at alpha {DEFAULT_ALPHA:g}), so a wrong split could pass, "
+                      f"got {samples}", at="smoke.samples")
 
 
 CREDENTIAL_GENERATORS = ("random", "builtin")
@@ -356,15 +423,17 @@ class Settings(Section):
     """NetworkPolicies: internalCidrs, the blocks the HTTPS egress to the internet (staging's Hub downloads,
     PyPI) never reaches (pod, Service, node and VPC networks, link-local)."""
     smoke: SmokeSettings = SmokeSettings()
-    """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo), samples (upper
-    bound for the split check), timeoutSeconds."""
+    """Post-deploy smoke Job: enabled, image (pinned python), cases (YAML files in the repo; each variant's model
+    needs one), allowGenericCases (the opt-out: a variant no case file names gets the built-in any-text case, with
+    a warning), samples (upper bound for the split check, at least what it needs), timeoutSeconds."""
     analysis: AnalysisSettings = AnalysisSettings()
     """In-cluster A/B analysis gate, off by default: enabled, failOnHold (ROLLBACK always fails `pulumi up`; HOLD
     only with this), image (pinned python), mode (closed, open), concurrency, rate, requests, durationSeconds,
     requestTimeoutSeconds, readyTimeoutSeconds, maxNewTokens, looks, includeTraffic, and the decision thresholds
     (maxTtftP50RegressionPct, maxTtftP95RegressionPct, maxE2eP50RegressionPct, maxE2eP95RegressionPct,
     maxItlP50RegressionPct, maxTokensPerSecondDropPct, maxErrorRate, maxErrorRateIncrease, minCasePassRate,
-    maxCasePassRateDrop, minSamples, confidence; see analysis/README.md)."""
+    maxCasePassRateDrop, minSamples, confidence; see analysis/README.md), within the gate's limits unless
+    unsafeThresholds (then a warning in every preview)."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Prometheus and Grafana, off by default: prometheus (PodMonitors per variant, a NetworkPolicy for the scrape and
     a Grafana dashboard ConfigMap; needs the Prometheus Operator's CRDs), prometheusNamespace, prometheusPodLabels,
@@ -434,6 +503,11 @@ class Settings(Section):
                         storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
         check_local(self.local, platform=self.platform.value)
+        uncovered = self.generic_case_variants
+        if uncovered and not self.smoke.allow_generic_cases:
+            raise problem(generic_cases_problem(self.smoke.cases, uncovered), at="smoke.cases")
+        if self.smoke.enabled:
+            check_split_samples(self.smoke.samples, self.split.effective_percent)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,
                           default_replicas=SplitSettings.model_construct().stable_replicas,
@@ -473,9 +547,34 @@ class Settings(Section):
         return "split.stableReplicas + split.canaryReplicas" if self.split.gateway_mode else "split.replicas"
 
     @property
+    def generic_case_variants(self) -> dict[Variant, str]:
+        """The variants (with their model) the gates would check with the built-in generic case alone, because no
+        case file of ``smoke.cases`` names their model; none when no gate runs the cases."""
+        if not (self.smoke.enabled or self.analysis.enabled):
+            return {}
+        return case_coverage(self.smoke.cases, {variant: self.model(variant).id for variant in Variant})
+
+    @property
     def enabled_modelmesh(self) -> ModelMeshSettings | None:
         """The ModelMesh settings when the track is on, else None."""
         return self.modelmesh if self.modelmesh.enabled else None
+
+
+def preview_warnings(settings: Settings) -> list[str]:
+    """What the stack's explicit opt-outs let through, one message each: :func:`load_settings` shows them as
+    warnings in every preview."""
+    warnings: list[str] = []
+    if settings.smoke.allow_generic_cases:
+        warnings += [f"{PROJECT}:smoke.allowGenericCases is true and no case file in smoke.cases names the "
+                     f"{variant.value}'s model {model}: the gates check it only with the built-in generic case "
+                     f"(any non-empty text passes) and the analysis scores no golden case for it"
+                     for variant, model in settings.generic_case_variants.items()]
+    if settings.analysis.unsafe_thresholds:
+        warnings += [f"{PROJECT}:analysis.unsafeThresholds is true and {PROJECT}:analysis.{CONFIG_KEYS[limit.name]} "
+                     f"is {'none' if value is None else f'{value:g}'}, past the gate's limit of {limit.limit:g}: "
+                     f"{limit.why} could be promoted"
+                     for limit, value in past_gate_limits(settings.analysis.thresholds)]
+    return warnings
 
 
 TOP_LEVEL_KEYS = (*[f.alias or n for n, f in Settings.model_fields.items() if n != "stack"], "aws")
@@ -569,7 +668,10 @@ def load_settings() -> Settings:
     for old, new in renamed_keys_in(raw):
         pulumi.log.warn(f"{PROJECT}:{old} is now {PROJECT}:{new} (renamed when vLLM joined TGI); it is read from "
                         f"{old} for now: move it in Pulumi.{pulumi.get_stack()}.yaml")
-    return parse_settings(raw, stack=pulumi.get_stack())
+    settings = parse_settings(raw, stack=pulumi.get_stack())
+    for warning in preview_warnings(settings):
+        pulumi.log.warn(warning)
+    return settings
 
 
 def _stack_config_keys() -> list[str]:

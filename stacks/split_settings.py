@@ -135,6 +135,12 @@ class SplitSettings(Section):
         """Gateway-mode backendRef weights (the validator has checked that they exist)."""
         return route_weights(self.canary_percent)
 
+    @property
+    def effective_percent(self) -> float:
+        """The canary share requests get, 0-100, and so the one the smoke gate's split check expects: the replica
+        ratio (replicas mode, what the Service can deliver) or the route's weights (gateway mode, exact)."""
+        return self.weights().effective_percent if self.gateway_mode else self.plan().effective_percent
+
     def headers(self) -> dict[str, tuple[str, str]]:
         """The header matches by variant (gateway mode), as ``(name, value)``."""
         found = {"stable": self.stable_header, "canary": self.canary_header}

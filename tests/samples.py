@@ -62,3 +62,19 @@ def dev_gateway_config(*, autoscaling: bool = True) -> dict[str, Any]:
         config["llm-ab:autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "metric": "pods",
                                         "metricName": "tgi_queue_size", "averageValue": "4"}
     return config
+
+
+def loosest_gate_thresholds() -> dict[str, Any]:
+    """The loosest ``analysis.*`` thresholds the stack accepts without ``analysis.unsafeThresholds``: a margin that
+    may be none none, every other threshold at its gate limit (``analysis.thresholds.GATE_LIMITS``)."""
+    from analysis.thresholds import CONFIG_KEYS, GATE_LIMITS
+
+    return {CONFIG_KEYS[limit.name]: None if limit.may_be_none else limit.limit for limit in GATE_LIMITS}
+
+
+ISSUE_22_EXTREMES: dict[str, Any] = {
+    "maxTtftP50RegressionPct": None, "maxTtftP95RegressionPct": None, "maxE2eP50RegressionPct": None,
+    "maxE2eP95RegressionPct": None, "maxItlP50RegressionPct": None, "maxTokensPerSecondDropPct": None,
+    "maxErrorRate": 1.0, "maxErrorRateIncrease": 1.0, "minCasePassRate": 0.0, "maxCasePassRateDrop": 1.0}
+"""The thresholds at the extremes their ranges allow, which promoted a canary three times slower with 20 % errors
+(issue 22): refused by the stack unless ``analysis.unsafeThresholds`` is true."""

@@ -436,3 +436,51 @@ def test_a_sequential_run_stops_at_the_first_decisive_look(prompts_file: Path) -
     assert sequential["per_look_confidence"] == pytest.approx(1 - 0.05 / 3)
     assert report["targets"]["canary"]["requests"] == 67  # 200 split 67 + 67 + 66
     assert re.search(r"Look 1/3: stable 67, canary 67 requests, 98\.33% intervals -> ROLLBACK", err)
+
+
+def _threshold_flags(values: dict[str, float | None]) -> list[str]:
+    """``analysis.*`` threshold values (by config key) as the gate passes them to the CLI."""
+    from analysis.plan import threshold_flag
+    from analysis.thresholds import CONFIG_KEYS
+
+    name = {key: field for field, key in CONFIG_KEYS.items()}
+    return [arg for key, value in values.items()
+            for arg in (threshold_flag(name[key]), "none" if value is None else f"{value:g}")]
+
+
+@pytest.fixture(scope="module")
+def slow_erring_canary() -> Iterator[ServerProcess]:
+    """A canary three times slower than stable (to the first token and between tokens) failing 20 % of requests
+    (measured here at about +150 % to +180 % on the medians: the rig's own milliseconds dilute it)."""
+    servers = ServerProcess([
+        tgi_spec(SMALL_ID, seed=1, ttft_s=0.015, ttft_sigma=0.15, token_s=0.002),
+        tgi_spec(BASE_ID, seed=3, ttft_s=0.045, ttft_sigma=0.15, token_s=0.006, error_rate=0.2, error_mode="http_500"),
+    ])
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+def _gate_run(servers: ServerProcess, prompts_file: Path, thresholds: dict[str, float | None]) -> tuple[int, dict]:
+    code, out, _ = run_main("--stable-url", servers.urls[0], "--canary-url", servers.urls[1], *LOAD,
+                            "--concurrency", "8", "--bootstrap-resamples", "500", "--no-server-metrics",
+                            "--prompts", str(prompts_file), *_threshold_flags(thresholds), "--json")
+    return code, json.loads(out)
+
+
+def test_the_loosest_thresholds_the_stack_accepts_roll_back_a_slow_erring_canary(
+        slow_erring_canary: ServerProcess, prompts_file: Path) -> None:
+    """Issue 22: at the extremes their ranges allow, the thresholds promoted this canary; at the loosest the stack
+    takes without analysis.unsafeThresholds (GATE_LIMITS), its errors and its medians each roll it back."""
+    from tests.samples import ISSUE_22_EXTREMES, loosest_gate_thresholds
+
+    code, report = _gate_run(slow_erring_canary, prompts_file, loosest_gate_thresholds())
+    rows = _rows(report)
+    assert (code, report["verdict"]) == (1, "ROLLBACK"), report["reasons"]
+    assert rows["error rate (canary)"]["status"] == "fail" and rows["error rate (canary)"]["ci_low"] > 0.1
+    assert rows["error rate increase"]["status"] == "fail"
+    assert rows["TTFT p50"]["status"] == "fail" and rows["end-to-end p50"]["status"] == "fail"
+
+    code, report = _gate_run(slow_erring_canary, prompts_file, ISSUE_22_EXTREMES)
+    assert (code, report["verdict"]) == (0, "PROMOTE")  # what the stack now refuses without the opt-out

@@ -6,8 +6,10 @@ import math
 import random
 
 import pytest
+from scipy import stats
 
 from smoke.net import EndpointError
+from smoke.power import MIN_CAP_POWER, binomial_pmf, min_samples, rejected_counts
 from smoke.split import (
     OneSidedSprt,
     SequentialSplitTest,
@@ -138,6 +140,41 @@ def test_fixed_sample_size_grows_with_variance_and_shrinks_with_delta() -> None:
 
     assert 100 < ten < half
     assert half_wide < half / 3
+
+
+def test_the_plain_python_binomial_test_is_the_clopper_pearson_one_the_check_falls_back_to() -> None:
+    """The settings compute the least cap without scipy; it must reject exactly where the check at its cap does."""
+    for n in (1, 7, 30, 101):
+        for p0 in (0.0, 0.1, 0.5, 0.93, 1.0):
+            assert binomial_pmf(n, p0) == pytest.approx(stats.binom.pmf(range(n + 1), n, p0), abs=1e-12)
+            excluded = [not low <= p0 <= high for low, high in (clopper_pearson(k, n, 0.95) for k in range(n + 1))]
+            assert rejected_counts(n, p0, 0.05) == excluded, (n, p0)
+
+
+@pytest.mark.parametrize(("expected", "least"), [(0.5, 327), (0.1, 164), (0.0, 29), (1.0, 29)])
+def test_the_least_cap_gives_the_binomial_test_at_the_cap_95_percent_power_and_one_less_does_not(
+        expected: float, least: int) -> None:
+    def power(n: int) -> float:
+        reject = rejected_counts(n, expected, 0.05)
+        return min(sum(m for m, r in zip(binomial_pmf(n, p1), reject, strict=True) if r)
+                   for p1 in SplitDesign(expected=expected).alternatives())
+
+    assert min_samples(expected) == least
+    assert power(least) >= MIN_CAP_POWER > power(least - 1)
+
+
+def test_a_20_percent_canary_fails_a_50_percent_check_at_the_least_cap_at_least_95_percent_of_the_time() -> None:
+    """The issue's repro: at 10 samples such a canary passed 58 % of the time; at the least cap the stack accepts,
+    it fails almost always (and a share exactly delta off still fails with the sequential test's 1 - beta)."""
+    least = min_samples(0.5)
+
+    at_least_cap, _ = _simulate(SplitDesign(expected=0.5, max_samples=least), 0.20, repetitions=2000, seed=5)
+    at_ten, _ = _simulate(SplitDesign(expected=0.5, max_samples=10), 0.20, repetitions=2000, seed=5)
+    at_delta, _ = _simulate(SplitDesign(expected=0.5, max_samples=least), 0.60, repetitions=1000, seed=6)
+
+    assert at_least_cap >= 0.95
+    assert at_ten < 0.5  # what smoke.samples: 10 allowed
+    assert at_delta >= 0.90 - 0.03  # 1 - beta, less Monte Carlo slack
 
 
 @pytest.mark.parametrize(

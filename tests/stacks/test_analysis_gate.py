@@ -134,7 +134,7 @@ def _set(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("path", "value"), [
     ("models.canary.revision", "c" * 40),
-    ("models.stable.id", "google/flan-t5-large"),
+    ("models.stable.id", "google/flan-t5-base"),  # a model a case file names (else refused)
     ("tgi.image", "ghcr.io/huggingface/text-generation-inference:1.4.0"),
     ("tgi.maxTotalTokens", 2048),
     ("split.replicas", 4),
@@ -201,6 +201,30 @@ def test_make_analyze_runs_the_gates_plan_against_local_urls(tmp_path) -> None:
     assert args.cases == ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml"]
 
 
+def test_thresholds_that_switch_a_row_off_fail_before_any_resource(run_main, pulumi_mocks) -> None:
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match=r"llm-ab:analysis\.maxErrorRate must be from 0 to 0\.1 for the gate "
+                                              r"\(above 0\.1, a canary failing more than one request in ten could "
+                                              r"be promoted; analysis\.unsafeThresholds: true allows it\), got 1$"):
+        run_main(with_analysis(maxErrorRate=1))
+    assert not pulumi_mocks.resources
+
+
+def test_the_unsafe_thresholds_opt_out_is_a_warning_in_the_preview(run_main, pulumi_mocks, monkeypatch) -> None:
+    import pulumi
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warned.append(message))
+    run_main(with_analysis(unsafeThresholds=True, maxErrorRate=1, minCasePassRate=0))
+    assert [w for w in warned if "unsafeThresholds" in w] == [
+        "llm-ab:analysis.unsafeThresholds is true and llm-ab:analysis.maxErrorRate is 1, past the gate's limit of "
+        "0.1: a canary failing more than one request in ten could be promoted",
+        "llm-ab:analysis.unsafeThresholds is true and llm-ab:analysis.minCasePassRate is 0, past the gate's limit of "
+        "0.5: a canary failing more than half its golden cases could be promoted"]
+    assert flag(container(analysis_job(pulumi_mocks))["args"], "--max-error-rate") == "1"
+
+
 def test_make_analyze_names_a_bad_key(tmp_path, capsys) -> None:
     from stacks import analyze
 
@@ -235,7 +259,7 @@ def test_the_shipped_files_and_arguments_run_as_the_job_runs_them(tmp_path) -> N
         settings = parse_settings(raw_config(with_analysis(
             requests=40, concurrency=2, durationSeconds=20, readyTimeoutSeconds=10, minSamples=10,
             maxTtftP50RegressionPct=200, maxTtftP95RegressionPct="none", maxE2eP50RegressionPct="none",
-            maxE2eP95RegressionPct="none")))
+            maxE2eP95RegressionPct="none", unsafeThresholds=True)))
         plan = analysis_plan(settings)
         plan = dataclasses.replace(plan, stable=dataclasses.replace(plan.stable, url=stable.url),
                                    canary=dataclasses.replace(plan.canary, url=canary.url))

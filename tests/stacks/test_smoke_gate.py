@@ -126,15 +126,16 @@ def _with(path: str, value: object) -> dict:
     [
         ("models.canary.revision", "1" * 40),
         ("models.stable.revision", "2" * 40),
-        ("models.canary.id", "google/flan-t5-large"),
+        ("models.canary.id", "google/flan-t5-small"),  # a model a case file names (else refused)
         ("tgi.image", "ghcr.io/huggingface/text-generation-inference:1.4.5"),
         ("tgi.maxTotalTokens", 2048),
         ("serving.resources", {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}),
         ("split.replicas", 4),
         ("storage.bucket", "other-weights"),
         ("datashim.datasetName", "weights-b"),
-        ("smoke.cases", ["smoke/cases/flan-t5-small.yaml"]),
-        ("smoke.samples", 200),
+        ("smoke.cases", ["smoke/cases/flan-t5-small.yaml", "smoke/cases/flan-t5-base.yaml",
+                         "smoke/cases/dev-vllm/qwen2.5-0.5b-instruct.yaml"]),
+        ("smoke.samples", 1000),
         ("smoke.image", "python:3.11.10-slim-bookworm"),
     ],
 )
@@ -220,6 +221,37 @@ def test_a_smoke_case_that_is_not_a_case_file_fails_before_any_resource(run_main
     with pytest.raises(pulumi.RunError, match=r"smoke\.cases\[1\]"):
         run_main({**dev_config(), "llm-ab:smoke": raw["smoke"]})
     assert not pulumi_mocks.resources
+
+
+# -- a variant's model needs case files; the generic case only with an explicit opt-out ----------------------
+
+
+def test_a_canary_no_case_file_names_fails_before_any_resource(run_main, pulumi_mocks) -> None:
+    import pulumi
+
+    config = copy.deepcopy(dev_config())
+    config["llm-ab:models"]["canary"]["id"] = "google/flan-t5-large"
+    with pytest.raises(pulumi.RunError, match=r"smoke\.cases names no case file for the canary's model "
+                                              r"google/flan-t5-large"):
+        run_main(config)
+    assert not pulumi_mocks.resources
+
+
+def test_the_generic_case_opt_out_is_a_warning_in_the_preview(run_main, pulumi_mocks, monkeypatch) -> None:
+    import pulumi
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warned.append(message))
+    config = copy.deepcopy(dev_config())
+    config["llm-ab:models"]["canary"]["id"] = "google/flan-t5-large"
+    config["llm-ab:smoke"] = {"allowGenericCases": True}
+    run_main(config)
+    assert [w for w in warned if "allowGenericCases" in w] == [
+        "llm-ab:smoke.allowGenericCases is true and no case file in smoke.cases names the canary's model "
+        "google/flan-t5-large: the gates check it only with the built-in generic case (any non-empty text passes) "
+        "and the analysis scores no golden case for it"]
+    assert flag(smoke_job(pulumi_mocks).inputs["spec"]["template"]["spec"]["containers"][0]["args"],
+                "--canary-model") == "google/flan-t5-large"
 
 
 # -- item 5: the ModelMesh candidate --------------------------------------------------------------

@@ -31,7 +31,9 @@ def test_every_key_the_loader_reads_is_declared_with_a_type_a_description_and_a_
 
 def test_the_declared_defaults_load_as_the_schemas_defaults() -> None:
     """Loading the declared defaults gives exactly what loading nothing gives."""
-    models = {"stable": {"id": "a/b", "revision": "1" * 40}, "canary": {"id": "a/c", "revision": "2" * 40}}
+    # Models the default smoke.cases name (a model no case file names is refused).
+    models = {"stable": {"id": "google/flan-t5-small", "revision": "1" * 40},
+              "canary": {"id": "google/flan-t5-base", "revision": "2" * 40}}
     defaults = {name: decl["default"] for name, decl in PROJECT["config"].items() if name != "models"}
     assert parse_settings({**defaults, "models": models}) == parse_settings({"models": models})
 

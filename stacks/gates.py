@@ -121,7 +121,7 @@ def analysis_skip_reason(settings: Settings) -> str | None:
     """Why the analysis cannot run on this stack, or None: it compares two variants, so both must serve."""
     idle = [v.value for v in Variant if settings.replicas(v) == 0]
     if idle:
-        why = settings.replicas_key() if settings.split.gateway_mode else \
+        why = settings.replicas_key if settings.split.gateway_mode else \
             f"split.canaryPercent {settings.split.canary_percent:g}"
         return f"{' and '.join(idle)} has 0 replicas ({why}): there is nothing to compare, so no analysis Job runs"
     return None

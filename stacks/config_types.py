@@ -72,16 +72,16 @@ def _fmt(x: float) -> str:
 
 
 def to_number(value: Any) -> float | None:
+    """A config value as a finite number, else None: the one place numbers are read, so every number
+    key (whole or not) refuses ``inf``, ``Infinity`` and ``nan`` (strings or YAML's ``.inf``) with its
+    own "must be" message instead of an OverflowError from ``int()``."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        parsed = float(value) if isinstance(value, int | float | str) else None
+    except (ValueError, OverflowError):  # not a number; an int too large for a float
+        return None
+    return parsed if parsed is not None and math.isfinite(parsed) else None
 
 
 def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
@@ -89,7 +89,7 @@ def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
 
     def check(value: Any) -> float:
         parsed = to_number(value)
-        if parsed is None or not math.isfinite(parsed) or parsed < lo or (hi is not None and parsed > hi):
+        if parsed is None or parsed < lo or (hi is not None and parsed > hi):
             raise problem(f"must be {allowed}, got {show(value)}")
         return parsed
     return check

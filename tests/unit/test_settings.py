@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from policy.contract import image_is_pinned
-from stacks.config_types import ConfigError
+from stacks.config_types import ConfigError, show
 from stacks.settings import Platform, Settings, parse_settings
 from tests.harness import raw_config
 from tests.samples import SHA_A, dev_config, minimal, with_value
@@ -74,6 +76,55 @@ def test_bad_value_is_rejected_naming_key_value_and_what_is_allowed(path: str, v
     with pytest.raises(ConfigError) as err:
         parse_settings(with_value(path, value))
     assert str(err.value).startswith(expected), str(err.value)
+
+
+def number_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    """Every whole-number and number key of the schema (``gpu.nodePools[0].minSize``), found by walking it, so a
+    number key added later is covered too."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key, args = prefix + (field.alias or name), typing.get_args(field.annotation) or (field.annotation,)
+        sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if sections:
+            keys += number_keys(sections[0], key + ("[0]." if typing.get_origin(field.annotation) is tuple else "."))
+        elif int in args or float in args:
+            keys.append(key)
+    return keys
+
+
+NUMBER_KEYS = number_keys()
+
+
+def test_the_number_keys_are_found() -> None:
+    assert {"split.replicas", "split.canaryPercent", "serving.gpusPerReplica", "gpu.nodePools[0].diskSizeGiB",
+            "vllm.gpuMemoryUtilization", "analysis.rate", "modelmesh.runtime.ports.grpc"} <= set(NUMBER_KEYS)
+
+
+def raw_with(key: str, value: Any) -> dict[str, Any]:
+    """:func:`minimal` with ``key`` (``a.b[0].c``: a list of one object) set to ``value``."""
+    raw = minimal()
+    node: dict[str, Any] = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if part.endswith("[0]"):
+            item = {"name": "gpu"}  # the one required key of a list item (gpu.nodePools)
+            node[part[:-3]] = [item]
+            node = item
+        else:
+            node = node.setdefault(part, {})
+    node[leaf] = value
+    return raw
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "-inf", "nan", "NaN", float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+def test_no_number_key_takes_an_infinite_or_nan_value(key: str, value: Any) -> None:
+    """Not an OverflowError from int(): the key, the value and the allowed range, like every other refusal."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw_with(key, value))
+    assert err.value.key == key, str(err.value)
+    assert f" must be a {'whole ' if 'whole' in str(err.value) else ''}number" in str(err.value)
+    assert str(err.value).endswith(f", got {show(value)}"), str(err.value)
 
 
 def test_missing_model_is_required() -> None:

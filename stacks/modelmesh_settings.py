@@ -7,9 +7,9 @@ be one of mlserver, triton, ovms, torchserve, got 'tgi'``. Server-type facts com
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -254,11 +254,6 @@ class ModelMeshSettings(Section):
         if self.enabled and self.primary is None:
             raise problem("is required when modelmesh.enabled is true: {repo, revision, file, format, path, version}",
                           at="models.primary")
-        primary, candidate = self.primary, self.candidate
-        if primary and candidate and primary.object_prefix == candidate.object_prefix \
-                and primary.staging_identity() != candidate.staging_identity():
-            raise problem(f"must differ from models.primary.path unless both stage the same repo, revision and "
-                          f"file, got {show(candidate.path)}", at="models.candidate.path")
         return self
 
     @property
@@ -283,25 +278,12 @@ class ModelMeshSettings(Section):
         return {role: model for role, model in found.items() if model is not None}
 
 
-class StagedPrefix(Protocol):
-    """What the prefix rule needs of a TGI model."""
-
-    @property
-    def object_prefix(self) -> str: ...
-
-
-def check_modelmesh(mm: ModelMeshSettings, *, tgi_models: Sequence[StagedPrefix], storage_kind: str,
-                    smoke_enabled: bool) -> None:
-    """Rules between ``modelmesh`` and the rest of the stack (run by the root schema)."""
+def check_modelmesh(mm: ModelMeshSettings, *, storage_kind: str, smoke_enabled: bool) -> None:
+    """Rules between ``modelmesh`` and the rest of the stack (run by the root schema; the models' bucket
+    prefixes are checked with every other staged model's there, :func:`stacks.settings.check_bucket_prefixes`)."""
     if mm.enabled and storage_kind != "minio":
         raise problem(f"needs storage.kind minio: the storage-config entry is built from MinIO's generated "
                       f"read-only user, got storage.kind {show(storage_kind)}", at="modelmesh.enabled")
-    # Staging owns each prefix: two different snapshots must never share one.
-    for role, model in mm.models_by_role().items():
-        for tgi_role, tgi_model in zip(("stable", "canary"), tgi_models, strict=True):
-            if model.object_prefix == tgi_model.object_prefix:
-                raise problem(f"must differ from models.{tgi_role}.path (the TGI model's prefix), "
-                              f"got {show(model.path)}", at=f"modelmesh.models.{role}.path")
     if mm.enabled and smoke_enabled:
         _check_smoke_cases(mm)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
@@ -98,6 +98,54 @@ class ModelSettings(Section):
     def object_prefix(self) -> str:
         return f"{self.path}/{self.revision}"
 
+    def staging_identity(self) -> tuple[str, str, tuple[str, ...]]:
+        """What its staging Job puts under :attr:`object_prefix`: the repo, the revision, the engine's files."""
+        return self.id, self.revision, ()
+
+
+class StagedPrefix(Protocol):
+    """What the bucket prefix rule needs of a staged model (a variant's, or a ModelMesh model's)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def object_prefix(self) -> str: ...
+
+    def staging_identity(self) -> tuple[str, str, tuple[str, ...]]: ...
+
+
+def prefix_problem(model: StagedPrefix, other_key: str, other: StagedPrefix, key: str) -> str | None:
+    """Why ``model`` (at ``key``) and ``other`` (at ``other_key``, both ``section.models.role``) cannot share the
+    bucket, or None. Each staging Job owns its prefix: it lists it recursively and deletes every object it did not
+    stage. So two prefixes may be equal only for the very same snapshot, and never nest."""
+    mine, theirs = model.object_prefix, other.object_prefix
+    if mine == theirs:
+        if model.staging_identity() == other.staging_identity():
+            return None  # the same snapshot (e.g. after `make promote`): one Job stages it
+        return (f"must differ from {other_key}.path ({show(other.path)}) for a different model: both would be staged "
+                f"under {show(mine)}, and each staging Job deletes what the other uploaded, got {show(model.path)}")
+    if not (mine.startswith(f"{theirs}/") or theirs.startswith(f"{mine}/")):
+        return None
+    (outer_key, outer), (inner_key, inner) = sorted([(key, model), (other_key, other)],
+                                                    key=lambda kv: len(kv[1].object_prefix))
+    return (f"must not nest with {other_key}.path ({show(other.path)}): {inner_key} is staged under "
+            f"{show(inner.object_prefix)}, inside {outer_key}'s {show(outer.object_prefix)}, and staging {outer_key} "
+            f"deletes every object under its prefix that it did not stage; give each model a path of its own (one "
+            f"no other path starts with), got {show(model.path)}")
+
+
+def check_bucket_prefixes(models: Mapping[str, StagedPrefix]) -> None:
+    """No two staged models (``key`` -> model, in config order) share or nest their bucket prefixes; the error is
+    at the later key's ``path`` and names both keys and values."""
+    seen: list[tuple[str, StagedPrefix]] = []
+    for key, model in models.items():
+        for other_key, other in seen:
+            why = prefix_problem(model, other_key, other, key)
+            if why is not None:
+                raise problem(why, at=f"{key}.path")
+        seen.append((key, model))
+
 
 class ModelsSettings(Section):
     """The A/B pair."""
@@ -112,13 +160,6 @@ class ModelsSettings(Section):
             if isinstance(data, Mapping) and not given(data, role):
                 raise problem("is required: {id, revision, path} of the model", at=role)
         return data
-
-    @model_validator(mode="after")
-    def _own_prefixes(self) -> ModelsSettings:
-        if self.stable.object_prefix == self.canary.object_prefix and self.stable.id != self.canary.id:
-            raise problem(f"must differ from models.stable.path for a different model, got {show(self.canary.path)}",
-                          at="canary.path")
-        return self
 
 
 ServingResources, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
@@ -425,8 +466,10 @@ class Settings(Section):
         check_engines(self.vllm, engines=[self.models.stable.engine, self.models.canary.engine],
                       tgi_image=self.tgi.image, tgi_quantize=self.tgi.quantize, tgi_dtype=self.tgi.dtype,
                       gpus_per_replica=self.serving.gpus_per_replica, run_as_non_root=self.serving.run_as_non_root)
-        check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
-                        storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
+        check_bucket_prefixes({"models.stable": self.models.stable, "models.canary": self.models.canary,
+                               **{f"modelmesh.models.{role}": model
+                                  for role, model in self.modelmesh.models_by_role().items()}})
+        check_modelmesh(self.modelmesh, storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
         check_autoscaling(self.autoscaling, gateway_mode=self.split.gateway_mode,
                           stable_replicas=self.split.stable_replicas, canary_replicas=self.split.canary_replicas,

@@ -12,7 +12,7 @@ from policy.contract import image_is_pinned
 from stacks.config_types import ConfigError, show
 from stacks.settings import Platform, Settings, parse_settings
 from tests.harness import raw_config
-from tests.samples import SHA_A, dev_config, minimal, with_value
+from tests.samples import SHA_A, SHA_B, dev_config, minimal, with_value
 
 
 def test_defaults_fill_everything_but_the_models() -> None:
@@ -125,6 +125,45 @@ def test_no_number_key_takes_an_infinite_or_nan_value(key: str, value: Any) -> N
     assert err.value.key == key, str(err.value)
     assert f" must be a {'whole ' if 'whole' in str(err.value) else ''}number" in str(err.value)
     assert str(err.value).endswith(f", got {show(value)}"), str(err.value)
+
+
+def with_paths(stable: str, canary: str) -> dict[str, Any]:
+    raw = minimal()
+    raw["models"]["stable"]["path"], raw["models"]["canary"]["path"] = stable, canary
+    return raw
+
+
+def test_a_variant_path_inside_the_others_prefix_is_refused_naming_both_keys_and_values() -> None:
+    """Staging the stable (``flan/<sha>``) would delete the canary's objects under ``flan/<sha>/canary/...``."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_paths("flan", f"flan/{SHA_A}/canary"))
+    message = str(err.value)
+    assert err.value.key == "models.canary.path"
+    assert message.startswith("llm-ab:models.canary.path must not nest with models.stable.path ('flan'): "
+                              f"models.canary is staged under 'flan/{SHA_A}/canary/{SHA_B}', inside models.stable's "
+                              f"'flan/{SHA_A}', and staging models.stable deletes every object"), message
+    assert message.endswith(f"got 'flan/{SHA_A}/canary'"), message
+
+
+def test_a_stable_path_inside_the_canarys_prefix_is_refused_too() -> None:
+    with pytest.raises(ConfigError, match=rf"^llm-ab:models.canary.path must not nest with models.stable.path "
+                                          rf"\('base/{SHA_B}/stable'\): models.stable is staged under"):
+        parse_settings(with_paths(f"base/{SHA_B}/stable", "base"))
+
+
+def test_a_modelmesh_model_inside_a_variants_prefix_is_refused() -> None:
+    raw = minimal()
+    raw["modelmesh"] = {"models": {"primary": {"repo": "julien-c/wine-quality", "revision": "a" * 40,
+                                               "file": "sklearn_model.joblib", "path": f"flan-t5-base/{SHA_B}/mm"}}}
+    with pytest.raises(ConfigError, match=r"^llm-ab:modelmesh.models.primary.path must not nest with "
+                                          r"models.canary.path \('flan-t5-base'\)"):
+        parse_settings(raw)
+
+
+@pytest.mark.parametrize(("stable", "canary"), [("flan", "flan-canary"), ("flan", "flan/canary"), ("a/b", "a/c")])
+def test_paths_that_only_look_alike_are_fine(stable: str, canary: str) -> None:
+    s = parse_settings(with_paths(stable, canary))
+    assert (s.models.stable.path, s.models.canary.path) == (stable, canary)
 
 
 def test_missing_model_is_required() -> None:

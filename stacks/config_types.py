@@ -30,7 +30,9 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 OBJECT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-"""A non-empty Kubernetes label value."""
+"""A non-empty Kubernetes label value (also the name part of a label key)."""
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""A DNS-1123 subdomain (at most 253 characters: :func:`is_dns_subdomain`)."""
 
 PINNED_COMMIT = "a pinned commit: 40 lower-case hex characters (branches and tags move)"
 
@@ -56,6 +58,23 @@ def show(value: Any) -> str:
 def is_dns_label(value: str) -> bool:
     """A Kubernetes DNS label: lower-case letters, digits and '-', at most 63 characters."""
     return len(value) <= 63 and bool(DNS_LABEL.match(value))
+
+
+def is_dns_subdomain(value: str) -> bool:
+    """A Kubernetes DNS-1123 subdomain (most object names, a storage class): dot-separated DNS labels, at most
+    253 characters."""
+    return len(value) <= 253 and bool(DNS_SUBDOMAIN.match(value))
+
+
+def is_label_key(key: str) -> bool:
+    """A Kubernetes label key: an optional DNS-subdomain prefix and '/', then a name (:data:`LABEL_VALUE`)."""
+    prefix, slash, name = key.rpartition("/")
+    return bool(LABEL_VALUE.match(name)) and (not slash or is_dns_subdomain(prefix))
+
+
+def is_label_value(value: str) -> bool:
+    """A Kubernetes label value: empty, or at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends."""
+    return value == "" or bool(LABEL_VALUE.match(value))
 
 
 def problem(message: str, at: str = "") -> PydanticCustomError:
@@ -95,8 +114,9 @@ def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
     return check
 
 
-def _whole(lo: int, hi: int | None) -> Callable[[Any], int]:
+def _whole(lo: int, hi: int | None, why: str = "") -> Callable[[Any], int]:
     allowed = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
+    allowed += f" ({why})" if why else ""
 
     def check(value: Any) -> int:
         parsed = to_number(value)
@@ -111,9 +131,10 @@ def Number(lo: float, hi: float | None = None) -> Any:  # noqa: N802 - a type fa
     return Annotated[float, BeforeValidator(_number(lo, hi))]
 
 
-def WholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
-    """A whole number within bounds; ``"10"`` and ``10.0`` are accepted, ``2.5`` is not."""
-    return Annotated[int, BeforeValidator(_whole(lo, hi))]
+def WholeNumber(lo: int, hi: int | None = None, why: str = "") -> Any:  # noqa: N802 - a type factory
+    """A whole number within bounds; ``"10"`` and ``10.0`` are accepted, ``2.5`` is not. ``why`` says where the
+    bounds come from, in the error."""
+    return Annotated[int, BeforeValidator(_whole(lo, hi, why))]
 
 
 def _boolean(value: Any) -> bool:
@@ -144,10 +165,12 @@ def _text_that(ok: Callable[[str], Any], must_be: str) -> Callable[[Any], str]:
     return check
 
 
-def Text(pattern: re.Pattern[str] | None = None, allowed: str = "") -> Any:  # noqa: N802 - a type factory
-    """A non-empty string, matching ``pattern`` when given (``allowed`` says what it is)."""
-    check = _text_that(pattern.match, allowed) if pattern is not None else _text
-    return Annotated[str, BeforeValidator(check)]
+def Text(rule: re.Pattern[str] | Callable[[str], object] | None = None, allowed: str = "") -> Any:  # noqa: N802
+    """A non-empty string, matching ``rule`` (a pattern, or a predicate) when given; ``allowed`` says what it is."""
+    if rule is None:
+        return Annotated[str, BeforeValidator(_text)]
+    ok = rule.match if isinstance(rule, re.Pattern) else rule
+    return Annotated[str, BeforeValidator(_text_that(ok, allowed))]
 
 
 def _optional_text(value: Any) -> str | None:
@@ -222,8 +245,25 @@ PositiveQuantity = Annotated[str, BeforeValidator(_positive_quantity)]
 """A :data:`Quantity` above zero (a volume or memory size: a zero size fails only when applied)."""
 
 
+def PositiveQuantityUpTo(most: str, why: str) -> Any:  # noqa: N802 - a type factory
+    """A :data:`PositiveQuantity` of at most ``most``; ``why`` says where that bound comes from."""
+    def check(value: Any) -> str:
+        text = _positive_quantity(value)
+        if quantity_value(text) > quantity_value(most):
+            raise problem(f"must be a Kubernetes quantity greater than 0 and at most {most} ({why}), got {show(value)}")
+        return text
+    return Annotated[str, BeforeValidator(check)]
+
+
 DnsLabel = Annotated[str, BeforeValidator(_text_that(
     is_dns_label, "a DNS label (lower-case letters, digits and '-', at most 63 characters)"))]
+
+DNS_SUBDOMAIN_ALLOWED = ("a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 characters, "
+                         "each dot-separated part starting and ending with a letter or digit")
+
+OptionalDnsSubdomain = Annotated[str | None, BeforeValidator(
+    lambda value: None if value is None or value == "" else _text_that(is_dns_subdomain, DNS_SUBDOMAIN_ALLOWED)(value))]
+"""The name of a Kubernetes object such as a storage class, or unset (None or empty)."""
 
 PinnedImage = Annotated[str, BeforeValidator(_text_that(
     image_is_pinned, "an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or repo@sha256:...), "
@@ -247,6 +287,23 @@ def _string_map(value: Any) -> dict[str, str]:
 
 
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
+
+LABELS_ALLOWED = ("Kubernetes labels: each key an optional DNS-subdomain prefix and '/', then a name of at most 63 "
+                  "letters, digits, '-', '_' and '.' starting and ending with a letter or digit; each value empty or "
+                  "such a name")
+
+
+def _label_map(value: Any) -> dict[str, str]:
+    labels = _string_map(value)
+    for key, label in labels.items():
+        if not is_label_key(key) or not is_label_value(label):
+            raise problem(f"must be {LABELS_ALLOWED}, got {show(key)}: {show(label)}")
+    return labels
+
+
+LabelMap = Annotated[dict[str, str], BeforeValidator(_label_map)]
+"""Kubernetes labels or a label selector (``matchLabels``, ``nodeSelector``): the API server refuses an invalid
+key or value only at ``up``."""
 
 
 # --- sections -----------------------------------------------------------------------------

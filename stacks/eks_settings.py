@@ -21,11 +21,11 @@ from components.gpu_pool_spec import AMI_TYPES_WITH_DEVICE_PLUGIN, MIN_DISK_GIB,
 from policy.contract import GPU_POOL_LABEL
 from stacks.config_types import (
     Bool,
+    LabelMap,
     OptionalText,
     PinnedImage,
     Section,
     StringList,
-    StringMap,
     Text,
     WholeNumber,
     given,
@@ -42,8 +42,6 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 K8S_VERSION = re.compile(r"^1\.(?P<minor>[0-9]{2})$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE_OR_EMPTY = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 EKS_VERSIONS: dict[str, date | None] = {
     "1.32": date(2027, 3, 23),
     "1.33": date(2027, 7, 29),
@@ -256,14 +254,9 @@ class EksSettings(Section):
         return f"https://s3.{self.region}.amazonaws.com"
 
 
-def _node_labels(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        for key, label in value.items():
-            if key == GPU_POOL_LABEL:
-                raise problem(f"must not set {GPU_POOL_LABEL}: it is the pool name, set by llm-ab")
-            if not isinstance(key, str) or not LABEL_KEY.match(key) or len(key) > 253 \
-                    or not isinstance(label, str) or not LABEL_VALUE_OR_EMPTY.match(label):
-                raise problem(f"must be Kubernetes node labels, got {show(key)}: {show(label)}")
+def _not_the_pool_label(value: Any) -> Any:
+    if isinstance(value, Mapping) and GPU_POOL_LABEL in value:
+        raise problem(f"must not set {GPU_POOL_LABEL}: it is the pool name, set by llm-ab")
     return value
 
 
@@ -294,7 +287,7 @@ class GpuPoolSettings(NodeGroupSizes):
     disk_size_gib: Annotated[WholeNumber(1, 16384), BeforeValidator(_disk)] = Field(MIN_DISK_GIB,
                                                                                     alias="diskSizeGiB")
     """Root volume: images plus caches; EKS's 20 GiB default is too small for TGI."""
-    labels: Annotated[StringMap, BeforeValidator(_node_labels)] = Field(default_factory=dict)
+    labels: Annotated[LabelMap, BeforeValidator(_not_the_pool_label)] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,7 @@ call it on plain mappings); :func:`load_settings` is the only reader of ``pulumi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -32,15 +33,16 @@ from stacks.config_types import (
     Choice,
     ConfigError,
     DnsLabel,
+    LabelMap,
     OneOf,
     OptionalChoice,
-    OptionalText,
+    OptionalDnsSubdomain,
     OptionalWholeNumber,
     PinnedImage,
     PositiveQuantity,
+    PositiveQuantityUpTo,
     Section,
     StringList,
-    StringMap,
     Text,
     WholeNumber,
     given,
@@ -177,7 +179,7 @@ class ServingSettings(Section):
     """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
     shm_size: PositiveQuantity = "1Gi"
     """Size of the memory-backed `/dev/shm`"""
-    node_selector: StringMap = Field(default_factory=dict)
+    node_selector: LabelMap = Field(default_factory=dict)
     """Node selector of the serving pods; on local with GPUs, empty selects `nvidia.com/gpu.present: "true"`
     (GPU Feature Discovery's label)"""
     run_as_non_root: Bool = True
@@ -218,8 +220,32 @@ class TgiSettings(Section):
         return self
 
 
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_LABELS = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_ALLOWED = ("an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', in dot-separated parts that start "
+                  "and end with a letter or digit (so no '..'), not an IP address, not starting with "
+                  f"{', '.join(BUCKET_RESERVED_PREFIXES)} nor ending with {', '.join(BUCKET_RESERVED_SUFFIXES)}")
 DEFAULT_BUCKET = "model-weights"
+
+
+def is_bucket_name(name: str) -> bool:
+    """S3's naming rules for general-purpose buckets, which MinIO's strict check shares: the API refuses any other
+    name only when the bucket is created (S3) or staged into (MinIO)."""
+    if not 3 <= len(name) <= 63 or not BUCKET_LABELS.match(name):
+        return False
+    if name.startswith(BUCKET_RESERVED_PREFIXES) or name.endswith(BUCKET_RESERVED_SUFFIXES):
+        return False
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return True
+    return False
+
+
+MAX_VOLUME_SIZE = "64Ti"
+"""The largest MinIO volume the schema accepts: the largest single block volume the clouds offer (EBS io2 Block
+Express), far above any model's weights; a larger claim stays Pending at ``up``."""
 
 
 class StorageSettings(Section):
@@ -227,13 +253,13 @@ class StorageSettings(Section):
 
     kind: OneOf(("minio", "s3")) = "minio"
     """`minio` (in-cluster) or, on eks, `s3`"""
-    bucket: Text(BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')") = DEFAULT_BUCKET
+    bucket: Text(is_bucket_name, BUCKET_ALLOWED) = DEFAULT_BUCKET
     """Bucket of the weights"""
-    size: PositiveQuantity = "20Gi"
+    size: PositiveQuantityUpTo(MAX_VOLUME_SIZE, "the largest single cloud block volume") = "20Gi"
     """MinIO data volume size"""
     minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     """MinIO image (pinned; it also ships `mc`)"""
-    storage_class: OptionalText = None
+    storage_class: OptionalDnsSubdomain = None
     """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""

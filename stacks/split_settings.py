@@ -15,7 +15,6 @@ so "was it set" means "does it differ from the default" here.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from stacks.config_types import (
     Section,
     WholeNumber,
     is_dns_label,
+    is_dns_subdomain,
     problem,
     show,
 )
@@ -37,9 +37,6 @@ from stacks.config_types import (
 Percent = Number(0, 100)
 MAX_TOLERANCE = 50
 """A tolerance above 50 points would accept a split on the wrong side of 50 %, i.e. any split."""
-
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
 
 class SplitMode(str, Enum):
     """How the split is realised."""
@@ -82,12 +79,12 @@ def _http_url(value: str) -> bool:
 class GatewaySettings(Section):
     """The existing Gateway the HTTPRoute attaches to (gateway mode)."""
 
-    name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a Gateway name (a DNS subdomain)") = None
+    name: _optional(is_dns_subdomain, "a Gateway name (a DNS subdomain)") = None
     """Name of the Gateway (required in gateway mode; its controller, e.g. Envoy Gateway or Istio, is a prerequisite)"""
     namespace: _optional(is_dns_label, "a namespace name (a DNS label)") = None
     """Namespace of the Gateway (required in gateway mode, not the experiment's); its listener must allow routes
     from the experiment's"""
-    section_name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a listener name") = None
+    section_name: _optional(is_dns_subdomain, "a listener name") = None
     """Listener of the Gateway to attach to (`parentRefs[].sectionName`); empty: every listener that allows it"""
     url: _optional(_http_url, "an http(s) URL without query, e.g. http://gw.gateway-system.svc.cluster.local") = None
     """The Gateway listener's URL for clients and the smoke Job: the stack output `trafficUrl` (required in

@@ -42,7 +42,9 @@ class VllmSettings(Section):
 
     image: PinnedImage = VLLM_IMAGE
     """vLLM image, pinned by exact tag or digest (`vllm/vllm-openai` is a CUDA build)"""
-    max_model_len: WholeNumber(16, 1048576) = 2048
+    max_model_len: WholeNumber(16, 1048576, why="a prompt and a reply need 16 tokens; 2^20 is a sanity bound, and "
+                               "vLLM refuses more than the model's own context, max_position_embeddings in its "
+                               "config.json, when it starts") = 2048
     """`--max-model-len`: max prompt + generated tokens per sequence"""
     dtype: OneOf(DTYPES) = "auto"
     """`--dtype`: auto, half, float16, bfloat16, float or float32"""

@@ -126,15 +126,29 @@ def _whole(lo: int, hi: int | None, why: str = "") -> Callable[[Any], int]:
     return check
 
 
-def Number(lo: float, hi: float | None = None) -> Any:  # noqa: N802 - a type factory
-    """A number within bounds; ``"10"`` (a CLI string) is accepted."""
-    return Annotated[float, BeforeValidator(_number(lo, hi))]
+# The rule factories below (capitalised, as they read in a field: ``replicas: Annotated[int, WholeNumber(1, 1000)]``)
+# return the field's validator, not a type: a call is no type to a type checker, ``Annotated[int, <validator>]`` is.
 
 
-def WholeNumber(lo: int, hi: int | None = None, why: str = "") -> Any:  # noqa: N802 - a type factory
-    """A whole number within bounds; ``"10"`` and ``10.0`` are accepted, ``2.5`` is not. ``why`` says where the
-    bounds come from, in the error."""
-    return Annotated[int, BeforeValidator(_whole(lo, hi, why))]
+def Number(lo: float, hi: float | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[float, Number(lo, hi)]``: a number within bounds; ``"10"`` (a CLI string) is accepted."""
+    return BeforeValidator(_number(lo, hi))
+
+
+def WholeNumber(lo: int, hi: int | None = None, why: str = "") -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[int, WholeNumber(lo, hi)]``: a whole number within bounds; ``"10"`` and ``10.0`` are accepted,
+    ``2.5`` is not. ``why`` says where the bounds come from, in the error."""
+    return BeforeValidator(_whole(lo, hi, why))
+
+
+def _unset_or(check: Callable[[Any], Any]) -> BeforeValidator:
+    """``check``, or None for an unset value (None, or ``""`` as a generated ``Pulumi.yaml`` default holds it)."""
+    return BeforeValidator(lambda value: None if value is None or value == "" else check(value))
+
+
+def OptionalNumber(lo: float, hi: float | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[float | None, OptionalNumber(lo, hi)]``: a number within bounds; empty means unset (None)."""
+    return _unset_or(_number(lo, hi))
 
 
 def _boolean(value: Any) -> bool:
@@ -165,12 +179,13 @@ def _text_that(ok: Callable[[str], Any], must_be: str) -> Callable[[Any], str]:
     return check
 
 
-def Text(rule: re.Pattern[str] | Callable[[str], object] | None = None, allowed: str = "") -> Any:  # noqa: N802
-    """A non-empty string, matching ``rule`` (a pattern, or a predicate) when given; ``allowed`` says what it is."""
+def Text(rule: re.Pattern[str] | Callable[[str], object] | None = None, allowed: str = "") -> BeforeValidator:  # noqa: N802
+    """``Annotated[str, Text(rule, allowed)]``: a non-empty string, matching ``rule`` (a pattern, or a predicate)
+    when given; ``allowed`` says what it is."""
     if rule is None:
-        return Annotated[str, BeforeValidator(_text)]
+        return BeforeValidator(_text)
     ok = rule.match if isinstance(rule, re.Pattern) else rule
-    return Annotated[str, BeforeValidator(_text_that(ok, allowed))]
+    return BeforeValidator(_text_that(ok, allowed))
 
 
 def _optional_text(value: Any) -> str | None:
@@ -185,40 +200,40 @@ OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 """A string; empty means unset (None)."""
 
 
-def OneOf(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
+def OneOf(choices: Sequence[str]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str, OneOf(choices)]``: one of ``choices``."""
     def check(value: Any) -> str:
         if value not in choices:
             raise problem(f"must be one of {', '.join(choices)}, got {show(value)}")
         return str(value)
-    return Annotated[str, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
-def OptionalChoice(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
-    """One of ``choices``; empty means unset (None)."""
+def OptionalChoice(choices: Sequence[str]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str | None, OptionalChoice(choices)]``: one of ``choices``; empty means unset (None)."""
     def check(value: Any) -> str | None:
         if value is None or value == "":
             return None
         if value not in choices:
             raise problem(f"must be one of {', '.join(choices)} (or empty: none), got {show(value)}")
         return str(value)
-    return Annotated[str | None, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
-def OptionalWholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
-    """A whole number within bounds; empty means unset (None)."""
-    whole = _whole(lo, hi)
-    return Annotated[int | None, BeforeValidator(lambda value: None if value in (None, "") else whole(value))]
+def OptionalWholeNumber(lo: int, hi: int | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[int | None, OptionalWholeNumber(lo, hi)]``: a whole number within bounds; empty means unset."""
+    return _unset_or(_whole(lo, hi))
 
 
-def Choice(enum: type[Enum]) -> Any:  # noqa: N802 - a type factory
-    """One of an enum's values, as the enum."""
+def Choice(enum: type[Enum]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[E, Choice(E)]``: one of an enum's values, as the enum."""
     values = [e.value for e in enum]
 
     def check(value: Any) -> Any:
         if value not in values:
             raise problem(f"must be one of {', '.join(values)}, got {show(value)}")
         return enum(value)
-    return Annotated[enum, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
 def _quantity(value: Any) -> str:
@@ -245,14 +260,15 @@ PositiveQuantity = Annotated[str, BeforeValidator(_positive_quantity)]
 """A :data:`Quantity` above zero (a volume or memory size: a zero size fails only when applied)."""
 
 
-def PositiveQuantityUpTo(most: str, why: str) -> Any:  # noqa: N802 - a type factory
-    """A :data:`PositiveQuantity` of at most ``most``; ``why`` says where that bound comes from."""
+def PositiveQuantityUpTo(most: str, why: str) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str, PositiveQuantityUpTo(most, why)]``: a :data:`PositiveQuantity` of at most ``most``; ``why``
+    says where that bound comes from."""
     def check(value: Any) -> str:
         text = _positive_quantity(value)
         if quantity_value(text) > quantity_value(most):
             raise problem(f"must be a Kubernetes quantity greater than 0 and at most {most} ({why}), got {show(value)}")
         return text
-    return Annotated[str, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
 DnsLabel = Annotated[str, BeforeValidator(_text_that(
@@ -346,7 +362,7 @@ def config_key(loc: Iterable[str | int]) -> str:
     return key
 
 
-def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[Section] | None:
     """The section class that holds ``loc`` (for the keys an unknown key is compared with)."""
     import typing
 
@@ -363,7 +379,7 @@ def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseMo
         while typing.get_origin(current) is not None:  # Optional[X], tuple[X, ...]
             current = next((a for a in typing.get_args(current) if isinstance(a, type)
                             and issubclass(a, BaseModel)), None)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return current if isinstance(current, type) and issubclass(current, Section) else None
 
 
 def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
@@ -421,8 +437,9 @@ class Resources(Section):
         return {"requests": {"cpu": self.requests.cpu, "memory": self.requests.memory}, "limits": limits}
 
 
-def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[Any, Resources]:
-    """A ``resources`` field type whose unset parts fall back to these defaults, and its default."""
+def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[BeforeValidator, Resources]:
+    """The rule of a ``resources`` field whose unset parts fall back to these defaults
+    (``Annotated[Resources, rule]``), and its default."""
     default = Resources(requests=Amounts(cpu=requests[0], memory=requests[1]),
                         limits=Amounts(cpu=limits[0], memory=limits[1]))
     plain = default.model_dump()
@@ -434,4 +451,4 @@ def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[An
             return value  # fails as "must be an object"
         return {**plain, **{k: ({**plain[k], **v} if k in plain and isinstance(v, Mapping) else v)
                             for k, v in value.items()}}
-    return Annotated[Resources, BeforeValidator(merge)], default
+    return BeforeValidator(merge), default

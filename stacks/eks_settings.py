@@ -125,7 +125,7 @@ def _with_size_defaults(data: Any, *, desired: int, maximum: int | None) -> Any:
     return out
 
 
-Size = WholeNumber(0, 1000)
+Size = Annotated[int, WholeNumber(0, 1000)]
 
 
 class NodeGroupSizes(Section):
@@ -133,7 +133,7 @@ class NodeGroupSizes(Section):
 
     min_size: Size = 0
     desired_size: Size = 1
-    max_size: WholeNumber(1, 1000) = 1
+    max_size: Annotated[int, WholeNumber(1, 1000)] = 1
 
     @model_validator(mode="after")
     def _ordered(self) -> NodeGroupSizes:
@@ -152,9 +152,9 @@ class SystemNodeGroupSettings(NodeGroupSizes):
     """Minimum nodes of the system group"""
     desired_size: Size = 2
     """Nodes of the system group"""
-    max_size: WholeNumber(1, 1000) = 3
+    max_size: Annotated[int, WholeNumber(1, 1000)] = 3
     """Maximum nodes of the system group"""
-    disk_size_gib: WholeNumber(20, 16384) = Field(50, alias="diskSizeGiB")
+    disk_size_gib: Annotated[int, WholeNumber(20, 16384)] = Field(50, alias="diskSizeGiB")
     """Root volume of system nodes"""
 
     @model_validator(mode="before")
@@ -175,7 +175,7 @@ class SystemNodeGroupSettings(NodeGroupSizes):
 class VpcSettings(Section):
     """A new VPC (``cidr``, two AZs) or existing subnets (``subnetIds``)."""
 
-    cidr: Text() = "10.0.0.0/16"
+    cidr: Annotated[str, Text()] = "10.0.0.0/16"
     """Block of the new VPC (private, /16-/20): two public and two private subnets, one NAT gateway"""
     availability_zones: StringList = ()
     """The two zones of the new VPC; empty: the first two available in the region"""
@@ -214,7 +214,8 @@ class VpcSettings(Section):
 class EksSettings(Section):
     """The EKS cluster and its network (``eks``)."""
 
-    region: Text(REGION, "an AWS region of the aws partition such as us-east-1 or eu-west-1") = "us-east-1"
+    region: Annotated[str, Text(REGION, "an AWS region of the aws partition such as us-east-1 or eu-west-1")] \
+        = "us-east-1"
     """AWS region of the cluster (eks only; `eks` and `gpu` are validated but ignored on local)"""
     cluster_name: OptionalText = None
     """EKS cluster name; empty: `llm-ab-<stack>`"""
@@ -280,11 +281,11 @@ def _disk(value: Any) -> Any:
 class GpuPoolSettings(NodeGroupSizes):
     """One GPU managed node group (``gpu.nodePools[i]``)."""
 
-    name: Text(POOL_NAME, "a pool name: lower-case letters, digits and '-', at most 32")
+    name: Annotated[str, Text(POOL_NAME, "a pool name: lower-case letters, digits and '-', at most 32")]
     instance_types: Annotated[StringList, BeforeValidator(_gpu_instance_types)] = ()
     ami_type: Annotated[AmiType, BeforeValidator(_ami_type)] = AmiType.AL2023_NVIDIA
     capacity_type: Annotated[CapacityType, BeforeValidator(_capacity_type)] = CapacityType.ON_DEMAND
-    disk_size_gib: Annotated[WholeNumber(1, 16384), BeforeValidator(_disk)] = Field(MIN_DISK_GIB,
+    disk_size_gib: Annotated[int, WholeNumber(1, 16384), BeforeValidator(_disk)] = Field(MIN_DISK_GIB,
                                                                                     alias="diskSizeGiB")
     """Root volume: images plus caches; EKS's 20 GiB default is too small for TGI."""
     labels: Annotated[LabelMap, BeforeValidator(_not_the_pool_label)] = Field(default_factory=dict)

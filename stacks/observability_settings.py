@@ -6,6 +6,7 @@ comparing stable and canary. Off by default: it needs the Prometheus Operator's 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
@@ -26,7 +27,7 @@ class ObservabilitySettings(Section):
     """Labels of the Prometheus pods allowed to scrape (empty: every pod of `prometheusNamespace`)"""
     pod_monitor_labels: LabelMap = Field(default_factory=dict)
     """Extra labels of the PodMonitors, e.g. `release: <helm release>` for kube-prometheus-stack's default selector"""
-    scrape_interval: Text(DURATION, "a Prometheus duration such as 15s or 1m") = "15s"
+    scrape_interval: Annotated[str, Text(DURATION, "a Prometheus duration such as 15s or 1m")] = "15s"
     """How often Prometheus scrapes each pod"""
     dashboard_namespace: OptionalText = None
     """Namespace of the dashboard ConfigMap (empty: the experiment's); Grafana's dashboard sidecar must watch it"""

@@ -41,6 +41,7 @@ from stacks.config_types import (
     PinnedImage,
     PositiveQuantity,
     PositiveQuantityUpTo,
+    Resources,
     Section,
     StringList,
     Text,
@@ -79,14 +80,14 @@ class Variant(str, Enum):
 class ModelSettings(Section):
     """One model revision, staged into the bucket under ``path/revision``."""
 
-    id: Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")
+    id: Annotated[str, Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")]
     """Hugging Face repo id of the model, e.g. `google/flan-t5-small`"""
-    revision: Text(COMMIT_SHA, PINNED_COMMIT)
+    revision: Annotated[str, Text(COMMIT_SHA, PINNED_COMMIT)]
     """Pinned commit (40 hex characters)"""
-    path: Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small "
-               "(letters, digits, '.', '_', '-', '/')")
+    path: Annotated[str, Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small (letters, digits, '.', '_', "
+                              "'-', '/')")]
     """Prefix in the bucket; weights land under `<path>/<revision>/`"""
-    engine: OneOf(ENGINES) = DEFAULT_ENGINE
+    engine: Annotated[str, OneOf(ENGINES)] = DEFAULT_ENGINE
     """Serving engine of this variant: `tgi` (settings `tgi.*`) or `vllm` (settings `vllm.*`)"""
 
     @model_validator(mode="before")
@@ -164,18 +165,18 @@ class ModelsSettings(Section):
         return data
 
 
-ServingResources, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
+SERVING_RESOURCES_RULE, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
 
 
 class ServingSettings(Section):
     """The serving pod of both variants, whatever their engines: GPUs, resources, startup budget, placement."""
 
-    gpus_per_replica: WholeNumber(0, 16) = 0
+    gpus_per_replica: Annotated[int, WholeNumber(0, 16)] = 0
     """`nvidia.com/gpu` per replica (and the engines' tensor parallelism); > 0 adds the GPU toleration and node
     placement"""
-    resources: ServingResources = SERVING_RESOURCES
+    resources: Annotated[Resources, SERVING_RESOURCES_RULE] = SERVING_RESOURCES
     """`{requests, limits}` × `{cpu, memory}` of each serving container"""
-    startup_budget_seconds: WholeNumber(60, 86400) = 1800
+    startup_budget_seconds: Annotated[int, WholeNumber(60, 86400)] = 1800
     """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
     shm_size: PositiveQuantity = "1Gi"
     """Size of the memory-backed `/dev/shm`"""
@@ -196,17 +197,17 @@ class TgiSettings(Section):
 
     image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
     """TGI image, pinned by exact tag or digest"""
-    max_input_tokens: WholeNumber(1) = 512
+    max_input_tokens: Annotated[int, WholeNumber(1)] = 512
     """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
-    max_total_tokens: WholeNumber(2) = 1024
+    max_total_tokens: Annotated[int, WholeNumber(2)] = 1024
     """Max input + generated tokens; must exceed `maxInputTokens`"""
-    max_batch_prefill_tokens: WholeNumber(1) = 1024
+    max_batch_prefill_tokens: Annotated[int, WholeNumber(1)] = 1024
     """Prefill budget; small values keep CPU warmup short"""
-    dtype: OptionalChoice(TGI_DTYPES) = None
+    dtype: Annotated[str | None, OptionalChoice(TGI_DTYPES)] = None
     """`DTYPE` (float16, bfloat16; empty: the model's); not with `quantize`"""
-    quantize: OptionalChoice(TGI_QUANTIZATIONS) = None
+    quantize: Annotated[str | None, OptionalChoice(TGI_QUANTIZATIONS)] = None
     """`QUANTIZE` (awq, gptq, bitsandbytes, eetq, fp8, ...; empty: none); needs GPUs"""
-    max_batch_size: OptionalWholeNumber(1, 4096) = None
+    max_batch_size: Annotated[int | None, OptionalWholeNumber(1, 4096)] = None
     """`MAX_BATCH_SIZE`: max requests per batch (empty: TGI sizes batches by the token budgets)"""
 
     @model_validator(mode="after")
@@ -251,11 +252,11 @@ Express), far above any model's weights; a larger claim stays Pending at ``up``.
 class StorageSettings(Section):
     """Where the weights live: in-cluster MinIO (default) or S3 on eks."""
 
-    kind: OneOf(("minio", "s3")) = "minio"
+    kind: Annotated[str, OneOf(("minio", "s3"))] = "minio"
     """`minio` (in-cluster) or, on eks, `s3`"""
-    bucket: Text(is_bucket_name, BUCKET_ALLOWED) = DEFAULT_BUCKET
+    bucket: Annotated[str, Text(is_bucket_name, BUCKET_ALLOWED)] = DEFAULT_BUCKET
     """Bucket of the weights"""
-    size: PositiveQuantityUpTo(MAX_VOLUME_SIZE, "the largest single cloud block volume") = "20Gi"
+    size: Annotated[str, PositiveQuantityUpTo(MAX_VOLUME_SIZE, "the largest single cloud block volume")] = "20Gi"
     """MinIO data volume size"""
     minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     """MinIO image (pinned; it also ships `mc`)"""
@@ -263,7 +264,7 @@ class StorageSettings(Section):
     """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
-    volume_generation: WholeNumber(1, 999) = 1
+    volume_generation: Annotated[int, WholeNumber(1, 999)] = 1
     """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it (with `allowReplace`) moves the weights
     to a new, empty volume"""
     allow_replace: Bool = False
@@ -295,7 +296,7 @@ class DatashimSettings(Section):
 
     install: Bool = False
     """Install the Datashim operator from its pinned release (usually the platform team's job)"""
-    version: Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1") = "0.4.1"
+    version: Annotated[str, Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1")] = "0.4.1"
     """Datashim release to install"""
     dataset_name: DnsLabel = "model-weights"
     """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
@@ -312,7 +313,7 @@ class StagingSettings(Section):
     """Run the staging Jobs"""
     image: PinnedImage = "python:3.11.11-slim-bookworm"
     """Pinned python image the staging tool runs on"""
-    timeout_seconds: WholeNumber(60, 86400) = 3600
+    timeout_seconds: Annotated[int, WholeNumber(60, 86400)] = 3600
     """Deadline of one staging Job"""
 
 
@@ -344,9 +345,9 @@ class SmokeSettings(Section):
     """Pinned python image of the smoke Job"""
     cases: StringList = DEFAULT_SMOKE_CASES
     """Case files (YAML, in the repo) the smoke Job runs"""
-    samples: WholeNumber(10, 100000) = 400
+    samples: Annotated[int, WholeNumber(10, 100000)] = 400
     """Upper bound of requests for the split check"""
-    timeout_seconds: WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400) = 900
+    timeout_seconds: Annotated[int, WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400)] = 900
     """Deadline of the smoke Job; its checks get this minus 200 s (pod start, pip install, the report)"""
 
     @model_validator(mode="after")
@@ -376,7 +377,7 @@ schema names them here; a test keeps the two equal)."""
 class CredentialSettings(Section):
     """What generates the stack's credentials (components/credentials.py)."""
 
-    generator: OneOf(CREDENTIAL_GENERATORS) = "random"
+    generator: Annotated[str, OneOf(CREDENTIAL_GENERATORS)] = "random"
     """`random` (pulumi-random, needs its plugin) or `builtin` (llm-ab's dynamic resource); changing it on a
     deployed stack rotates every credential"""
 
@@ -386,7 +387,7 @@ class Settings(Section):
 
     namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
     """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
-    platform: Choice(Platform) = Platform.LOCAL
+    platform: Annotated[Platform, Choice(Platform)] = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
     split: SplitSettings = SplitSettings()
@@ -567,7 +568,9 @@ def _schema_default(dotted: str) -> Any:
     """A key's default as the engine fills it in from Pulumi.yaml (an unset optional text is ``""`` there)."""
     section, key = dotted.split(".")
     model = Settings.model_fields[section].annotation
-    default = model().model_dump(mode="json", by_alias=True).get(key)  # type: ignore[union-attr]
+    if not (isinstance(model, type) and issubclass(model, Section)):
+        raise TypeError(f"{section} is not a section of the settings")  # RENAMED_KEYS names section keys only
+    default = model().model_dump(mode="json", by_alias=True).get(key)
     return "" if default is None else default
 
 

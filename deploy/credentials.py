@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from components.credentials import CredentialGenerator
 from deploy.workspace import PROJECT, DriverError
@@ -38,7 +39,7 @@ def configured_generator(stack_config: Mapping[str, object]) -> str | None:
     return value.get("generator") if isinstance(value, Mapping) else None
 
 
-def deployed_generator(deployment: Mapping[str, object]) -> str | None:
+def deployed_generator(deployment: Mapping[str, Any]) -> str | None:
     """The ``credentialGenerator`` output of an exported deployment (``pulumi stack export``: no
     decryption needed, the value is not secret); None for a stack never deployed."""
     for resource in deployment.get("resources") or []:

@@ -160,7 +160,7 @@ def serving_identity(settings: Settings) -> dict[str, Any]:
     its replicas, and the serving section's resources and GPUs."""
     return {
         "variants": {v.value: {"engine": serving_engine(settings, v).name,
-                               "engine_settings": dataclasses.asdict(serving_engine(settings, v)),  # type: ignore[arg-type]
+                               "engine_settings": dataclasses.asdict(serving_engine(settings, v)),
                                "model": settings.model(v).model_dump(mode="json"), "replicas": settings.replicas(v)}
                      for v in Variant},
         "serving": settings.serving.model_dump(mode="json"),

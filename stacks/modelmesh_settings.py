@@ -87,7 +87,8 @@ class RuntimeSettings(Section):
     def _server_type_defaults(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
-        known = SERVER_TYPES.get(data.get("serverType", "mlserver"))
+        server_type = data.get("serverType", "mlserver")
+        known = SERVER_TYPES.get(server_type) if isinstance(server_type, str) else None
         if known is None:
             return data  # the field says what is wrong
         out = dict(data)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from analysis.thresholds import CONFIG_KEYS as THRESHOLD_KEYS
 from policy.contract import image_is_pinned
 from stacks.config_types import ConfigError, show
 from stacks.settings import Platform, Settings, parse_settings
@@ -116,7 +117,11 @@ def raw_with(key: str, value: Any) -> dict[str, Any]:
     return raw
 
 
-@pytest.mark.parametrize("value", ["inf", "Infinity", "-inf", "nan", "NaN", float("inf"), float("-inf"), float("nan")])
+NOT_FINITE = ["inf", "Infinity", "-inf", "nan", "NaN", float("inf"), float("-inf"), float("nan"), 10 ** 400]
+"""Values no number key takes (the last is finite, but no float holds it)."""
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
 @pytest.mark.parametrize("key", NUMBER_KEYS)
 def test_no_number_key_takes_an_infinite_or_nan_value(key: str, value: Any) -> None:
     """Not an OverflowError from int(): the key, the value and the allowed range, like every other refusal."""
@@ -125,6 +130,16 @@ def test_no_number_key_takes_an_infinite_or_nan_value(key: str, value: Any) -> N
     assert err.value.key == key, str(err.value)
     assert f" must be a {'whole ' if 'whole' in str(err.value) else ''}number" in str(err.value)
     assert str(err.value).endswith(f", got {show(value)}"), str(err.value)
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("key", [f"analysis.{key}" for key in THRESHOLD_KEYS.values() if key != "minSamples"])
+def test_no_analysis_threshold_takes_an_infinite_or_nan_value(key: str, value: Any) -> None:
+    """The thresholds' own check (analysis/thresholds.py, which the analysis Job runs without the schema);
+    minSamples is a whole number like those above (a huge one is refused at analysis.requests, which it exceeds)."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw_with(key, value))
+    assert err.value.key == key and " must be " in str(err.value), str(err.value)
 
 
 def with_paths(stable: str, canary: str) -> dict[str, Any]:

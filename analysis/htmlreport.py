@@ -53,11 +53,11 @@ def _figures(records: dict[str, list[RequestRecord]]) -> dict[str, go.Figure]:
                 figs[key].add_trace(
                     go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colour, "shape": "hv"})
                 )
-        timed = [r for r in ok if r.ttft_s is not None]
+        timed = [(r.started_s, r.ttft_s) for r in ok if r.ttft_s is not None]
         figs["ttft-over-time"].add_trace(
             go.Scatter(
-                x=[r.started_s for r in timed],
-                y=[r.ttft_s * 1000 for r in timed],
+                x=[started for started, _ in timed],
+                y=[ttft * 1000 for _, ttft in timed],
                 mode="markers",
                 name=name,
                 marker={"color": colour, "size": 5, "opacity": 0.7},

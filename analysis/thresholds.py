@@ -100,13 +100,21 @@ class Thresholds:
         return {CONFIG_KEYS[f.name]: getattr(self, f.name) for f in fields(self)}
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite float (an int too large for a float is not one)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_number(
     name: str, value: Any, low: float, high: float, *, optional: bool = False, exclusive_low: bool = False
 ) -> None:
     key = CONFIG_KEYS[name]
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise ThresholdError(key, f"must be a number between {low:g} and {high:g}, got {value!r}")
     if value < low or value > high or (exclusive_low and value == low):
         raise ThresholdError(key, f"must be between {low:g} and {high:g}, got {value:g}")

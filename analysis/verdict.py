@@ -194,7 +194,8 @@ def latency_row(
     )
     stable_q = quantile(s, metric.q) if s else None
     canary_q = quantile(c, metric.q) if c else None
-    common = {"metric": metric.metric, "unit": metric.unit, "kind": "relative", "stable": stable_q, "canary": canary_q}
+    common: dict[str, Any] = {"metric": metric.metric, "unit": metric.unit, "kind": "relative", "stable": stable_q,
+                              "canary": canary_q}
     if len(s) < 2 or len(c) < 2:
         status = RowStatus.INFO if margin is None else RowStatus.HOLD
         return Row(

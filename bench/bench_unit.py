@@ -20,7 +20,8 @@ PROGRAM_UNDER_MOCKS = r"""
 import asyncio, json, os, runpy, sys, time
 sys.path.insert(0, %(root)r)
 import pulumi, yaml
-cfg = yaml.safe_load(open(os.path.join(%(root)r, "Pulumi.dev.yaml")))["config"]
+from deploy.workspace import user_config
+cfg = user_config(yaml.safe_load(open(os.path.join(%(root)r, "Pulumi.dev.yaml"))))
 os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.items()})
 class Mocks(pulumi.runtime.Mocks):
     n = 0

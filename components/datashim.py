@@ -138,7 +138,7 @@ class DatashimDataset(pulumi.ComponentResource):
         )
 
         def transform(targs: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-            props = dict(targs.props)
+            props: dict[str, Any] = dict(targs.props)
             kind = targs.type_.rsplit(":", 1)[-1]
             pin_datashim_images(props, args.version)
             opts = targs.opts

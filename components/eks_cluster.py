@@ -159,8 +159,7 @@ class EksCluster(pulumi.ComponentResource):
                 subnet_ids=args.subnet_ids,
                 endpoint_private_access=True,
                 endpoint_public_access=bool(args.endpoint_public_access_cidrs),
-                **({"public_access_cidrs": list(args.endpoint_public_access_cidrs)}
-                   if args.endpoint_public_access_cidrs else {}),
+                public_access_cidrs=list(args.endpoint_public_access_cidrs) or None,
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),

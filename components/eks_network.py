@@ -8,6 +8,7 @@ subnet: one NAT keeps a test cluster cheap, at the price of that zone being a si
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -74,7 +75,7 @@ class EksNetwork(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         for i in range(ZONES):
-            zone = zones.apply(lambda names, i=i: names[i])
+            zone = zones.apply(operator.itemgetter(i))
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=public_blocks[i], availability_zone=zone,
                 map_public_ip_on_launch=True,

@@ -314,12 +314,13 @@ class ModelMeshServing(pulumi.ComponentResource):
         labels = {**common_labels("modelmesh", args.stack), "app.kubernetes.io/name": args.app}
         namespace = pulumi.Output.from_input(args.namespace)
 
-        entry = pulumi.Output.all(args.s3_endpoint, args.bucket, args.access_key_id, args.secret_access_key).apply(
-            lambda v: storage_config_entry(endpoint=v[0], bucket=v[1], access_key_id=v[2], secret_access_key=v[3]))
+        entry: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(
+            args.s3_endpoint, args.bucket, args.access_key_id, args.secret_access_key).apply(
+            lambda v: storage_config_entry(endpoint=v[0], bucket=v[1], access_key_id=v[2], secret_access_key=v[3])))
         storage = k8s.core.v1.Secret(
             f"{name}-storage",
             metadata={"name": STORAGE_SECRET, "namespace": namespace, "labels": labels},
-            string_data={args.storage_key: pulumi.Output.secret(entry)},
+            string_data={args.storage_key: entry},
             opts=child,
         )
 

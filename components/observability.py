@@ -103,6 +103,7 @@ class AbMonitoring(pulumi.ComponentResource):
                                                                variants=args.variants)},
             opts=child,
         )
-        self.pod_monitors = pulumi.Output.all(*[m.metadata["name"] for m in monitors])
+        names = [tgi_deployment_name(variant) for variant in args.variants]  # set explicitly above
+        self.pod_monitors = pulumi.Output.all(*[m.id for m in monitors]).apply(lambda _: names)
         self.dashboard = dashboard.metadata.name
         self.register_outputs({"pod_monitors": self.pod_monitors, "dashboard": self.dashboard})

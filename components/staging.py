@@ -135,7 +135,7 @@ class ModelStaging(pulumi.ComponentResource):
             service_account = account.metadata.name  # the Jobs wait for the account
         self.jobs: dict[str, k8s.batch.v1.Job] = {}
         for model, roles in one_job_per_prefix(args.models):
-            env: list[dict[str, object]] = [
+            env: list[dict[str, Any]] = [
                 {"name": "S3_ENDPOINT", "value": args.endpoint},
                 *([{"name": "AWS_REGION", "value": args.region}] if args.region else []),
                 {"name": "HOME", "value": "/tmp"},
@@ -172,13 +172,13 @@ class ModelStaging(pulumi.ComponentResource):
                 pod_spec["serviceAccountName"] = service_account
             pod_spec = placed(pod_spec, args.placement)
             # S3 (MinIO) and HTTPS to the internet (the Hub, PyPI); nothing else.
-            template_meta: dict[str, object] = {
+            template_meta: dict[str, Any] = {
                 "labels": {**labels, S3_CLIENT_LABEL: "true", HTTPS_EGRESS_LABEL: "true",
                            "llm-ab/model-role": model.role}}
             if len(roles) > 1:
                 template_meta["annotations"] = {"llm-ab/model-roles": ",".join(roles)}
             if args.volume_id is not None:
-                template_meta["annotations"] = {**template_meta.get("annotations", {}),  # type: ignore[dict-item]
+                template_meta["annotations"] = {**template_meta.get("annotations", {}),
                                                 WEIGHTS_VOLUME_ANNOTATION: args.volume_id}
             self.jobs[model.role] = k8s.batch.v1.Job(
                 f"{name}-{model.role}",

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from deploy import credentials, reality, volume
-from deploy.workspace import PROJECT, REPO_ROOT, DriverError, Engine, resolve_engine
+from deploy.workspace import (
+    PROJECT,
+    REPO_ROOT,
+    DriverError,
+    Engine,
+    prepare_engine_dir,
+    record_generator,
+    recorded_generator,
+    resolve_engine,
+)
 from stacks.outputs import NAMESPACE
 
 POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
@@ -77,6 +86,8 @@ def engine_error(err: Exception) -> str:
 
 
 def open_stack(stack_name: str, engine: Engine, work_dir: Path):
+    """The stack, selected or created, with the engine running in ``work_dir`` (its copy of the project: the CLI
+    writes into the stack file there, :func:`deploy.workspace.prepare_engine_dir`)."""
     from pulumi import automation as auto
 
     command = auto.PulumiCommand(root=engine.pulumi_root) if engine.pulumi_root else auto.PulumiCommand()
@@ -95,24 +106,28 @@ def stack_file_config(work_dir: Path, stack_name: str) -> dict[str, Any]:
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
-def settle_credentials(stack, config: Mapping[str, Any], deployment: Mapping[str, Any], *,
+def settle_credentials(stack, config: Mapping[str, Any], deployment: Mapping[str, Any], *, directory: Path,
                        allow_rotation: bool) -> None:
-    """Decide (once) and check the credential generator before anything is previewed (``config``: the stack
-    file's, :func:`stack_file_config`)."""
+    """Decide (once) and check the credential generator before anything is previewed (``config``: the tracked
+    stack file's, :func:`stack_file_config`). A decision the user did not make is recorded in the engine's
+    ``directory`` (the stack's state), never in the tracked file, and set on the engine's copy of it."""
     configured = credentials.configured_generator(config)
+    recorded = recorded_generator(directory)
     deployed = credentials.deployed_generator(deployment)
 
     def random_plugin() -> bool:
         plugins = [(p.name, p.kind, p.version) for p in stack.workspace.list_plugins()]
         return credentials.has_random_plugin(plugins, dist_version("pulumi-random"))
 
-    choice = credentials.choose(configured, deployed, random_plugin, allow_rotation=allow_rotation)
+    choice = credentials.choose(configured, deployed, random_plugin, recorded=recorded,
+                                allow_rotation=allow_rotation)
     if choice.record:
         from pulumi import automation as auto
 
+        path = record_generator(directory, choice.generator.value)
         stack.set_config(credentials.PATH_KEY, auto.ConfigValue(choice.generator.value), path=True)
-        log(f"credentials: {choice.generator.value} ({choice.reason}); recorded as {credentials.PATH_KEY} in "
-            f"Pulumi.{stack.name}.yaml so later runs keep the same credentials")
+        log(f"credentials: {choice.generator.value} ({choice.reason}); recorded in {path} (the stack's state, not "
+            f"Pulumi.{stack.name}.yaml) so later runs keep the same credentials")
     else:
         log(f"credentials: {choice.generator.value} ({choice.reason})")
 
@@ -149,13 +164,15 @@ def run(args: argparse.Namespace) -> int:
     log(f"stack {args.stack}: backend {engine.backend_url}, {engine.passphrase_note}")
     log(f"engine: {engine.pulumi_root or 'pulumi on PATH'}, PULUMI_HOME {engine.pulumi_home}, "
         f"KUBECONFIG {os.environ.get('KUBECONFIG', '(default)')}")
-    stack = open_stack(args.stack, engine, work_dir)
+    directory = prepare_engine_dir(work_dir, engine.state_dir, args.stack)
+    stack = open_stack(args.stack, engine, directory)
     color = "always" if sys.stdout.isatty() else "never"
     t0 = time.monotonic()
     if args.verb in ("up", "preview"):
         deployment = stack.export_stack().deployment or {}
         config = stack_file_config(work_dir, stack.name)
-        settle_credentials(stack, config, deployment, allow_rotation=args.allow_credential_rotation)
+        settle_credentials(stack, config, deployment, directory=directory,
+                           allow_rotation=args.allow_credential_rotation)
         check_volume(stack.name, config, deployment)
     policies = policy_args(args.stack, not args.no_policy)
     steps, warnings = StepRecorder(), Warnings()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from components.credentials import CredentialGenerator
 from deploy.workspace import PROJECT, DriverError
@@ -22,7 +23,7 @@ PATH_KEY = "credentials.generator"
 class Choice:
     generator: CredentialGenerator
     record: bool
-    """True when the driver must write it into the stack's config (a stack that never chose)."""
+    """True when the driver must record it in the stack's state (a stack whose user never chose)."""
     reason: str
 
 
@@ -38,7 +39,7 @@ def configured_generator(stack_config: Mapping[str, object]) -> str | None:
     return value.get("generator") if isinstance(value, Mapping) else None
 
 
-def deployed_generator(deployment: Mapping[str, object]) -> str | None:
+def deployed_generator(deployment: Mapping[str, Any]) -> str | None:
     """The ``credentialGenerator`` output of an exported deployment (``pulumi stack export``: no
     decryption needed, the value is not secret); None for a stack never deployed."""
     for resource in deployment.get("resources") or []:
@@ -49,19 +50,23 @@ def deployed_generator(deployment: Mapping[str, object]) -> str | None:
 
 
 def choose(configured: str | None, deployed: str | None, random_plugin: Callable[[], bool], *,
-           allow_rotation: bool = False) -> Choice:
-    """Keep what the stack has; a stack that never chose takes what was deployed, else pulumi-random
-    when its plugin is installed, else the built-in generator. A configured generator that differs
-    from the deployed credentials' is refused unless rotation is allowed. ``random_plugin`` is asked
-    only where the answer matters (listing plugins costs a CLI call)."""
+           recorded: str | None = None, allow_rotation: bool = False) -> Choice:
+    """Keep what the stack has; a stack whose user never chose takes what was deployed, else what an
+    earlier run ``recorded`` in the stack's state, else pulumi-random when its plugin is installed, else
+    the built-in generator. A configured generator that differs from the deployed credentials' is
+    refused unless rotation is allowed. ``random_plugin`` is asked only where the answer matters
+    (listing plugins costs a CLI call)."""
+    allowed = [g.value for g in CredentialGenerator]
     if configured is None:
         if deployed is not None:
-            return Choice(CredentialGenerator(deployed), True, f"the deployed credentials came from {deployed}")
+            return Choice(CredentialGenerator(deployed), deployed != recorded,
+                          f"the deployed credentials came from {deployed}")
+        if recorded in allowed:
+            return Choice(CredentialGenerator(recorded), False, "recorded when the stack first ran")
         if random_plugin():
             return Choice(CredentialGenerator.RANDOM, False, "pulumi-random's plugin is installed")
         return Choice(CredentialGenerator.BUILTIN, True,
                       "pulumi-random's plugin is not installed, so llm-ab's built-in generator is used")
-    allowed = [g.value for g in CredentialGenerator]
     if configured not in allowed:
         raise DriverError(f"{PATH_KEY}: must be one of {', '.join(allowed)}, got {configured!r}")
     if deployed is not None and deployed != configured and not allow_rotation:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from components.quantity import quantity_value
 from components.weights_volume import CLAIM_URN_MARK, Claim, claim_name, generation_of
@@ -19,7 +20,7 @@ ALLOW_KEY = "storage.allowReplace"
 GENERATION_KEY = "storage.volumeGeneration"
 
 
-def deployed_claim(deployment: Mapping[str, object]) -> Claim | None:
+def deployed_claim(deployment: Mapping[str, Any]) -> Claim | None:
     """The weights claim in an exported deployment (its inputs, as last applied), or None."""
     for resource in deployment.get("resources") or []:
         if CLAIM_URN_MARK in str(resource.get("urn", "")) and not resource.get("delete"):

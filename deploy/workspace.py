@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "llm-ab"
@@ -31,6 +32,8 @@ class Engine:
     """Directory with ``bin/pulumi`` (PulumiCommand's root); None: ``pulumi`` from PATH."""
     pulumi_home: str
     backend_url: str
+    state_dir: Path
+    """The local state directory (``$LLMAB_STATE_DIR``): the passphrases and the engine's work dirs."""
     passphrase_note: str
     """How the stack's secrets are encrypted, in words, for the log."""
     env: Mapping[str, str]
@@ -110,6 +113,105 @@ def resolve_engine(environ: Mapping[str, str], stack: str) -> Engine:
         "LLMAB_PYTHON": sys.executable,
         **extra,
     }
-    return Engine(pulumi_root=root, pulumi_home=home, backend_url=backend, passphrase_note=note, env=env)
+    return Engine(pulumi_root=root, pulumi_home=home, backend_url=backend, state_dir=state_dir, passphrase_note=note,
+                  env=env)
+
+
+# --- the engine's copy of the stack file ----------------------------------------------------------
+#
+# Pulumi writes into the stack file of the directory it runs in: `encryptionsalt` when a passphrase
+# stack is created (pulumi/pulumi#8408), and the driver once recorded the credential generator there
+# too. Run in the repository, that left the tracked Pulumi.<stack>.yaml dirty with values nobody chose,
+# and the tests (which read it) failed after `make up`. So the engine runs in a directory of the stack's
+# own under the state directory, on a copy: the tracked file as the user wrote it, plus what only
+# deployments write, kept there between runs.
+
+SECRETS_PROVIDER_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt")
+"""Top-level stack-file keys holding the secrets provider's state; pulumi writes ``encryptionsalt`` itself."""
+RECORDED_GENERATOR = "credentials-generator"
+"""File (in :func:`engine_dir`) holding the credential generator the driver chose for a stack that set none."""
+
+
+def engine_dir(state_dir: Path, stack: str) -> Path:
+    """Where the engine runs for ``stack``: its copy of ``Pulumi.yaml`` and of the stack file, and what deployments
+    recorded."""
+    return state_dir / "workspaces" / f"{PROJECT}.{stack}"
+
+
+def recorded_generator(directory: Path) -> str | None:
+    """The credential generator recorded for the stack (:func:`record_generator`), or None."""
+    path = directory / RECORDED_GENERATOR
+    return (path.read_text().strip() or None) if path.is_file() else None
+
+
+def record_generator(directory: Path, generator: str) -> Path:
+    path = directory / RECORDED_GENERATOR
+    path.write_text(f"{generator}\n")
+    return path
+
+
+def engine_project(project: Mapping[str, Any], work_dir: Path) -> dict[str, Any]:
+    """``Pulumi.yaml`` as the engine's copy: the same, with a relative virtualenv made absolute (it is relative to
+    the project directory, which the copy is not in)."""
+    runtime = project.get("runtime")
+    options = runtime.get("options") if isinstance(runtime, Mapping) else None
+    venv = options.get("virtualenv") if isinstance(options, Mapping) else None
+    if not (isinstance(runtime, Mapping) and isinstance(options, Mapping) and isinstance(venv, str)):
+        return dict(project)
+    return {**project, "runtime": {**runtime, "options": {**options, "virtualenv": str(work_dir / venv)}}}
+
+
+def engine_stack_file(tracked: Mapping[str, Any], previous: Mapping[str, Any], generator: str | None
+                      ) -> dict[str, Any]:
+    """The stack file the engine runs on: ``tracked`` (the user's ``Pulumi.<stack>.yaml``), with the secrets
+    provider's keys of the ``previous`` copy when ``tracked`` has none of its own, and ``generator`` (recorded by an
+    earlier run) as ``credentials.generator`` when ``tracked`` sets none."""
+    out = dict(tracked)
+    if not any(key in tracked for key in SECRETS_PROVIDER_KEYS):
+        out.update({key: previous[key] for key in SECRETS_PROVIDER_KEYS if key in previous})
+    config = dict(out.get("config") or {})
+    key = f"{PROJECT}:credentials"
+    current = config.get(key)
+    if generator is not None and not (isinstance(current, Mapping) and current.get("generator")):
+        config[key] = {**(current if isinstance(current, Mapping) else {}), "generator": generator}
+    if config:
+        out["config"] = config
+    return out
+
+
+def prepare_engine_dir(work_dir: Path, state_dir: Path, stack: str) -> Path:
+    """Write the engine's copies of ``work_dir``'s ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` (read, never written)
+    into :func:`engine_dir`; returns that directory."""
+    import yaml
+
+    directory = engine_dir(state_dir, stack)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+
+    def load(path: Path) -> dict[str, Any]:
+        return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+    name = f"Pulumi.{stack}.yaml"
+    project = engine_project(load(work_dir / "Pulumi.yaml"), work_dir)
+    stack_file = engine_stack_file(load(work_dir / name), load(directory / name), recorded_generator(directory))
+    (directory / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (directory / name).write_text(yaml.safe_dump(stack_file, sort_keys=False))
+    return directory
+
+
+def user_config(stack_file: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``config`` of a stack file as its user chose it: without ``credentials.generator``, which drivers before
+    :func:`prepare_engine_dir` wrote into the tracked file (tests read the shipped stacks through this, so an old
+    deployment's leftovers cannot change what they test)."""
+    config = dict(stack_file.get("config") or {})
+    key = f"{PROJECT}:credentials"
+    credentials = config.get(key)
+    if isinstance(credentials, Mapping) and "generator" in credentials:
+        rest = {k: v for k, v in credentials.items() if k != "generator"}
+        if rest:
+            config[key] = rest
+        else:
+            del config[key]
+    return config
 
 

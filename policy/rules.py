@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyPack,  # noqa: F401 -- re-exported for __main__.py
     ResourceValidationPolicy,
     StackValidationPolicy,
@@ -59,7 +60,7 @@ PACK_ENFORCEMENT = EnforcementLevel.MANDATORY
 
 # The pack
 
-POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="k8s-pinned-images",
         description="Container images are pinned by an exact version tag or a sha256 digest, never :latest "

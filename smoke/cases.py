@@ -465,12 +465,11 @@ def _describe_error(where: str, document: Any, error: jsonschema.ValidationError
 
 
 def _friendly_message(error: jsonschema.ValidationError) -> str:
-    if error.validator in ("minProperties", "maxProperties") and set(error.schema.get("properties", {})) == set(
-        EXPECTATION_KINDS
-    ):
+    properties = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+    if error.validator in ("minProperties", "maxProperties") and set(properties) == set(EXPECTATION_KINDS):
         return f"must name exactly one of {', '.join(EXPECTATION_KINDS)}; got {error.instance!r}"
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(properties))
         return f"{error.message} (allowed: {allowed})"
     if error.validator == "format" and error.validator_value == "regex":
         return f"{error.instance!r} is not a valid regular expression"

@@ -75,7 +75,8 @@ def error_message(payload: Any) -> str | None:
     """The message of an OpenAI-style error object (flat or nested under ``error``), else None."""
     if not isinstance(payload, Mapping):
         return None
-    error = payload.get("error") if isinstance(payload.get("error"), Mapping) else payload
+    nested = payload.get("error")
+    error = nested if isinstance(nested, Mapping) else payload
     if payload.get("object") == "error" or error is not payload:
         kind = error.get("type") or "error"
         return f"{kind} ({error.get('code')}): {error.get('message')}"

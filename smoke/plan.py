@@ -57,7 +57,7 @@ def gate_budget(job_deadline_seconds: int) -> GateBudget:
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$")
 """An HTTP header name as the Gateway API's ``HTTPHeaderName`` accepts it."""
 HEADER_FORMAT = ("an HTTP header match written 'name: value', e.g. 'x-llm-ab-variant: canary' (name: letters, "
-                 "digits and !#$%&'*+-.^_`|~; value: non-empty, no control characters)")
+                 "digits and !#$%&'*+-.^_`|~; value: non-empty, visible ASCII characters and spaces, at most 4096)")
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -66,8 +66,10 @@ def parse_header(text: str) -> tuple[str, str]:
     (:data:`HEADER_FORMAT`) otherwise."""
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
+    # Visible ASCII only: HTTP clients (httpx) encode header values as ASCII and raise on anything else, i.e.
+    # only when the gate sends its first request.
     if not sep or not HEADER_NAME.match(name) or not value or len(value) > 4096 or any(
-            ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            not 0x20 <= ord(ch) <= 0x7E for ch in value):
         raise ValueError(HEADER_FORMAT)
     return name, value
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, create_model, model_validator
 
@@ -27,18 +27,19 @@ from analysis.thresholds import (
     gate_limit_problems,
     threshold_value,
 )
-from stacks.config_types import Bool, Number, OneOf, PinnedImage, Section, WholeNumber, problem, show
+from stacks.config_types import (
+    Bool,
+    OneOf,
+    OptionalNumber,
+    OptionalWholeNumber,
+    PinnedImage,
+    Section,
+    WholeNumber,
+    problem,
+    show,
+)
 
 MODES = ("closed", "open")
-
-
-def _optional(kind: Any) -> Any:
-    """``kind`` or unset: ``None`` or ``""`` (what a generated ``Pulumi.yaml`` default holds) is None."""
-    check: Callable[[Any], Any] = kind.__metadata__[0].func
-
-    def optional(value: Any) -> Any:
-        return None if value is None or value == "" else check(value)
-    return Annotated[kind.__origin__ | None, BeforeValidator(optional)]
 
 
 class AnalysisJobSettings(Section):
@@ -50,23 +51,23 @@ class AnalysisJobSettings(Section):
     """Fail `pulumi up` on HOLD (not enough evidence) too; ROLLBACK always fails it"""
     image: PinnedImage = "python:3.11.11-slim-bookworm"
     """Pinned python image of the analysis Job"""
-    mode: OneOf(MODES) = "closed"
+    mode: Annotated[str, OneOf(MODES)] = "closed"
     """`closed` (`concurrency` clients per variant) or `open` (Poisson arrivals at `rate` per second)"""
-    concurrency: WholeNumber(1, 256) = 4
+    concurrency: Annotated[int, WholeNumber(1, 256)] = 4
     """Closed loop: concurrent clients per variant"""
-    rate: _optional(Number(0.01, 10000)) = None
+    rate: Annotated[float | None, OptionalNumber(0.01, 10000)] = None
     """Open loop: arrivals per second per variant (required with `mode: open`)"""
-    requests: WholeNumber(2, 100000) = 400
+    requests: Annotated[int, WholeNumber(2, 100000)] = 400
     """At most this many requests per variant"""
-    duration_seconds: WholeNumber(10, 21600) = 300
+    duration_seconds: Annotated[int, WholeNumber(10, 21600)] = 300
     """No request starts later than this into the load"""
-    request_timeout_seconds: WholeNumber(1, 600) = 60
+    request_timeout_seconds: Annotated[int, WholeNumber(1, 600)] = 60
     """Limit of one streamed request"""
-    ready_timeout_seconds: WholeNumber(1, 3600) = 120
+    ready_timeout_seconds: Annotated[int, WholeNumber(1, 3600)] = 120
     """How long each variant may take to answer before the load starts"""
-    max_new_tokens: _optional(WholeNumber(1, 65536)) = None
+    max_new_tokens: Annotated[int | None, OptionalWholeNumber(1, 65536)] = None
     """Every prompt's output cap (empty: each case's own `max_new_tokens`)"""
-    looks: WholeNumber(1, 10) = 1
+    looks: Annotated[int, WholeNumber(1, 10)] = 1
     """Sequential design: analyse after each of `looks` equal stages, stop at the first PROMOTE or ROLLBACK
     (1: fixed sample)"""
     include_traffic: Bool = False
@@ -119,6 +120,11 @@ class _AnalysisRules(AnalysisJobSettings):
         return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
 
 
-AnalysisSettings = create_model(  # type: ignore[call-overload]
-    "AnalysisSettings", __base__=_AnalysisRules, __doc__="The in-cluster A/B analysis gate.", **_THRESHOLD_FIELDS)
-"""The whole ``analysis`` object: :class:`AnalysisJobSettings` plus one field per threshold."""
+if TYPE_CHECKING:
+    class AnalysisSettings(_AnalysisRules):
+        """What the type checker sees of the model built below: the program reads the threshold fields only
+        through :attr:`_AnalysisRules.thresholds`."""
+else:
+    AnalysisSettings = create_model(
+        "AnalysisSettings", __base__=_AnalysisRules, __doc__="The in-cluster A/B analysis gate.", **_THRESHOLD_FIELDS)
+    """The whole ``analysis`` object: :class:`AnalysisJobSettings` plus one field per threshold."""

@@ -10,6 +10,7 @@ start (README: Autoscaling).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -34,13 +35,13 @@ class AutoscalingSettings(Section):
 
     enabled: Bool = False
     """One HPA per variant between minReplicas and maxReplicas (needs split.mode gateway)"""
-    min_replicas: WholeNumber(1, 1000) = 1
+    min_replicas: Annotated[int, WholeNumber(1, 1000)] = 1
     """Fewest replicas of each variant"""
-    max_replicas: WholeNumber(1, 1000) = 2
+    max_replicas: Annotated[int, WholeNumber(1, 1000)] = 2
     """Most replicas of each variant (the GPUs to budget for)"""
-    metric: OneOf(METRIC_TYPES) = "cpu"
+    metric: Annotated[str, OneOf(METRIC_TYPES)] = "cpu"
     """`cpu` (utilisation of the requests), `pods` (a per-pod metric, e.g. `tgi_queue_size`) or `external`"""
-    cpu_utilization: WholeNumber(1, 1000) = 70
+    cpu_utilization: Annotated[int, WholeNumber(1, 1000)] = 70
     """Target average CPU utilisation in percent of the CPU request (metric cpu)"""
     metric_name: OptionalText = None
     """Name of the Pods or External metric, as the metrics adapter serves it (metric pods or external)"""
@@ -49,9 +50,9 @@ class AutoscalingSettings(Section):
     metric_name_by_engine: StringMap = Field(default_factory=dict)
     """Per engine (`tgi`, `vllm`), the metric its variants scale on instead of `metricName`: each engine names its
     queue its own way (`tgi_queue_size`, `vllm:num_requests_waiting`)"""
-    scale_up_period_seconds: WholeNumber(15, 1800) = 300
+    scale_up_period_seconds: Annotated[int, WholeNumber(15, 1800)] = 300
     """Scale-up adds at most 1 replica (or 50 %, whichever is more) per this period"""
-    scale_down_stabilization_seconds: WholeNumber(0, 3600) = 600
+    scale_down_stabilization_seconds: Annotated[int, WholeNumber(0, 3600)] = 600
     """Scale-down acts on the highest recommendation of this window"""
 
     @model_validator(mode="after")

@@ -30,7 +30,9 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 OBJECT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-"""A non-empty Kubernetes label value."""
+"""A non-empty Kubernetes label value (also the name part of a label key)."""
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""A DNS-1123 subdomain (at most 253 characters: :func:`is_dns_subdomain`)."""
 
 PINNED_COMMIT = "a pinned commit: 40 lower-case hex characters (branches and tags move)"
 
@@ -58,6 +60,23 @@ def is_dns_label(value: str) -> bool:
     return len(value) <= 63 and bool(DNS_LABEL.match(value))
 
 
+def is_dns_subdomain(value: str) -> bool:
+    """A Kubernetes DNS-1123 subdomain (most object names, a storage class): dot-separated DNS labels, at most
+    253 characters."""
+    return len(value) <= 253 and bool(DNS_SUBDOMAIN.match(value))
+
+
+def is_label_key(key: str) -> bool:
+    """A Kubernetes label key: an optional DNS-subdomain prefix and '/', then a name (:data:`LABEL_VALUE`)."""
+    prefix, slash, name = key.rpartition("/")
+    return bool(LABEL_VALUE.match(name)) and (not slash or is_dns_subdomain(prefix))
+
+
+def is_label_value(value: str) -> bool:
+    """A Kubernetes label value: empty, or at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends."""
+    return value == "" or bool(LABEL_VALUE.match(value))
+
+
 def problem(message: str, at: str = "") -> PydanticCustomError:
     """The error a validator raises: ``message`` about the field being validated, or about the
     field ``at`` (a dotted key relative to the section) for rules across fields."""
@@ -72,16 +91,16 @@ def _fmt(x: float) -> str:
 
 
 def to_number(value: Any) -> float | None:
+    """A config value as a finite number, else None: the one place numbers are read, so every number
+    key (whole or not) refuses ``inf``, ``Infinity`` and ``nan`` (strings or YAML's ``.inf``) with its
+    own "must be" message instead of an OverflowError from ``int()``."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        parsed = float(value) if isinstance(value, int | float | str) else None
+    except (ValueError, OverflowError):  # not a number; an int too large for a float
+        return None
+    return parsed if parsed is not None and math.isfinite(parsed) else None
 
 
 def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
@@ -89,14 +108,15 @@ def _number(lo: float, hi: float | None) -> Callable[[Any], float]:
 
     def check(value: Any) -> float:
         parsed = to_number(value)
-        if parsed is None or not math.isfinite(parsed) or parsed < lo or (hi is not None and parsed > hi):
+        if parsed is None or parsed < lo or (hi is not None and parsed > hi):
             raise problem(f"must be {allowed}, got {show(value)}")
         return parsed
     return check
 
 
-def _whole(lo: int, hi: int | None) -> Callable[[Any], int]:
+def _whole(lo: int, hi: int | None, why: str = "") -> Callable[[Any], int]:
     allowed = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
+    allowed += f" ({why})" if why else ""
 
     def check(value: Any) -> int:
         parsed = to_number(value)
@@ -106,14 +126,29 @@ def _whole(lo: int, hi: int | None) -> Callable[[Any], int]:
     return check
 
 
-def Number(lo: float, hi: float | None = None) -> Any:  # noqa: N802 - a type factory
-    """A number within bounds; ``"10"`` (a CLI string) is accepted."""
-    return Annotated[float, BeforeValidator(_number(lo, hi))]
+# The rule factories below (capitalised, as they read in a field: ``replicas: Annotated[int, WholeNumber(1, 1000)]``)
+# return the field's validator, not a type: a call is no type to a type checker, ``Annotated[int, <validator>]`` is.
 
 
-def WholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
-    """A whole number within bounds; ``"10"`` and ``10.0`` are accepted, ``2.5`` is not."""
-    return Annotated[int, BeforeValidator(_whole(lo, hi))]
+def Number(lo: float, hi: float | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[float, Number(lo, hi)]``: a number within bounds; ``"10"`` (a CLI string) is accepted."""
+    return BeforeValidator(_number(lo, hi))
+
+
+def WholeNumber(lo: int, hi: int | None = None, why: str = "") -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[int, WholeNumber(lo, hi)]``: a whole number within bounds; ``"10"`` and ``10.0`` are accepted,
+    ``2.5`` is not. ``why`` says where the bounds come from, in the error."""
+    return BeforeValidator(_whole(lo, hi, why))
+
+
+def _unset_or(check: Callable[[Any], Any]) -> BeforeValidator:
+    """``check``, or None for an unset value (None, or ``""`` as a generated ``Pulumi.yaml`` default holds it)."""
+    return BeforeValidator(lambda value: None if value is None or value == "" else check(value))
+
+
+def OptionalNumber(lo: float, hi: float | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[float | None, OptionalNumber(lo, hi)]``: a number within bounds; empty means unset (None)."""
+    return _unset_or(_number(lo, hi))
 
 
 def _boolean(value: Any) -> bool:
@@ -144,10 +179,13 @@ def _text_that(ok: Callable[[str], Any], must_be: str) -> Callable[[Any], str]:
     return check
 
 
-def Text(pattern: re.Pattern[str] | None = None, allowed: str = "") -> Any:  # noqa: N802 - a type factory
-    """A non-empty string, matching ``pattern`` when given (``allowed`` says what it is)."""
-    check = _text_that(pattern.match, allowed) if pattern is not None else _text
-    return Annotated[str, BeforeValidator(check)]
+def Text(rule: re.Pattern[str] | Callable[[str], object] | None = None, allowed: str = "") -> BeforeValidator:  # noqa: N802
+    """``Annotated[str, Text(rule, allowed)]``: a non-empty string, matching ``rule`` (a pattern, or a predicate)
+    when given; ``allowed`` says what it is."""
+    if rule is None:
+        return BeforeValidator(_text)
+    ok = rule.match if isinstance(rule, re.Pattern) else rule
+    return BeforeValidator(_text_that(ok, allowed))
 
 
 def _optional_text(value: Any) -> str | None:
@@ -162,40 +200,40 @@ OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 """A string; empty means unset (None)."""
 
 
-def OneOf(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
+def OneOf(choices: Sequence[str]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str, OneOf(choices)]``: one of ``choices``."""
     def check(value: Any) -> str:
         if value not in choices:
             raise problem(f"must be one of {', '.join(choices)}, got {show(value)}")
         return str(value)
-    return Annotated[str, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
-def OptionalChoice(choices: Sequence[str]) -> Any:  # noqa: N802 - a type factory
-    """One of ``choices``; empty means unset (None)."""
+def OptionalChoice(choices: Sequence[str]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str | None, OptionalChoice(choices)]``: one of ``choices``; empty means unset (None)."""
     def check(value: Any) -> str | None:
         if value is None or value == "":
             return None
         if value not in choices:
             raise problem(f"must be one of {', '.join(choices)} (or empty: none), got {show(value)}")
         return str(value)
-    return Annotated[str | None, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
-def OptionalWholeNumber(lo: int, hi: int | None = None) -> Any:  # noqa: N802 - a type factory
-    """A whole number within bounds; empty means unset (None)."""
-    whole = _whole(lo, hi)
-    return Annotated[int | None, BeforeValidator(lambda value: None if value in (None, "") else whole(value))]
+def OptionalWholeNumber(lo: int, hi: int | None = None) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[int | None, OptionalWholeNumber(lo, hi)]``: a whole number within bounds; empty means unset."""
+    return _unset_or(_whole(lo, hi))
 
 
-def Choice(enum: type[Enum]) -> Any:  # noqa: N802 - a type factory
-    """One of an enum's values, as the enum."""
+def Choice(enum: type[Enum]) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[E, Choice(E)]``: one of an enum's values, as the enum."""
     values = [e.value for e in enum]
 
     def check(value: Any) -> Any:
         if value not in values:
             raise problem(f"must be one of {', '.join(values)}, got {show(value)}")
         return enum(value)
-    return Annotated[enum, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
 def _quantity(value: Any) -> str:
@@ -222,8 +260,26 @@ PositiveQuantity = Annotated[str, BeforeValidator(_positive_quantity)]
 """A :data:`Quantity` above zero (a volume or memory size: a zero size fails only when applied)."""
 
 
+def PositiveQuantityUpTo(most: str, why: str) -> BeforeValidator:  # noqa: N802 - a rule factory
+    """``Annotated[str, PositiveQuantityUpTo(most, why)]``: a :data:`PositiveQuantity` of at most ``most``; ``why``
+    says where that bound comes from."""
+    def check(value: Any) -> str:
+        text = _positive_quantity(value)
+        if quantity_value(text) > quantity_value(most):
+            raise problem(f"must be a Kubernetes quantity greater than 0 and at most {most} ({why}), got {show(value)}")
+        return text
+    return BeforeValidator(check)
+
+
 DnsLabel = Annotated[str, BeforeValidator(_text_that(
     is_dns_label, "a DNS label (lower-case letters, digits and '-', at most 63 characters)"))]
+
+DNS_SUBDOMAIN_ALLOWED = ("a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 characters, "
+                         "each dot-separated part starting and ending with a letter or digit")
+
+OptionalDnsSubdomain = Annotated[str | None, BeforeValidator(
+    lambda value: None if value is None or value == "" else _text_that(is_dns_subdomain, DNS_SUBDOMAIN_ALLOWED)(value))]
+"""The name of a Kubernetes object such as a storage class, or unset (None or empty)."""
 
 PinnedImage = Annotated[str, BeforeValidator(_text_that(
     image_is_pinned, "an image pinned by an exact version tag or a digest (e.g. repo:1.3.4 or repo@sha256:...), "
@@ -247,6 +303,23 @@ def _string_map(value: Any) -> dict[str, str]:
 
 
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
+
+LABELS_ALLOWED = ("Kubernetes labels: each key an optional DNS-subdomain prefix and '/', then a name of at most 63 "
+                  "letters, digits, '-', '_' and '.' starting and ending with a letter or digit; each value empty or "
+                  "such a name")
+
+
+def _label_map(value: Any) -> dict[str, str]:
+    labels = _string_map(value)
+    for key, label in labels.items():
+        if not is_label_key(key) or not is_label_value(label):
+            raise problem(f"must be {LABELS_ALLOWED}, got {show(key)}: {show(label)}")
+    return labels
+
+
+LabelMap = Annotated[dict[str, str], BeforeValidator(_label_map)]
+"""Kubernetes labels or a label selector (``matchLabels``, ``nodeSelector``): the API server refuses an invalid
+key or value only at ``up``."""
 
 
 # --- sections -----------------------------------------------------------------------------
@@ -289,7 +362,7 @@ def config_key(loc: Iterable[str | int]) -> str:
     return key
 
 
-def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[Section] | None:
     """The section class that holds ``loc`` (for the keys an unknown key is compared with)."""
     import typing
 
@@ -306,7 +379,7 @@ def _section_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseMo
         while typing.get_origin(current) is not None:  # Optional[X], tuple[X, ...]
             current = next((a for a in typing.get_args(current) if isinstance(a, type)
                             and issubclass(a, BaseModel)), None)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return current if isinstance(current, type) and issubclass(current, Section) else None
 
 
 def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
@@ -364,8 +437,9 @@ class Resources(Section):
         return {"requests": {"cpu": self.requests.cpu, "memory": self.requests.memory}, "limits": limits}
 
 
-def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[Any, Resources]:
-    """A ``resources`` field type whose unset parts fall back to these defaults, and its default."""
+def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[BeforeValidator, Resources]:
+    """The rule of a ``resources`` field whose unset parts fall back to these defaults
+    (``Annotated[Resources, rule]``), and its default."""
     default = Resources(requests=Amounts(cpu=requests[0], memory=requests[1]),
                         limits=Amounts(cpu=limits[0], memory=limits[1]))
     plain = default.model_dump()
@@ -377,4 +451,4 @@ def resources(*, requests: tuple[str, str], limits: tuple[str, str]) -> tuple[An
             return value  # fails as "must be an object"
         return {**plain, **{k: ({**plain[k], **v} if k in plain and isinstance(v, Mapping) else v)
                             for k, v in value.items()}}
-    return Annotated[Resources, BeforeValidator(merge)], default
+    return BeforeValidator(merge), default

@@ -21,11 +21,11 @@ from components.gpu_pool_spec import AMI_TYPES_WITH_DEVICE_PLUGIN, MIN_DISK_GIB,
 from policy.contract import GPU_POOL_LABEL
 from stacks.config_types import (
     Bool,
+    LabelMap,
     OptionalText,
     PinnedImage,
     Section,
     StringList,
-    StringMap,
     Text,
     WholeNumber,
     given,
@@ -42,8 +42,6 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 K8S_VERSION = re.compile(r"^1\.(?P<minor>[0-9]{2})$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE_OR_EMPTY = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 EKS_VERSIONS: dict[str, date | None] = {
     "1.32": date(2027, 3, 23),
     "1.33": date(2027, 7, 29),
@@ -127,7 +125,7 @@ def _with_size_defaults(data: Any, *, desired: int, maximum: int | None) -> Any:
     return out
 
 
-Size = WholeNumber(0, 1000)
+Size = Annotated[int, WholeNumber(0, 1000)]
 
 
 class NodeGroupSizes(Section):
@@ -135,7 +133,7 @@ class NodeGroupSizes(Section):
 
     min_size: Size = 0
     desired_size: Size = 1
-    max_size: WholeNumber(1, 1000) = 1
+    max_size: Annotated[int, WholeNumber(1, 1000)] = 1
 
     @model_validator(mode="after")
     def _ordered(self) -> NodeGroupSizes:
@@ -154,9 +152,9 @@ class SystemNodeGroupSettings(NodeGroupSizes):
     """Minimum nodes of the system group"""
     desired_size: Size = 2
     """Nodes of the system group"""
-    max_size: WholeNumber(1, 1000) = 3
+    max_size: Annotated[int, WholeNumber(1, 1000)] = 3
     """Maximum nodes of the system group"""
-    disk_size_gib: WholeNumber(20, 16384) = Field(50, alias="diskSizeGiB")
+    disk_size_gib: Annotated[int, WholeNumber(20, 16384)] = Field(50, alias="diskSizeGiB")
     """Root volume of system nodes"""
 
     @model_validator(mode="before")
@@ -177,7 +175,7 @@ class SystemNodeGroupSettings(NodeGroupSizes):
 class VpcSettings(Section):
     """A new VPC (``cidr``, two AZs) or existing subnets (``subnetIds``)."""
 
-    cidr: Text() = "10.0.0.0/16"
+    cidr: Annotated[str, Text()] = "10.0.0.0/16"
     """Block of the new VPC (private, /16-/20): two public and two private subnets, one NAT gateway"""
     availability_zones: StringList = ()
     """The two zones of the new VPC; empty: the first two available in the region"""
@@ -216,7 +214,8 @@ class VpcSettings(Section):
 class EksSettings(Section):
     """The EKS cluster and its network (``eks``)."""
 
-    region: Text(REGION, "an AWS region of the aws partition such as us-east-1 or eu-west-1") = "us-east-1"
+    region: Annotated[str, Text(REGION, "an AWS region of the aws partition such as us-east-1 or eu-west-1")] \
+        = "us-east-1"
     """AWS region of the cluster (eks only; `eks` and `gpu` are validated but ignored on local)"""
     cluster_name: OptionalText = None
     """EKS cluster name; empty: `llm-ab-<stack>`"""
@@ -256,14 +255,9 @@ class EksSettings(Section):
         return f"https://s3.{self.region}.amazonaws.com"
 
 
-def _node_labels(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        for key, label in value.items():
-            if key == GPU_POOL_LABEL:
-                raise problem(f"must not set {GPU_POOL_LABEL}: it is the pool name, set by llm-ab")
-            if not isinstance(key, str) or not LABEL_KEY.match(key) or len(key) > 253 \
-                    or not isinstance(label, str) or not LABEL_VALUE_OR_EMPTY.match(label):
-                raise problem(f"must be Kubernetes node labels, got {show(key)}: {show(label)}")
+def _not_the_pool_label(value: Any) -> Any:
+    if isinstance(value, Mapping) and GPU_POOL_LABEL in value:
+        raise problem(f"must not set {GPU_POOL_LABEL}: it is the pool name, set by llm-ab")
     return value
 
 
@@ -287,14 +281,14 @@ def _disk(value: Any) -> Any:
 class GpuPoolSettings(NodeGroupSizes):
     """One GPU managed node group (``gpu.nodePools[i]``)."""
 
-    name: Text(POOL_NAME, "a pool name: lower-case letters, digits and '-', at most 32")
+    name: Annotated[str, Text(POOL_NAME, "a pool name: lower-case letters, digits and '-', at most 32")]
     instance_types: Annotated[StringList, BeforeValidator(_gpu_instance_types)] = ()
     ami_type: Annotated[AmiType, BeforeValidator(_ami_type)] = AmiType.AL2023_NVIDIA
     capacity_type: Annotated[CapacityType, BeforeValidator(_capacity_type)] = CapacityType.ON_DEMAND
-    disk_size_gib: Annotated[WholeNumber(1, 16384), BeforeValidator(_disk)] = Field(MIN_DISK_GIB,
+    disk_size_gib: Annotated[int, WholeNumber(1, 16384), BeforeValidator(_disk)] = Field(MIN_DISK_GIB,
                                                                                     alias="diskSizeGiB")
     """Root volume: images plus caches; EKS's 20 GiB default is too small for TGI."""
-    labels: Annotated[StringMap, BeforeValidator(_node_labels)] = Field(default_factory=dict)
+    labels: Annotated[LabelMap, BeforeValidator(_not_the_pool_label)] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

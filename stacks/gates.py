@@ -123,7 +123,7 @@ def analysis_skip_reason(settings: Settings) -> str | None:
     """Why the analysis cannot run on this stack, or None: it compares two variants, so both must serve."""
     idle = [v.value for v in Variant if settings.replicas(v) == 0]
     if idle:
-        why = settings.replicas_key() if settings.split.gateway_mode else \
+        why = settings.replicas_key if settings.split.gateway_mode else \
             f"split.canaryPercent {settings.split.canary_percent:g}"
         return f"{' and '.join(idle)} has 0 replicas ({why}): there is nothing to compare, so no analysis Job runs"
     return None
@@ -162,7 +162,7 @@ def serving_identity(settings: Settings) -> dict[str, Any]:
     its replicas, and the serving section's resources and GPUs."""
     return {
         "variants": {v.value: {"engine": serving_engine(settings, v).name,
-                               "engine_settings": dataclasses.asdict(serving_engine(settings, v)),  # type: ignore[arg-type]
+                               "engine_settings": dataclasses.asdict(serving_engine(settings, v)),
                                "model": settings.model(v).model_dump(mode="json"), "replicas": settings.replicas(v)}
                      for v in Variant},
         "serving": settings.serving.model_dump(mode="json"),

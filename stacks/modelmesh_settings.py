@@ -7,9 +7,9 @@ be one of mlserver, triton, ovms, torchserve, got 'tgi'``. Server-type facts com
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -32,6 +32,7 @@ from stacks.config_types import (
     OneOf,
     OptionalText,
     PinnedImage,
+    Resources,
     Section,
     StringList,
     Text,
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MLSERVER = SERVER_TYPES["mlserver"]
 
-Port = WholeNumber(1, 65535)
+Port = Annotated[int, WholeNumber(1, 65535)]
 
 
 class RuntimePorts(Section):
@@ -60,7 +61,7 @@ class RuntimePorts(Section):
     """`builtInAdapter.runtimeManagementPort` (mlserver, triton: = grpcData; ovms 8888; torchserve 7071)"""
 
 
-RuntimeResources, RUNTIME_RESOURCES = resources(requests=("500m", "1Gi"), limits=("5", "1Gi"))
+RUNTIME_RESOURCES_RULE, RUNTIME_RESOURCES = resources(requests=("500m", "1Gi"), limits=("5", "1Gi"))
 
 
 class RuntimeSettings(Section):
@@ -69,16 +70,16 @@ class RuntimeSettings(Section):
 
     name: DnsLabel = "llm-ab-mlserver"
     """Name of the ServingRuntime the InferenceServices name"""
-    server_type: OneOf(tuple(SERVER_TYPES)) = "mlserver"
+    server_type: Annotated[str, OneOf(tuple(SERVER_TYPES))] = "mlserver"
     """Built-in server: `mlserver`, `triton`, `ovms` or `torchserve` (the container is named like it)"""
     image: PinnedImage = MLSERVER.image
     """Server image, pinned (default: what ModelMesh 0.12 pins for the server type)"""
     supported_model_formats: StringList = MLSERVER.default_formats
     """Formats the runtime declares; must be ones the server type serves"""
     ports: RuntimePorts = RuntimePorts()
-    replicas: WholeNumber(1, 100) = 1
+    replicas: Annotated[int, WholeNumber(1, 100)] = 1
     """Runtime pods (ModelMesh's own default is 2)"""
-    resources: RuntimeResources = RUNTIME_RESOURCES
+    resources: Annotated[Resources, RUNTIME_RESOURCES_RULE] = RUNTIME_RESOURCES
     """`{requests, limits}` × `{cpu, memory}` of the server container"""
 
     @model_validator(mode="before")
@@ -86,7 +87,8 @@ class RuntimeSettings(Section):
     def _server_type_defaults(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
-        known = SERVER_TYPES.get(data.get("serverType", "mlserver"))
+        server_type = data.get("serverType", "mlserver")
+        known = SERVER_TYPES.get(server_type) if isinstance(server_type, str) else None
         if known is None:
             return data  # the field says what is wrong
         out = dict(data)
@@ -138,17 +140,18 @@ class RuntimeSettings(Section):
 class MeshModel(Section):
     """One predictive model: a pinned Hub revision staged into the bucket, and how ModelMesh loads it."""
 
-    repo: Text(HF_REPO_ID, "a Hugging Face repo id such as julien-c/wine-quality")
+    repo: Annotated[str, Text(HF_REPO_ID, "a Hugging Face repo id such as julien-c/wine-quality")]
     """Hugging Face repo id, e.g. julien-c/wine-quality."""
-    revision: Text(COMMIT_SHA, PINNED_COMMIT)
+    revision: Annotated[str, Text(COMMIT_SHA, PINNED_COMMIT)]
     """Pinned commit (40 hex characters)."""
     file: OptionalText = None
     """The model file in the repo (e.g. sklearn_model.joblib); None: the whole staged directory."""
-    format: Text() = "sklearn"
+    format: Annotated[str, Text()] = "sklearn"
     """ModelMesh model format (``modelFormat.name``), one the runtime supports."""
-    path: Text(OBJECT_PREFIX, "an object prefix such as wine-quality (letters, digits, '.', '_', '-', '/')")
+    path: Annotated[str, Text(OBJECT_PREFIX,
+                              "an object prefix such as wine-quality (letters, digits, '.', '_', '-', '/')")]
     """Prefix in the bucket; the revision lands under ``<path>/<revision>/``. Default: the repo's name."""
-    version: Text(LABEL_VALUE, "a label value such as v1 (letters, digits, '.', '_', '-'; at most 63)")
+    version: Annotated[str, Text(LABEL_VALUE, "a label value such as v1 (letters, digits, '.', '_', '-'; at most 63)")]
     """``app.kubernetes.io/version`` of the InferenceService (default: the revision's first 7 characters)."""
 
     @model_validator(mode="before")
@@ -222,8 +225,8 @@ class ModelMeshSettings(Section):
     """Deploy the ModelMesh track (needs ModelMesh Serving on the cluster and `storage.kind: minio`)"""
     install: Bool = False
     """Must stay `false`: ModelMesh Serving is installed by the platform team (see ModelMesh track)"""
-    app: Text(APP, "a DNS-1035 label such as backend (lower-case letters, digits, '-', starting with a letter)") \
-        = "backend"
+    app: Annotated[str, Text(APP, "a DNS-1035 label such as backend (lower-case letters, digits, '-', starting with "
+                             "a letter)")] = "backend"
     """Base name: InferenceServices `<app>-0` (primary) and `<app>-1` (candidate)"""
     routemap: Bool = False
     """Also create Iter8's routemap ConfigMap `<app>` and label the InferenceServices for Iter8"""
@@ -254,11 +257,6 @@ class ModelMeshSettings(Section):
         if self.enabled and self.primary is None:
             raise problem("is required when modelmesh.enabled is true: {repo, revision, file, format, path, version}",
                           at="models.primary")
-        primary, candidate = self.primary, self.candidate
-        if primary and candidate and primary.object_prefix == candidate.object_prefix \
-                and primary.staging_identity() != candidate.staging_identity():
-            raise problem(f"must differ from models.primary.path unless both stage the same repo, revision and "
-                          f"file, got {show(candidate.path)}", at="models.candidate.path")
         return self
 
     @property
@@ -283,25 +281,12 @@ class ModelMeshSettings(Section):
         return {role: model for role, model in found.items() if model is not None}
 
 
-class StagedPrefix(Protocol):
-    """What the prefix rule needs of a TGI model."""
-
-    @property
-    def object_prefix(self) -> str: ...
-
-
-def check_modelmesh(mm: ModelMeshSettings, *, tgi_models: Sequence[StagedPrefix], storage_kind: str,
-                    smoke_enabled: bool) -> None:
-    """Rules between ``modelmesh`` and the rest of the stack (run by the root schema)."""
+def check_modelmesh(mm: ModelMeshSettings, *, storage_kind: str, smoke_enabled: bool) -> None:
+    """Rules between ``modelmesh`` and the rest of the stack (run by the root schema; the models' bucket
+    prefixes are checked with every other staged model's there, :func:`stacks.settings.check_bucket_prefixes`)."""
     if mm.enabled and storage_kind != "minio":
         raise problem(f"needs storage.kind minio: the storage-config entry is built from MinIO's generated "
                       f"read-only user, got storage.kind {show(storage_kind)}", at="modelmesh.enabled")
-    # Staging owns each prefix: two different snapshots must never share one.
-    for role, model in mm.models_by_role().items():
-        for tgi_role, tgi_model in zip(("stable", "canary"), tgi_models, strict=True):
-            if model.object_prefix == tgi_model.object_prefix:
-                raise problem(f"must differ from models.{tgi_role}.path (the TGI model's prefix), "
-                              f"got {show(model.path)}", at=f"modelmesh.models.{role}.path")
     if mm.enabled and smoke_enabled:
         _check_smoke_cases(mm)
 

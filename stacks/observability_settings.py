@@ -6,10 +6,11 @@ comparing stable and canary. Off by default: it needs the Prometheus Operator's 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from stacks.config_types import Bool, DnsLabel, OptionalText, Section, StringMap, Text, is_dns_label, problem, show
+from stacks.config_types import Bool, DnsLabel, LabelMap, OptionalText, Section, Text, is_dns_label, problem, show
 
 DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
 
@@ -22,11 +23,11 @@ class ObservabilitySettings(Section):
     ConfigMap (needs the Prometheus Operator's CRDs)"""
     prometheus_namespace: DnsLabel = "monitoring"
     """Namespace of the Prometheus that scrapes the variants"""
-    prometheus_pod_labels: StringMap = Field(default_factory=lambda: {"app.kubernetes.io/name": "prometheus"})
+    prometheus_pod_labels: LabelMap = Field(default_factory=lambda: {"app.kubernetes.io/name": "prometheus"})
     """Labels of the Prometheus pods allowed to scrape (empty: every pod of `prometheusNamespace`)"""
-    pod_monitor_labels: StringMap = Field(default_factory=dict)
+    pod_monitor_labels: LabelMap = Field(default_factory=dict)
     """Extra labels of the PodMonitors, e.g. `release: <helm release>` for kube-prometheus-stack's default selector"""
-    scrape_interval: Text(DURATION, "a Prometheus duration such as 15s or 1m") = "15s"
+    scrape_interval: Annotated[str, Text(DURATION, "a Prometheus duration such as 15s or 1m")] = "15s"
     """How often Prometheus scrapes each pod"""
     dashboard_namespace: OptionalText = None
     """Namespace of the dashboard ConfigMap (empty: the experiment's); Grafana's dashboard sidecar must watch it"""

@@ -9,11 +9,12 @@ call it on plain mappings); :func:`load_settings` is the only reader of ``pulumi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
@@ -34,15 +35,17 @@ from stacks.config_types import (
     Choice,
     ConfigError,
     DnsLabel,
+    LabelMap,
     OneOf,
     OptionalChoice,
-    OptionalText,
+    OptionalDnsSubdomain,
     OptionalWholeNumber,
     PinnedImage,
     PositiveQuantity,
+    PositiveQuantityUpTo,
+    Resources,
     Section,
     StringList,
-    StringMap,
     Text,
     WholeNumber,
     given,
@@ -80,14 +83,14 @@ class Variant(str, Enum):
 class ModelSettings(Section):
     """One model revision, staged into the bucket under ``path/revision``."""
 
-    id: Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")
+    id: Annotated[str, Text(HF_REPO_ID, "a Hugging Face repo id such as google/flan-t5-small")]
     """Hugging Face repo id of the model, e.g. `google/flan-t5-small`"""
-    revision: Text(COMMIT_SHA, PINNED_COMMIT)
+    revision: Annotated[str, Text(COMMIT_SHA, PINNED_COMMIT)]
     """Pinned commit (40 hex characters)"""
-    path: Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small "
-               "(letters, digits, '.', '_', '-', '/')")
+    path: Annotated[str, Text(OBJECT_PREFIX, "an object prefix such as flan-t5-small (letters, digits, '.', '_', "
+                              "'-', '/')")]
     """Prefix in the bucket; weights land under `<path>/<revision>/`"""
-    engine: OneOf(ENGINES) = DEFAULT_ENGINE
+    engine: Annotated[str, OneOf(ENGINES)] = DEFAULT_ENGINE
     """Serving engine of this variant: `tgi` (settings `tgi.*`) or `vllm` (settings `vllm.*`)"""
 
     @model_validator(mode="before")
@@ -100,6 +103,54 @@ class ModelSettings(Section):
     @property
     def object_prefix(self) -> str:
         return f"{self.path}/{self.revision}"
+
+    def staging_identity(self) -> tuple[str, str, tuple[str, ...]]:
+        """What its staging Job puts under :attr:`object_prefix`: the repo, the revision, the engine's files."""
+        return self.id, self.revision, ()
+
+
+class StagedPrefix(Protocol):
+    """What the bucket prefix rule needs of a staged model (a variant's, or a ModelMesh model's)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def object_prefix(self) -> str: ...
+
+    def staging_identity(self) -> tuple[str, str, tuple[str, ...]]: ...
+
+
+def prefix_problem(model: StagedPrefix, other_key: str, other: StagedPrefix, key: str) -> str | None:
+    """Why ``model`` (at ``key``) and ``other`` (at ``other_key``, both ``section.models.role``) cannot share the
+    bucket, or None. Each staging Job owns its prefix: it lists it recursively and deletes every object it did not
+    stage. So two prefixes may be equal only for the very same snapshot, and never nest."""
+    mine, theirs = model.object_prefix, other.object_prefix
+    if mine == theirs:
+        if model.staging_identity() == other.staging_identity():
+            return None  # the same snapshot (e.g. after `make promote`): one Job stages it
+        return (f"must differ from {other_key}.path ({show(other.path)}) for a different model: both would be staged "
+                f"under {show(mine)}, and each staging Job deletes what the other uploaded, got {show(model.path)}")
+    if not (mine.startswith(f"{theirs}/") or theirs.startswith(f"{mine}/")):
+        return None
+    (outer_key, outer), (inner_key, inner) = sorted([(key, model), (other_key, other)],
+                                                    key=lambda kv: len(kv[1].object_prefix))
+    return (f"must not nest with {other_key}.path ({show(other.path)}): {inner_key} is staged under "
+            f"{show(inner.object_prefix)}, inside {outer_key}'s {show(outer.object_prefix)}, and staging {outer_key} "
+            f"deletes every object under its prefix that it did not stage; give each model a path of its own (one "
+            f"no other path starts with), got {show(model.path)}")
+
+
+def check_bucket_prefixes(models: Mapping[str, StagedPrefix]) -> None:
+    """No two staged models (``key`` -> model, in config order) share or nest their bucket prefixes; the error is
+    at the later key's ``path`` and names both keys and values."""
+    seen: list[tuple[str, StagedPrefix]] = []
+    for key, model in models.items():
+        for other_key, other in seen:
+            why = prefix_problem(model, other_key, other, key)
+            if why is not None:
+                raise problem(why, at=f"{key}.path")
+        seen.append((key, model))
 
 
 class ModelsSettings(Section):
@@ -116,30 +167,23 @@ class ModelsSettings(Section):
                 raise problem("is required: {id, revision, path} of the model", at=role)
         return data
 
-    @model_validator(mode="after")
-    def _own_prefixes(self) -> ModelsSettings:
-        if self.stable.object_prefix == self.canary.object_prefix and self.stable.id != self.canary.id:
-            raise problem(f"must differ from models.stable.path for a different model, got {show(self.canary.path)}",
-                          at="canary.path")
-        return self
 
-
-ServingResources, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
+SERVING_RESOURCES_RULE, SERVING_RESOURCES = resources(requests=("2", "4Gi"), limits=("4", "8Gi"))
 
 
 class ServingSettings(Section):
     """The serving pod of both variants, whatever their engines: GPUs, resources, startup budget, placement."""
 
-    gpus_per_replica: WholeNumber(0, 16) = 0
+    gpus_per_replica: Annotated[int, WholeNumber(0, 16)] = 0
     """`nvidia.com/gpu` per replica (and the engines' tensor parallelism); > 0 adds the GPU toleration and node
     placement"""
-    resources: ServingResources = SERVING_RESOURCES
+    resources: Annotated[Resources, SERVING_RESOURCES_RULE] = SERVING_RESOURCES
     """`{requests, limits}` × `{cpu, memory}` of each serving container"""
-    startup_budget_seconds: WholeNumber(60, 86400) = 1800
+    startup_budget_seconds: Annotated[int, WholeNumber(60, 86400)] = 1800
     """Time a replica may take to load and warm up; sets the startup probe and Pulumi's wait"""
     shm_size: PositiveQuantity = "1Gi"
     """Size of the memory-backed `/dev/shm`"""
-    node_selector: StringMap = Field(default_factory=dict)
+    node_selector: LabelMap = Field(default_factory=dict)
     """Node selector of the serving pods; on local with GPUs, empty selects `nvidia.com/gpu.present: "true"`
     (GPU Feature Discovery's label)"""
     run_as_non_root: Bool = True
@@ -156,17 +200,17 @@ class TgiSettings(Section):
 
     image: PinnedImage = "ghcr.io/huggingface/text-generation-inference:1.3.4"
     """TGI image, pinned by exact tag or digest"""
-    max_input_tokens: WholeNumber(1) = 512
+    max_input_tokens: Annotated[int, WholeNumber(1)] = 512
     """Max input tokens (sent as `MAX_INPUT_LENGTH` to TGI < 2.1)"""
-    max_total_tokens: WholeNumber(2) = 1024
+    max_total_tokens: Annotated[int, WholeNumber(2)] = 1024
     """Max input + generated tokens; must exceed `maxInputTokens`"""
-    max_batch_prefill_tokens: WholeNumber(1) = 1024
+    max_batch_prefill_tokens: Annotated[int, WholeNumber(1)] = 1024
     """Prefill budget; small values keep CPU warmup short"""
-    dtype: OptionalChoice(TGI_DTYPES) = None
+    dtype: Annotated[str | None, OptionalChoice(TGI_DTYPES)] = None
     """`DTYPE` (float16, bfloat16; empty: the model's); not with `quantize`"""
-    quantize: OptionalChoice(TGI_QUANTIZATIONS) = None
+    quantize: Annotated[str | None, OptionalChoice(TGI_QUANTIZATIONS)] = None
     """`QUANTIZE` (awq, gptq, bitsandbytes, eetq, fp8, ...; empty: none); needs GPUs"""
-    max_batch_size: OptionalWholeNumber(1, 4096) = None
+    max_batch_size: Annotated[int | None, OptionalWholeNumber(1, 4096)] = None
     """`MAX_BATCH_SIZE`: max requests per batch (empty: TGI sizes batches by the token budgets)"""
 
     @model_validator(mode="after")
@@ -180,26 +224,50 @@ class TgiSettings(Section):
         return self
 
 
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_LABELS = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_ALLOWED = ("an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', in dot-separated parts that start "
+                  "and end with a letter or digit (so no '..'), not an IP address, not starting with "
+                  f"{', '.join(BUCKET_RESERVED_PREFIXES)} nor ending with {', '.join(BUCKET_RESERVED_SUFFIXES)}")
 DEFAULT_BUCKET = "model-weights"
+
+
+def is_bucket_name(name: str) -> bool:
+    """S3's naming rules for general-purpose buckets, which MinIO's strict check shares: the API refuses any other
+    name only when the bucket is created (S3) or staged into (MinIO)."""
+    if not 3 <= len(name) <= 63 or not BUCKET_LABELS.match(name):
+        return False
+    if name.startswith(BUCKET_RESERVED_PREFIXES) or name.endswith(BUCKET_RESERVED_SUFFIXES):
+        return False
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return True
+    return False
+
+
+MAX_VOLUME_SIZE = "64Ti"
+"""The largest MinIO volume the schema accepts: the largest single block volume the clouds offer (EBS io2 Block
+Express), far above any model's weights; a larger claim stays Pending at ``up``."""
 
 
 class StorageSettings(Section):
     """Where the weights live: in-cluster MinIO (default) or S3 on eks."""
 
-    kind: OneOf(("minio", "s3")) = "minio"
+    kind: Annotated[str, OneOf(("minio", "s3"))] = "minio"
     """`minio` (in-cluster) or, on eks, `s3`"""
-    bucket: Text(BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')") = DEFAULT_BUCKET
+    bucket: Annotated[str, Text(is_bucket_name, BUCKET_ALLOWED)] = DEFAULT_BUCKET
     """Bucket of the weights"""
-    size: PositiveQuantity = "20Gi"
+    size: Annotated[str, PositiveQuantityUpTo(MAX_VOLUME_SIZE, "the largest single cloud block volume")] = "20Gi"
     """MinIO data volume size"""
     minio_image: PinnedImage = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     """MinIO image (pinned; it also ships `mc`)"""
-    storage_class: OptionalText = None
+    storage_class: OptionalDnsSubdomain = None
     """Storage class of the volume (empty: the cluster default)"""
     protect: Bool = True
     """Keep the weights volume (and its namespace) or bucket on `pulumi destroy`"""
-    volume_generation: WholeNumber(1, 999) = 1
+    volume_generation: Annotated[int, WholeNumber(1, 999)] = 1
     """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it (with `allowReplace`) moves the weights
     to a new, empty volume"""
     allow_replace: Bool = False
@@ -231,7 +299,7 @@ class DatashimSettings(Section):
 
     install: Bool = False
     """Install the Datashim operator from its pinned release (usually the platform team's job)"""
-    version: Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1") = "0.4.1"
+    version: Annotated[str, Text(re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$"), "a release version such as 0.4.1")] = "0.4.1"
     """Datashim release to install"""
     dataset_name: DnsLabel = "model-weights"
     """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
@@ -248,7 +316,7 @@ class StagingSettings(Section):
     """Run the staging Jobs"""
     image: PinnedImage = "python:3.11.11-slim-bookworm"
     """Pinned python image the staging tool runs on"""
-    timeout_seconds: WholeNumber(60, 86400) = 3600
+    timeout_seconds: Annotated[int, WholeNumber(60, 86400)] = 3600
     """Deadline of one staging Job"""
 
 
@@ -284,10 +352,10 @@ class SmokeSettings(Section):
     """Let a variant whose model no case file in `cases` names be checked by the built-in generic case only (any
     non-empty text passes; the analysis scores no golden case for it); without it such a stack fails at preview,
     with it every preview warns"""
-    samples: WholeNumber(10, 100000) = 400
+    samples: Annotated[int, WholeNumber(10, 100000)] = 400
     """Upper bound of requests for the split check; at least what it needs to tell the expected share from one
     10 points off (327 at a 50% canary, 164 at 10%)"""
-    timeout_seconds: WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400) = 900
+    timeout_seconds: Annotated[int, WholeNumber(MIN_JOB_DEADLINE_SECONDS, 86400)] = 900
     """Deadline of the smoke Job; its checks get this minus 200 s (pod start, pip install, the report)"""
 
     @model_validator(mode="after")
@@ -377,7 +445,7 @@ schema names them here; a test keeps the two equal)."""
 class CredentialSettings(Section):
     """What generates the stack's credentials (components/credentials.py)."""
 
-    generator: OneOf(CREDENTIAL_GENERATORS) = "random"
+    generator: Annotated[str, OneOf(CREDENTIAL_GENERATORS)] = "random"
     """`random` (pulumi-random, needs its plugin) or `builtin` (llm-ab's dynamic resource); changing it on a
     deployed stack rotates every credential"""
 
@@ -387,7 +455,7 @@ class Settings(Section):
 
     namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
     """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
-    platform: Choice(Platform) = Platform.LOCAL
+    platform: Annotated[Platform, Choice(Platform)] = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
     split: SplitSettings = SplitSettings()
@@ -499,8 +567,10 @@ class Settings(Section):
         check_engines(self.vllm, engines=[self.models.stable.engine, self.models.canary.engine],
                       tgi_image=self.tgi.image, tgi_quantize=self.tgi.quantize, tgi_dtype=self.tgi.dtype,
                       gpus_per_replica=self.serving.gpus_per_replica, run_as_non_root=self.serving.run_as_non_root)
-        check_modelmesh(self.modelmesh, tgi_models=(self.models.stable, self.models.canary),
-                        storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
+        check_bucket_prefixes({"models.stable": self.models.stable, "models.canary": self.models.canary,
+                               **{f"modelmesh.models.{role}": model
+                                  for role, model in self.modelmesh.models_by_role().items()}})
+        check_modelmesh(self.modelmesh, storage_kind=self.storage.kind, smoke_enabled=self.smoke.enabled)
         check_gateway_namespace(self.split, self.namespace)
         check_local(self.local, platform=self.platform.value)
         uncovered = self.generic_case_variants
@@ -603,7 +673,9 @@ def _schema_default(dotted: str) -> Any:
     """A key's default as the engine fills it in from Pulumi.yaml (an unset optional text is ``""`` there)."""
     section, key = dotted.split(".")
     model = Settings.model_fields[section].annotation
-    default = model().model_dump(mode="json", by_alias=True).get(key)  # type: ignore[union-attr]
+    if not (isinstance(model, type) and issubclass(model, Section)):
+        raise TypeError(f"{section} is not a section of the settings")  # RENAMED_KEYS names section keys only
+    default = model().model_dump(mode="json", by_alias=True).get(key)
     return "" if default is None else default
 
 

@@ -15,7 +15,6 @@ so "was it set" means "does it differ from the default" here.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -30,16 +29,14 @@ from stacks.config_types import (
     Section,
     WholeNumber,
     is_dns_label,
+    is_dns_subdomain,
     problem,
     show,
 )
 
-Percent = Number(0, 100)
+Percent = Annotated[float, Number(0, 100)]
 MAX_TOLERANCE = 50
 """A tolerance above 50 points would accept a split on the wrong side of 50 %, i.e. any split."""
-
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
 
 class SplitMode(str, Enum):
     """How the split is realised."""
@@ -64,14 +61,15 @@ HeaderMatch = Annotated[str | None, BeforeValidator(_header)]
 """An optional ``name: value`` header match; empty means none."""
 
 
-def _optional(check: Any, must_be: str) -> Any:
+def _optional(check: Any, must_be: str) -> BeforeValidator:
+    """``Annotated[str | None, _optional(check, must_be)]``: a string for which ``check`` holds, or unset."""
     def validate(value: Any) -> str | None:
         if value is None or value == "":
             return None
         if not isinstance(value, str) or not check(value):
             raise problem(f"must be {must_be}, got {show(value)}")
         return value
-    return Annotated[str | None, BeforeValidator(validate)]
+    return BeforeValidator(validate)
 
 
 def _http_url(value: str) -> bool:
@@ -82,14 +80,15 @@ def _http_url(value: str) -> bool:
 class GatewaySettings(Section):
     """The existing Gateway the HTTPRoute attaches to (gateway mode)."""
 
-    name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a Gateway name (a DNS subdomain)") = None
+    name: Annotated[str | None, _optional(is_dns_subdomain, "a Gateway name (a DNS subdomain)")] = None
     """Name of the Gateway (required in gateway mode; its controller, e.g. Envoy Gateway or Istio, is a prerequisite)"""
-    namespace: _optional(is_dns_label, "a namespace name (a DNS label)") = None
+    namespace: Annotated[str | None, _optional(is_dns_label, "a namespace name (a DNS label)")] = None
     """Namespace of the Gateway (required in gateway mode, not the experiment's); its listener must allow routes
     from the experiment's"""
-    section_name: _optional(lambda v: len(v) <= 253 and DNS_SUBDOMAIN.match(v), "a listener name") = None
+    section_name: Annotated[str | None, _optional(is_dns_subdomain, "a listener name")] = None
     """Listener of the Gateway to attach to (`parentRefs[].sectionName`); empty: every listener that allows it"""
-    url: _optional(_http_url, "an http(s) URL without query, e.g. http://gw.gateway-system.svc.cluster.local") = None
+    url: Annotated[str | None, _optional(
+        _http_url, "an http(s) URL without query, e.g. http://gw.gateway-system.svc.cluster.local")] = None
     """The Gateway listener's URL for clients and the smoke Job: the stack output `trafficUrl` (required in
     gateway mode)"""
 
@@ -101,19 +100,19 @@ class GatewaySettings(Section):
 class SplitSettings(Section):
     """Declared traffic split between the two TGI variants."""
 
-    mode: Choice(SplitMode) = SplitMode.REPLICAS
+    mode: Annotated[SplitMode, Choice(SplitMode)] = SplitMode.REPLICAS
     """`replicas`: a Service over both variants, the split is the replica ratio; `gateway`: an HTTPRoute splits
     by weight"""
     canary_percent: Percent = 50.0
     """Canary share of requests, 0-100 (gateway mode: a multiple of 0.01)"""
-    replicas: WholeNumber(1, 1000) = 2
+    replicas: Annotated[int, WholeNumber(1, 1000)] = 2
     """Total serving replicas over both variants (replicas mode)"""
-    tolerance: Number(0, MAX_TOLERANCE) = 5.0
+    tolerance: Annotated[float, Number(0, MAX_TOLERANCE)] = 5.0
     """Max percentage points between declared and effective split (at most 50: more accepts any split; gateway
     mode is exact)"""
-    stable_replicas: WholeNumber(0, 1000) = 1
+    stable_replicas: Annotated[int, WholeNumber(0, 1000)] = 1
     """Replicas of the stable variant (gateway mode)"""
-    canary_replicas: WholeNumber(0, 1000) = 1
+    canary_replicas: Annotated[int, WholeNumber(0, 1000)] = 1
     """Replicas of the canary variant (gateway mode)"""
     gateway: GatewaySettings = GatewaySettings()
     """`{name, namespace, sectionName, url}` of the existing Gateway (gateway mode)"""

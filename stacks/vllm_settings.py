@@ -10,6 +10,7 @@ budget. vLLM facts (flags, dtypes, quantisations, the extra-args allow-list) com
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from pydantic import model_validator
 
@@ -42,17 +43,19 @@ class VllmSettings(Section):
 
     image: PinnedImage = VLLM_IMAGE
     """vLLM image, pinned by exact tag or digest (`vllm/vllm-openai` is a CUDA build)"""
-    max_model_len: WholeNumber(16, 1048576) = 2048
+    max_model_len: Annotated[int, WholeNumber(
+        16, 1048576, why="a prompt and a reply need 16 tokens; 2^20 is a sanity bound, and vLLM refuses more than the "
+        "model's own context, max_position_embeddings in its config.json, when it starts")] = 2048
     """`--max-model-len`: max prompt + generated tokens per sequence"""
-    dtype: OneOf(DTYPES) = "auto"
+    dtype: Annotated[str, OneOf(DTYPES)] = "auto"
     """`--dtype`: auto, half, float16, bfloat16, float or float32"""
-    gpu_memory_utilization: Number(0.05, 1.0) = 0.9
+    gpu_memory_utilization: Annotated[float, Number(0.05, 1.0)] = 0.9
     """`--gpu-memory-utilization`: share of each GPU's memory vLLM may take (weights + KV cache)"""
-    max_num_seqs: WholeNumber(1, 4096) = 64
+    max_num_seqs: Annotated[int, WholeNumber(1, 4096)] = 64
     """`--max-num-seqs`: max concurrent sequences in a batch"""
-    quantization: OptionalChoice(QUANTIZATIONS) = None
+    quantization: Annotated[str | None, OptionalChoice(QUANTIZATIONS)] = None
     """`--quantization` (empty: none, or what the checkpoint declares)"""
-    cpu_kv_cache_gib: WholeNumber(1, 1024) = 4
+    cpu_kv_cache_gib: Annotated[int, WholeNumber(1, 1024)] = 4
     """`VLLM_CPU_KVCACHE_SPACE` in GiB, for a CPU build at `serving.gpusPerReplica: 0`"""
     extra_args: StringList = ()
     """More `vllm serve` flags, each `--flag` or `--flag=value`, from an allow-list (see vLLM engine)"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .common import (
@@ -13,7 +13,9 @@ from .common import (
     CREDENTIAL_ERROR_CODES,
     EXIT_S3,
     EXIT_S3_DENIED,
+    LEASE_NAME,
     MANIFEST_FORMAT,
+    MANIFEST_NAME,
     META_SHA256,
     RETRYABLE_CODES,
     Options,
@@ -283,12 +285,30 @@ def upload_file(client: Any, opts: Options, f: LocalFile, transfer_config: Any) 
     )
 
 
+def foreign_prefixes(keys: Iterable[str], opts: Options) -> set[str]:
+    """The prefixes under ours that another model's stager owns: where another manifest (a staged model) or
+    lease (one being staged) lies, e.g. a canary staged under ``<stable prefix>/canary/<sha>``. The settings
+    refuse nested prefixes; this is the defence for what they cannot see (another stack on the same bucket)."""
+    own = {opts.manifest_key, opts.lease_key}
+    return {key.rsplit("/", 1)[0] for key in keys
+            if key not in own and key.rsplit("/", 1)[-1] in (MANIFEST_NAME, LEASE_NAME)}
+
+
+def under_any(key: str, prefixes: Iterable[str]) -> bool:
+    """Whether ``key`` lies under one of ``prefixes``."""
+    return any(key.startswith(f"{prefix}/") for prefix in prefixes)
+
+
 def abort_incomplete_uploads(client: Any, opts: Options) -> list[str]:
     """Abort the multipart uploads left under the prefix by a stager that died (their parts cost
-    storage and never become objects); called only while holding the prefix's lease."""
+    storage and never become objects), but not those under another stager's prefix (:func:`foreign_prefixes`);
+    called only while holding the prefix's lease."""
+    foreign = foreign_prefixes(list_keys(client, opts), opts)
     aborted: list[str] = []
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=opts.bucket, Prefix=f"{opts.prefix}/"):
         for upload in page.get("Uploads", []):
+            if under_any(upload["Key"], foreign):
+                continue
             client.abort_multipart_upload(Bucket=opts.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             aborted.append(upload["Key"])
     return aborted

@@ -18,11 +18,13 @@ from .hub import _hub_call, verify_against_hub
 from .s3 import (
     check_object,
     describe_s3_error,
+    foreign_prefixes,
     head,
     list_keys,
     object_matches,
     read_manifest,
     staged_state,
+    under_any,
     wait_for_bucket,
 )
 
@@ -38,6 +40,8 @@ class Result:
     deleted: list[str] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     """Keys of incomplete multipart uploads aborted before staging."""
+    kept_foreign: list[str] = field(default_factory=list)
+    """Prefixes under ours holding another model's manifest or lease: left alone by the prune."""
     reason: str = ""
 
     def summary(self) -> dict:
@@ -57,6 +61,7 @@ class Result:
             "unchanged": self.unchanged,
             "deleted": self.deleted,
             "aborted_uploads": self.aborted,
+            "kept_foreign_prefixes": self.kept_foreign,
             "reason": self.reason,
         }
 
@@ -177,8 +182,14 @@ def _stage_locked(client: Any, opts: Options, commit: str | None, held: lease.Le
             log(f"uploaded {f.path} ({human(f.size)}) in {time.monotonic() - started:.1f}s, verified ({why})")
 
     keep = {opts.key(f.path) for f in files}
-    for key in list_keys(client, opts):
-        if key not in keep and key not in (opts.manifest_key, opts.lease_key):
+    listed = list_keys(client, opts)
+    foreign = foreign_prefixes(listed, opts)
+    for prefix in sorted(foreign):
+        result.kept_foreign.append(prefix)
+        log(f"kept everything under s3://{opts.bucket}/{prefix}/: another model's prefix (it holds its own "
+            "manifest or lease), never pruned")
+    for key in listed:
+        if key not in keep and key not in (opts.manifest_key, opts.lease_key) and not under_any(key, foreign):
             client.delete_object(Bucket=opts.bucket, Key=key)
             result.deleted.append(key[len(opts.prefix) + 1 :])
             log(f"deleted {key} (not in {opts.repo_id}@{opts.revision})")

@@ -220,11 +220,15 @@ def unsecret(value: Any) -> Any:
     return value["value"] if is_secret_value(value) else value
 
 
-def stack_config(stack: str) -> dict[str, Any]:
-    """A stack's config from ``Pulumi.<stack>.yaml`` (``llm-ab:key`` -> value)."""
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """A stack's config from ``Pulumi.<stack>.yaml`` (``llm-ab:key`` -> value) as its user chose it: what only a
+    deployment writes there (the encryption salt; the credential generator an older driver recorded) is left out,
+    so ``make up`` before ``make test`` changes nothing the tests see."""
     import yaml
 
-    return dict(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
+    from deploy.workspace import user_config
+
+    return user_config(yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()))
 
 
 def raw_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 __all__ = ["API_OPENAI", "API_TGI", "APIS", "Engine", "ServingContext", "env_list"]
 
@@ -33,7 +33,10 @@ class ServingContext:
 
 
 class Engine(Protocol):
-    """One serving engine's part of the serving container."""
+    """One serving engine's part of the serving container: a dataclass of its settings."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    """Every engine is a dataclass (its fields are the settings the analysis Job's digest records)."""
 
     @property
     def name(self) -> str:

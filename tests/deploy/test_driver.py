@@ -6,6 +6,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,14 @@ import pytest
 from components.credentials import CredentialGenerator
 from deploy import credentials
 from deploy.__main__ import engine_error, format_outputs, policy_args
-from deploy.workspace import DriverError, ensure_passphrase, resolve_engine
+from deploy.workspace import (
+    DriverError,
+    engine_dir,
+    engine_project,
+    engine_stack_file,
+    ensure_passphrase,
+    resolve_engine,
+)
 
 
 @dataclass
@@ -225,3 +233,141 @@ def test_warnings_are_collected_from_the_events_once_each_without_the_expected_e
     warnings.print()
     assert capsys.readouterr().err.splitlines() == ["[deploy] warning: llm-ab:tgi.shmSize is now serving.shmSize",
                                                     "[deploy] warning: boom"]
+
+
+# --- the tracked stack file stays as the user wrote it -----------------------------------------------
+
+SALT = "v1:c2FsdHNhbHQ=:v1:YWJj:ZGVm"
+
+
+class FakeStack:
+    """What the driver uses of an Automation API stack. Like pulumi, it writes into the stack file of the directory
+    it runs in: the salt when the stack is created (`pulumi stack init` with a passphrase), and set_config."""
+
+    def __init__(self, name: str, work_dir: Path) -> None:
+        import yaml
+
+        self.name, self.work_dir, self.configured = name, work_dir, []
+        data = yaml.safe_load(self.path.read_text()) or {}
+        if "encryptionsalt" not in data:
+            self.path.write_text(yaml.safe_dump({**data, "encryptionsalt": SALT}))
+        self.workspace = SimpleNamespace(list_plugins=lambda: [])  # no pulumi-random plugin: builtin
+
+    @property
+    def path(self) -> Path:
+        return self.work_dir / f"Pulumi.{self.name}.yaml"
+
+    def export_stack(self) -> SimpleNamespace:
+        return SimpleNamespace(deployment={})
+
+    def set_config(self, key: str, value: Any, path: bool = False) -> None:
+        import yaml
+
+        assert (key, path) == (credentials.PATH_KEY, True)
+        self.configured.append(value.value)
+        data = yaml.safe_load(self.path.read_text())
+        data.setdefault("config", {})[credentials.CONFIG_KEY] = {"generator": value.value}
+        self.path.write_text(yaml.safe_dump(data))
+
+    def preview(self, **_: Any) -> SimpleNamespace:
+        return SimpleNamespace(change_summary={"create": 40})
+
+    def up(self, **_: Any) -> SimpleNamespace:
+        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"create": 40}), outputs={})
+
+
+@pytest.fixture
+def driver_run(tmp_path, monkeypatch):
+    """``python -m deploy VERB`` on a copy of the repository's Pulumi.yaml and Pulumi.dev.yaml, the engine faked."""
+    import shutil
+
+    import deploy.__main__ as driver
+    from tests.harness import ROOT
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in ("LLMAB_PULUMI", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLMAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "tests only")
+    stacks: list[FakeStack] = []
+
+    def open_stack(stack_name: str, _engine: Any, work_dir: Path) -> FakeStack:
+        stacks.append(FakeStack(stack_name, work_dir))
+        return stacks[-1]
+
+    monkeypatch.setattr(driver, "open_stack", open_stack)
+
+    def run(verb: str) -> FakeStack:
+        assert driver.main([verb, "--stack", "dev", "--work-dir", str(repo), "--no-policy"]) == 0
+        return stacks[-1]
+    return SimpleNamespace(run=run, repo=repo, state=tmp_path / "state")
+
+
+def test_the_driver_leaves_the_tracked_stack_file_byte_identical(driver_run, capsys) -> None:
+    import yaml
+
+    tracked = (driver_run.repo / "Pulumi.dev.yaml").read_bytes()
+    first = driver_run.run("up")
+    assert (driver_run.repo / "Pulumi.dev.yaml").read_bytes() == tracked
+    # The salt and the generator the driver chose live with the stack's state, in the engine's copy.
+    assert first.work_dir == engine_dir(driver_run.state, "dev") and first.configured == ["builtin"]
+    copy = yaml.safe_load(first.path.read_text())
+    assert copy["encryptionsalt"] == SALT and copy["config"][credentials.CONFIG_KEY] == {"generator": "builtin"}
+    assert copy["config"]["llm-ab:split"] == yaml.safe_load(tracked)["config"]["llm-ab:split"]
+    assert (first.work_dir / "credentials-generator").read_text() == "builtin\n"
+    assert "recorded in" in capsys.readouterr().err
+
+    second = driver_run.run("preview")  # the salt and the decision are kept, not made again
+    assert second.configured == [] and yaml.safe_load(second.path.read_text())["encryptionsalt"] == SALT
+    assert yaml.safe_load(second.path.read_text())["config"][credentials.CONFIG_KEY] == {"generator": "builtin"}
+    assert "credentials: builtin (recorded when the stack first ran)" in capsys.readouterr().err
+    assert (driver_run.repo / "Pulumi.dev.yaml").read_bytes() == tracked
+
+
+def test_what_the_user_changes_in_the_tracked_file_reaches_the_engine(driver_run) -> None:
+    import yaml
+
+    driver_run.run("preview")
+    path = driver_run.repo / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("canaryPercent: 50", "canaryPercent: 10"))
+    again = driver_run.run("preview")
+    copy = yaml.safe_load(again.path.read_text())
+    assert copy["config"]["llm-ab:split"]["canaryPercent"] == 10 and copy["encryptionsalt"] == SALT
+
+
+def test_the_engine_copy_takes_the_users_secrets_provider_and_generator_over_the_recorded_ones() -> None:
+    previous = {"encryptionsalt": "v1:old", "config": {}}
+    mine = {"encryptionsalt": "v1:mine", "config": {"llm-ab:credentials": {"generator": "random"}}}
+    assert engine_stack_file(mine, previous, "builtin") == mine
+    kms = {"secretsprovider": "awskms://alias/x", "config": {"llm-ab:namespace": "ns"}}
+    assert engine_stack_file(kms, previous, None) == kms
+    assert engine_stack_file({"config": {"llm-ab:namespace": "ns"}}, previous, "builtin") == {
+        "config": {"llm-ab:namespace": "ns", "llm-ab:credentials": {"generator": "builtin"}},
+        "encryptionsalt": "v1:old"}
+
+
+def test_a_relative_virtualenv_is_made_absolute_in_the_engines_copy_of_the_project(tmp_path) -> None:
+    project = {"name": "llm-ab", "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}}
+    copied = engine_project(project, tmp_path)
+    assert copied["runtime"]["options"] == {"toolchain": "pip", "virtualenv": str(tmp_path / "venv")}
+    assert engine_project({"name": "llm-ab", "runtime": "python"}, tmp_path) == {"name": "llm-ab", "runtime": "python"}
+
+
+def test_a_deploy_written_stack_file_changes_nothing_the_tests_read(tmp_path) -> None:
+    """What `make up` wrote into Pulumi.dev.yaml before the driver ran on a copy (the generator line, the salt),
+    and what `pulumi config set --secret` still writes (the salt): the tests' settings are those of the file as
+    shipped."""
+    from tests.harness import ROOT, stack_config
+
+    shipped = (ROOT / "Pulumi.dev.yaml").read_text()
+    deployed = shipped.replace("config:\n", "config:\n  llm-ab:credentials:\n    generator: builtin\n", 1)
+    (tmp_path / "Pulumi.dev.yaml").write_text(f"{deployed}encryptionsalt: {SALT}\n")
+    assert stack_config("dev", tmp_path) == stack_config("dev")
+    assert "llm-ab:credentials" not in stack_config("dev", tmp_path)
+    assert stack_config("dev", tmp_path)["llm-ab:split"] == {"canaryPercent": 50, "replicas": 2, "tolerance": 5}
+    kept = shipped.replace("config:\n", "config:\n  llm-ab:credentials:\n    other: 1\n    generator: builtin\n", 1)
+    (tmp_path / "Pulumi.dev.yaml").write_text(kept)
+    assert stack_config("dev", tmp_path)["llm-ab:credentials"] == {"other": 1}

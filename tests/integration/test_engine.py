@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.workspace import toolchain_env
+from deploy.workspace import engine_dir, toolchain_env
 from policy.contract import WEIGHTS_COMPONENT
 from tests import samples
 from tests.conftest import ROOT
@@ -140,12 +140,16 @@ def test_a_stack_file_with_the_old_tgi_serving_keys_previews_with_a_warning_nami
 
 
 def test_up_from_empty_creates_every_resource_with_the_builtin_credentials(driver, local_cluster) -> None:
+    tracked = (driver.work_dir / f"Pulumi.{STACK}.yaml").read_bytes()
     proc, steps = driver.run("up")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     created = [s for s in steps if s["op"] == "create"]
     assert len(created) >= 30, changed(steps)
-    # pulumi-random's plugin is not served here: the driver recorded the built-in generator.
-    assert driver.stack_file(STACK)["config"]["llm-ab:credentials"] == {"generator": "builtin"}
+    # pulumi-random's plugin is not served here: the driver recorded the built-in generator, with the stack's
+    # state; the engine's salt is there too. The stack file the user wrote is left as it was.
+    assert (driver.work_dir / f"Pulumi.{STACK}.yaml").read_bytes() == tracked
+    copy = yaml.safe_load((engine_dir(driver.work_dir / "state", STACK) / f"Pulumi.{STACK}.yaml").read_text())
+    assert copy["config"]["llm-ab:credentials"] == {"generator": "builtin"} and "encryptionsalt" in copy
     assert "credentials: builtin" in proc.stderr
     outputs = driver.outputs()
     assert outputs["namespace"] == NAMESPACE and outputs["credentialGenerator"] == "builtin"

@@ -15,7 +15,7 @@ from stacks import outputs as OUT
 from stacks.gates import analysis_plan
 from stacks.settings import parse_settings
 from tests.harness import raw_config
-from tests.samples import dev_config
+from tests.samples import dev_config, gateway_split
 
 
 def with_analysis(**analysis: Any) -> dict[str, Any]:
@@ -104,6 +104,18 @@ def test_a_variant_with_no_replicas_skips_the_analysis_and_says_why(run_main, pu
     assert not [r for r in pulumi_mocks.resources if r.name.startswith("analysis")]
     assert resolve(outputs[OUT.ANALYSIS]) == {"skipped": "canary has 0 replicas (split.canaryPercent 0): "
                                                          "there is nothing to compare, so no analysis Job runs"}
+
+
+def test_a_gateway_variant_with_no_replicas_skips_the_analysis_naming_the_replica_keys(
+        run_main, pulumi_mocks, resolve) -> None:
+    config = with_analysis()
+    config["llm-ab:split"] = gateway_split(canaryPercent=0, canaryReplicas=0)
+    del config["llm-ab:split"]["canaryHeader"]  # it would route to no replica
+    outputs = run_main(config)
+    assert not [r for r in pulumi_mocks.resources if r.name.startswith("analysis")]
+    assert resolve(outputs[OUT.ANALYSIS]) == {
+        "skipped": "canary has 0 replicas (split.stableReplicas + split.canaryReplicas): there is nothing to "
+                   "compare, so no analysis Job runs"}
 
 
 def test_the_analysis_runs_without_the_smoke_gate_after_the_serving_resources(run_main, pulumi_mocks) -> None:

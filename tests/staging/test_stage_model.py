@@ -218,6 +218,47 @@ def test_failed_upload_leaves_no_manifest_so_the_prefix_never_looks_complete(
     assert server.manifest(bucket, prefix)["revision"] == COMMIT_2
 
 
+def test_a_prune_keeps_every_object_of_a_model_staged_under_the_prefix(sm, server, bucket, tmp_path, capsys):
+    """Stable at ``flan/<sha>``, canary at ``flan/<sha>/canary/<sha2>`` (the settings refuse it; another stack on the
+    same bucket is not theirs to see): staging the stable deletes its own leftovers, none of the canary's objects."""
+    stable, canary = f"flan/{COMMIT_1}", f"flan/{COMMIT_1}/canary/{COMMIT_2}"
+    code, _, err = run(sm, capsys, *common(server, bucket, prefix=canary, revision=COMMIT_2,
+                                           repo="google/flan-t5-base"),
+                       "--source-dir", write_model(tmp_path / "canary", model_files("canary")))
+    assert code == 0, err
+    canary_objects = {key: server.s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in server.keys(bucket)}
+    assert f"{canary}/{MANIFEST}" in canary_objects and len(canary_objects) == len(STAGED) + 1
+    server.s3.put_object(Bucket=bucket, Key=f"{stable}/stale.json", Body=b"{}")
+
+    code, out, err = run(sm, capsys, *common(server, bucket, prefix=stable), "--source-dir",
+                         write_model(tmp_path / "stable", model_files("stable")), "--json")
+
+    assert code == 0, err
+    for key, body in canary_objects.items():
+        assert server.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
+    summary = json.loads(out)
+    assert summary["deleted"] == ["stale.json"] and summary["kept_foreign_prefixes"] == [canary]
+    assert f"kept everything under s3://{bucket}/{canary}/: another model's prefix" in err
+    assert server.keys(bucket) == sorted([*canary_objects, f"{stable}/{MANIFEST}", *(f"{stable}/{p}" for p in STAGED)])
+
+
+def test_a_prefix_being_staged_under_ours_keeps_its_objects_and_uploads(sm, server, bucket, tmp_path, capsys):
+    """Mid-staging the other model has no manifest yet (it is removed before any upload), only its lease."""
+    stable, canary = f"flan/{COMMIT_1}", f"flan/{COMMIT_1}/canary/{COMMIT_2}"
+    server.s3.put_object(Bucket=bucket, Key=f"{canary}/{LEASE}", Body=b'{"owner": "another stager"}')
+    server.s3.put_object(Bucket=bucket, Key=f"{canary}/config.json", Body=b"{}")
+    upload = server.s3.create_multipart_upload(Bucket=bucket, Key=f"{canary}/model.safetensors")
+
+    code, out, err = run(sm, capsys, *common(server, bucket, prefix=stable), "--source-dir",
+                         write_model(tmp_path / "stable", model_files()), "--json")
+
+    assert code == 0, err
+    assert {f"{canary}/{LEASE}", f"{canary}/config.json"} <= set(server.keys(bucket))
+    assert json.loads(out)["aborted_uploads"] == []
+    remaining = server.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in remaining] == [upload["UploadId"]]
+
+
 def test_second_run_skips_without_downloading_or_writing(sm, server, bucket, capsys, monkeypatch, recorder):
     hub = FakeHub(model_files()).install(sm, monkeypatch)
     assert run(sm, capsys, *common(server, bucket))[0] == 0

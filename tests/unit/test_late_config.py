@@ -68,6 +68,75 @@ def test_late_failures_fail_at_preview(path: str, value: Any, expected: str) -> 
     assert error_of(with_value(path, value)).startswith(expected)
 
 
+LABELS = ("must be Kubernetes labels: each key an optional DNS-subdomain prefix and '/', then a name of at most 63 "
+          "letters, digits, '-', '_' and '.' starting and ending with a letter or digit; each value empty or such a "
+          "name, got ")
+BUCKET = ("must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', in dot-separated parts that start "
+          "and end with a letter or digit (so no '..'), not an IP address")
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    ("serving.nodeSelector", {"gpu type": "a10"}, f"llm-ab:serving.nodeSelector {LABELS}'gpu type': 'a10'"),
+    ("serving.nodeSelector", {"node.kubernetes.io/instance-type": "g5.xlarge/2"},
+     f"llm-ab:serving.nodeSelector {LABELS}'node.kubernetes.io/instance-type': 'g5.xlarge/2'"),
+    ("serving.nodeSelector", {"Example.com/gpu": "true"}, f"llm-ab:serving.nodeSelector {LABELS}'Example.com/gpu'"),
+    ("serving.nodeSelector", {"a/b/c": "x"}, f"llm-ab:serving.nodeSelector {LABELS}'a/b/c'"),
+    ("serving.nodeSelector", {"pool": "x" * 64}, f"llm-ab:serving.nodeSelector {LABELS}'pool': '{'x' * 64}'"),
+    ("observability.prometheusPodLabels", {"app": "-prometheus"},
+     f"llm-ab:observability.prometheusPodLabels {LABELS}'app': '-prometheus'"),
+    ("observability.podMonitorLabels", {"release": "kube prometheus"},
+     f"llm-ab:observability.podMonitorLabels {LABELS}'release': 'kube prometheus'"),
+    ("storage.storageClass", "Fast_SSD",
+     "llm-ab:storage.storageClass must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 "
+     "characters, each dot-separated part starting and ending with a letter or digit, got 'Fast_SSD'"),
+    ("storage.storageClass", "ssd.", "llm-ab:storage.storageClass must be a DNS-1123 subdomain"),
+    ("storage.storageClass", "s" * 254, "llm-ab:storage.storageClass must be a DNS-1123 subdomain"),
+    ("storage.bucket", "model..weights", f"llm-ab:storage.bucket {BUCKET}"),
+    ("storage.bucket", "192.168.5.4", f"llm-ab:storage.bucket {BUCKET}"),
+    ("storage.bucket", "model.-weights", f"llm-ab:storage.bucket {BUCKET}"),
+    ("storage.bucket", "xn--weights", f"llm-ab:storage.bucket {BUCKET}"),
+    ("storage.bucket", "weights-s3alias", f"llm-ab:storage.bucket {BUCKET}"),
+    ("storage.size", "1000Pi", "llm-ab:storage.size must be a Kubernetes quantity greater than 0 and at most 64Ti "
+                               "(the largest single cloud block volume), got '1000Pi'"),
+    ("storage.size", "65Ti", "llm-ab:storage.size must be a Kubernetes quantity greater than 0 and at most 64Ti"),
+    ("split.canaryHeader", "x-llm-ab-variant: kanarienvögel",
+     "llm-ab:split.canaryHeader must be an HTTP header match written 'name: value', e.g. 'x-llm-ab-variant: canary' "
+     "(name: letters, digits and !#$%&'*+-.^_`|~; value: non-empty, visible ASCII characters and spaces, at most "
+     "4096), got 'x-llm-ab-variant: kanarienvögel'"),
+    ("split.stableHeader", "x-cohort: sta\u00a0ble", "llm-ab:split.stableHeader must be an HTTP header match"),
+    ("vllm.maxModelLen", 2 ** 31,
+     "llm-ab:vllm.maxModelLen must be a whole number from 16 to 1048576 (a prompt and a reply need 16 tokens; 2^20 is "
+     "a sanity bound, and vLLM refuses more than the model's own context, max_position_embeddings in its "
+     "config.json, when it starts), got 2147483648"),
+    ("vllm.maxModelLen", 0, "llm-ab:vllm.maxModelLen must be a whole number from 16 to 1048576 (a prompt"),
+    ("vllm.maxModelLen", -2048, "llm-ab:vllm.maxModelLen must be a whole number from 16 to 1048576"),
+])
+def test_values_the_api_server_or_a_client_would_refuse_late_fail_at_preview(path: str, value: Any,
+                                                                             expected: str) -> None:
+    assert error_of(with_value(path, value)).startswith(expected), error_of(with_value(path, value))
+
+
+def test_gpu_pool_labels_are_checked_by_the_same_label_rule() -> None:
+    raw = with_value("gpu.nodePools", [{"name": "gpu", "labels": {"team": "ml ops"}}])
+    assert error_of(raw).startswith(f"llm-ab:gpu.nodePools[0].labels {LABELS}'team': 'ml ops'")
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("serving.nodeSelector", {"nvidia.com/gpu.present": "true", "node.kubernetes.io/instance-type": "g5.xlarge",
+                              "empty-value": ""}),
+    ("observability.podMonitorLabels", {"release": "kube-prometheus-stack"}),
+    ("storage.storageClass", "gp3.encrypted"),
+    ("storage.bucket", "llm-ab-dev.weights-123456789012"),
+    ("storage.size", "64Ti"),
+    ("split.canaryHeader", "x-llm-ab-variant: canary cohort ~1"),
+])
+def test_valid_values_of_those_keys_are_accepted(path: str, value: Any) -> None:
+    raw = with_value(path, value)
+    if path.startswith("split."):
+        raw["split"] |= {"mode": "gateway", "gateway": {"name": "gw", "namespace": "gw", "url": "http://gw"}}
+    parse_settings(raw)
+
+
 def test_values_at_the_bounds_are_accepted() -> None:
     s = parse_settings(with_value("serving.resources", {"requests": {"cpu": "4", "memory": "8Gi"}}))
     assert s.serving.resources.requests.cpu == "4"

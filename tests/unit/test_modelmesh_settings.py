@@ -100,7 +100,7 @@ def test_a_server_type_brings_its_own_defaults() -> None:
          "llm-ab:modelmesh.models.primary.revision must be a pinned commit"),
         ({"models": {"primary": {**PRIMARY, "version": "v 1"}}}, "llm-ab:modelmesh.models.primary.version must be"),
         ({"models": {"primary": PRIMARY, "candidate": {**CANDIDATE, "revision": REV_A, "file": "other.joblib"}}},
-         "llm-ab:modelmesh.models.candidate.path must differ from models.primary.path"),
+         "llm-ab:modelmesh.models.candidate.path must differ from modelmesh.models.primary.path ('wine-quality')"),
         ({"models": {"primary": PRIMARY, "extra": {}}}, "llm-ab:modelmesh.models.extra is not a known setting"),
         ({"runtime": {"colour": "blue"}}, "llm-ab:modelmesh.runtime.colour is not a known setting"),
         ({"enabled": True, "models": {"primary": PRIMARY}},

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from analysis.thresholds import CONFIG_KEYS as THRESHOLD_KEYS
 from policy.contract import image_is_pinned
-from stacks.config_types import ConfigError
+from stacks.config_types import ConfigError, show
 from stacks.settings import Platform, Settings, parse_settings
 from tests.harness import raw_config
-from tests.samples import SHA_A, dev_config, minimal, with_value
+from tests.samples import SHA_A, SHA_B, dev_config, minimal, with_value
 
 
 def test_defaults_fill_everything_but_the_models() -> None:
@@ -74,6 +77,108 @@ def test_bad_value_is_rejected_naming_key_value_and_what_is_allowed(path: str, v
     with pytest.raises(ConfigError) as err:
         parse_settings(with_value(path, value))
     assert str(err.value).startswith(expected), str(err.value)
+
+
+def number_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    """Every whole-number and number key of the schema (``gpu.nodePools[0].minSize``), found by walking it, so a
+    number key added later is covered too."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key, args = prefix + (field.alias or name), typing.get_args(field.annotation) or (field.annotation,)
+        sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if sections:
+            keys += number_keys(sections[0], key + ("[0]." if typing.get_origin(field.annotation) is tuple else "."))
+        elif int in args or float in args:
+            keys.append(key)
+    return keys
+
+
+NUMBER_KEYS = number_keys()
+
+
+def test_the_number_keys_are_found() -> None:
+    assert {"split.replicas", "split.canaryPercent", "serving.gpusPerReplica", "gpu.nodePools[0].diskSizeGiB",
+            "vllm.gpuMemoryUtilization", "analysis.rate", "modelmesh.runtime.ports.grpc"} <= set(NUMBER_KEYS)
+
+
+def raw_with(key: str, value: Any) -> dict[str, Any]:
+    """:func:`minimal` with ``key`` (``a.b[0].c``: a list of one object) set to ``value``."""
+    raw = minimal()
+    node: dict[str, Any] = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if part.endswith("[0]"):
+            item = {"name": "gpu"}  # the one required key of a list item (gpu.nodePools)
+            node[part[:-3]] = [item]
+            node = item
+        else:
+            node = node.setdefault(part, {})
+    node[leaf] = value
+    return raw
+
+
+NOT_FINITE = ["inf", "Infinity", "-inf", "nan", "NaN", float("inf"), float("-inf"), float("nan"), 10 ** 400]
+"""Values no number key takes (the last is finite, but no float holds it)."""
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+def test_no_number_key_takes_an_infinite_or_nan_value(key: str, value: Any) -> None:
+    """Not an OverflowError from int(): the key, the value and the allowed range, like every other refusal."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw_with(key, value))
+    assert err.value.key == key, str(err.value)
+    assert f" must be a {'whole ' if 'whole' in str(err.value) else ''}number" in str(err.value)
+    assert str(err.value).endswith(f", got {show(value)}"), str(err.value)
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("key", [f"analysis.{key}" for key in THRESHOLD_KEYS.values() if key != "minSamples"])
+def test_no_analysis_threshold_takes_an_infinite_or_nan_value(key: str, value: Any) -> None:
+    """The thresholds' own check (analysis/thresholds.py, which the analysis Job runs without the schema);
+    minSamples is a whole number like those above (a huge one is refused at analysis.requests, which it exceeds)."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw_with(key, value))
+    assert err.value.key == key and " must be " in str(err.value), str(err.value)
+
+
+def with_paths(stable: str, canary: str) -> dict[str, Any]:
+    raw = minimal()
+    raw["models"]["stable"]["path"], raw["models"]["canary"]["path"] = stable, canary
+    return raw
+
+
+def test_a_variant_path_inside_the_others_prefix_is_refused_naming_both_keys_and_values() -> None:
+    """Staging the stable (``flan/<sha>``) would delete the canary's objects under ``flan/<sha>/canary/...``."""
+    with pytest.raises(ConfigError) as err:
+        parse_settings(with_paths("flan", f"flan/{SHA_A}/canary"))
+    message = str(err.value)
+    assert err.value.key == "models.canary.path"
+    assert message.startswith("llm-ab:models.canary.path must not nest with models.stable.path ('flan'): "
+                              f"models.canary is staged under 'flan/{SHA_A}/canary/{SHA_B}', inside models.stable's "
+                              f"'flan/{SHA_A}', and staging models.stable deletes every object"), message
+    assert message.endswith(f"got 'flan/{SHA_A}/canary'"), message
+
+
+def test_a_stable_path_inside_the_canarys_prefix_is_refused_too() -> None:
+    with pytest.raises(ConfigError, match=rf"^llm-ab:models.canary.path must not nest with models.stable.path "
+                                          rf"\('base/{SHA_B}/stable'\): models.stable is staged under"):
+        parse_settings(with_paths(f"base/{SHA_B}/stable", "base"))
+
+
+def test_a_modelmesh_model_inside_a_variants_prefix_is_refused() -> None:
+    raw = minimal()
+    raw["modelmesh"] = {"models": {"primary": {"repo": "julien-c/wine-quality", "revision": "a" * 40,
+                                               "file": "sklearn_model.joblib", "path": f"flan-t5-base/{SHA_B}/mm"}}}
+    with pytest.raises(ConfigError, match=r"^llm-ab:modelmesh.models.primary.path must not nest with "
+                                          r"models.canary.path \('flan-t5-base'\)"):
+        parse_settings(raw)
+
+
+@pytest.mark.parametrize(("stable", "canary"), [("flan", "flan-canary"), ("flan", "flan/canary"), ("a/b", "a/c")])
+def test_paths_that_only_look_alike_are_fine(stable: str, canary: str) -> None:
+    s = parse_settings(with_paths(stable, canary))
+    assert (s.models.stable.path, s.models.canary.path) == (stable, canary)
 
 
 def test_missing_model_is_required() -> None:

@@ -31,7 +31,12 @@ from pulumi_policy import (
 from .eks import NODE_GROUP_DISK_SCHEMA, NODE_GROUP_TAINT_SCHEMA, gpu_node_group_disk, gpu_node_group_tainted
 from .exposure import SERVICE_SCHEMA, dataset_read_only, no_public_services, weights_volume_protected
 from .images import PINNED_IMAGES_SCHEMA, pinned_images
-from .network import DEFAULT_DENY_SCHEMA, namespace_default_deny
+from .network import (
+    DEFAULT_DENY_SCHEMA,
+    EGRESS_INTERNAL_SCHEMA,
+    egress_excludes_internal,
+    namespace_default_deny,
+)
 from .secrets import CREDENTIALS_SCHEMA, SECRET_DATA_SCHEMA, no_plaintext_credentials, secret_data_not_literal
 from .split import (
     CANARY_CAP_SCHEMA,
@@ -132,6 +137,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         config_schema=DEFAULT_DENY_SCHEMA,
         remediation_steps="Keep components/namespace.py's default-deny policy, or exempt an add-on's namespace "
                           "with exemptNamespaces.",
+    ),
+    ResourceValidationPolicy(
+        name="k8s-egress-excludes-internal",
+        description="A NetworkPolicy egress ipBlock to the outside excepts the cluster's internal networks (pods, "
+                    "Services, nodes, the API server, the metadata service).",
+        validate=egress_excludes_internal,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=EGRESS_INTERNAL_SCHEMA,
+        remediation_steps="Keep network.internalCidrs non-empty and covering the cluster's networks, or list a "
+                          "stack's own blocks in this rule's internalCidrs.",
     ),
     ResourceValidationPolicy(
         name="datashim-dataset-read-only",

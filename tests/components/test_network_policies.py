@@ -216,6 +216,11 @@ def test_builders_are_what_kubernetes_reads() -> None:
     assert not any(ipaddress.ip_network(c).is_global for c in netpol.DEFAULT_INTERNAL_CIDRS)
 
 
+def test_https_egress_is_never_built_open_to_every_address() -> None:
+    with pytest.raises(ValueError, match="internal CIDR blocks it must never reach, got none"):
+        netpol.https_egress({"a": "b"}, [])
+
+
 def test_the_analysis_gate_is_a_gate_client_like_the_smoke_job(run_main, pulumi_mocks) -> None:
     config = dev_config()
     config["llm-ab:analysis"] = {"enabled": True}

@@ -21,6 +21,7 @@ from components.engines.vllm import VllmEngine
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
+from components.netpol import pods_peer
 from components.route import GatewayRef
 from components.serving import ModelServer, ModelServerArgs
 from components.split import split_cost
@@ -72,9 +73,10 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
             storage_class=settings.storage.storage_class, protect=settings.storage.protect,
             volume_generation=settings.storage.volume_generation, allow_replace=settings.storage.allow_replace,
             credential_generator=CredentialGenerator(settings.credentials.generator),
-            # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
-            extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": settings.datashim.operator_namespace}}}],
+            # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace: its pods, by their
+            # labels, and no other pod of that namespace.
+            extra_ingress_from=[pods_peer(settings.datashim.operator_pod_labels,
+                                          settings.datashim.operator_namespace)],
         ),
         opts=platform.opts(),
     )

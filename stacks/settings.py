@@ -19,6 +19,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
+from components.naming import DATASHIM_POD_LABELS
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
@@ -223,6 +224,14 @@ def _not_kube_system(value: Any) -> Any:
     return value
 
 
+def _some_labels(value: Any) -> Any:
+    if isinstance(value, Mapping) and not value:
+        raise problem(f"must name at least one pod label of Datashim's pods (default "
+                      f"{', '.join(f'{k}: {v}' for k, v in DATASHIM_POD_LABELS.items())}): an empty selector would "
+                      f"let every pod of datashim.operatorNamespace reach MinIO, got {{}}")
+    return value
+
+
 class DatashimSettings(Section):
     """The Datashim Dataset that mounts the bucket into TGI pods."""
 
@@ -233,7 +242,11 @@ class DatashimSettings(Section):
     dataset_name: DnsLabel = "model-weights"
     """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
     operator_namespace: Annotated[DnsLabel, BeforeValidator(_not_kube_system)] = "dlf"
-    """Namespace of the Datashim operator (allowed to reach MinIO)"""
+    """Namespace of the Datashim operator"""
+    operator_pod_labels: Annotated[StringMap, BeforeValidator(_some_labels)] = Field(
+        default_factory=lambda: dict(DATASHIM_POD_LABELS))
+    """Labels of the Datashim pods in `operatorNamespace` allowed to reach MinIO (its csi-s3 node plugin and
+    provisioner mount and check the bucket); never empty, which would admit every pod of that namespace"""
     await_provision: Bool = True
     """Wait for the Dataset's volume (needs the operator)"""
 
@@ -346,7 +359,8 @@ class Settings(Section):
     storageClass (empty = cluster default), protect (keep volume and bucket on destroy)."""
     datashim: DatashimSettings = DatashimSettings()
     """Datashim: install (the operator from its pinned release; usually the platform team's), version,
-    datasetName, operatorNamespace, awaitProvision (wait for the Dataset's volume; needs the operator)."""
+    datasetName, operatorNamespace, operatorPodLabels (Datashim's pods there that may reach MinIO), awaitProvision (wait
+    for the Dataset's volume; needs the operator)."""
     staging: StagingSettings = StagingSettings()
     """Model staging Jobs: enabled, image (pinned python), timeoutSeconds."""
     traffic: TrafficSettings = TrafficSettings()

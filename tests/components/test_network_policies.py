@@ -141,7 +141,11 @@ def test_minio_reaches_nothing_and_only_its_clients_reach_it(dev) -> None:
     assert not net.allows(minio, OUTSIDE, 443)
     assert net.allows(pods["weights-bucket"], minio, MINIO_PORT)
     assert net.allows(pods["staging-stable"], minio, MINIO_PORT)
-    assert net.allows(Pod({"app": "csi-s3"}, "dlf"), minio, MINIO_PORT)  # Datashim mounts for the TGI pods
+    datashim = {"app": "csi-s3", "app.kubernetes.io/name": "datashim"}  # the labels of Datashim's manifest
+    assert net.allows(Pod(datashim, "dlf"), minio, MINIO_PORT)  # Datashim mounts for the TGI pods
+    # Any other pod of Datashim's namespace is just a pod (issue 22): the namespace is not a pass.
+    assert not net.allows(Pod({"app": "csi-s3"}, "dlf"), minio, MINIO_PORT)
+    assert not net.allows(Pod({"app.kubernetes.io/name": "datashim"}, "other"), minio, MINIO_PORT)
     for other in ("tgi-stable-deploy", "smoke-job"):
         assert not net.allows(pods[other], minio, MINIO_PORT), other
     assert not net.allows(pods["weights-bucket"], minio, 22)
@@ -204,6 +208,17 @@ def test_the_internal_blocks_are_configurable(run_main, pulumi_mocks) -> None:
     staging = pods["staging-stable"]
     assert not net.allows(staging, Pod({}, "", "203.0.113.9"), 443)
     assert net.allows(staging, Pod({}, "", "192.168.1.1"), 443)  # no longer excluded
+
+
+def test_the_datashim_pods_minio_admits_are_configurable(run_main, pulumi_mocks) -> None:
+    config = dev_config()
+    config["llm-ab:datashim"] = {**config.get("llm-ab:datashim", {}), "operatorNamespace": "storage",
+                                 "operatorPodLabels": {"app": "csi-s3"}}
+    run_main(config)
+    net, pods = rendered(pulumi_mocks)
+    minio = pods["weights-deploy"]
+    assert net.allows(Pod({"app": "csi-s3"}, "storage"), minio, MINIO_PORT)
+    assert not net.allows(Pod({"app": "other"}, "storage"), minio, MINIO_PORT)
 
 
 def test_builders_are_what_kubernetes_reads() -> None:

@@ -46,30 +46,61 @@ def bucket_policy(bucket: str, *, write: bool) -> dict[str, Any]:
     }
 
 
-def bucket_init_script(bucket: str) -> str:
-    """Shell run by the bucket Job: wait for MinIO, create the bucket and two scoped users.
+BUCKET_SCRIPT_TOOLS = ("mc", "sleep", "tr")
+"""The only programs the bucket Job's script runs (the rest is ``sh`` itself): the MinIO image is UBI
+micro plus ``mc``, with coreutils but no grep, sed or jq."""
 
-    Every step is idempotent, so a replaced Job re-runs safely.
+
+def _has_policy(user: str, policy: str) -> str:
+    """Shell: the user ``$<user>`` has ``policy`` attached (``mc admin user info`` names it)."""
+    return f'case "$(mc admin user info s3 "${user}")" in *{policy}*) ;; *) false ;; esac'
+
+
+def bucket_init_script(bucket: str) -> str:
+    """Shell run by the bucket Job: wait for MinIO, create the bucket and two scoped users, and remove
+    the users an earlier run made that the users Secret no longer holds (rotated-out keys).
+
+    Every step is idempotent, so a replaced Job re-runs safely. The users this program made are the
+    ones with its policies (``READ_POLICY``, ``WRITE_POLICY``) attached: nothing else attaches them, so
+    the root user and any user made by hand are left alone. It runs only :data:`BUCKET_SCRIPT_TOOLS`;
+    scratch files go to ``$TMPDIR`` (``/tmp``).
     """
     read_policy = json.dumps(bucket_policy(bucket, write=False))
     write_policy = json.dumps(bucket_policy(bucket, write=True))
     return "\n".join([
         "set -eu",
+        'tmp="${TMPDIR:-/tmp}"',
         'mc alias set s3 "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null',
         "tries=0; until mc ready s3 >/dev/null 2>&1; do tries=$((tries+1));"
         ' [ "$tries" -lt 150 ] || { echo "MinIO at $S3_ENDPOINT not ready after 300s" >&2; exit 1; }; sleep 2; done',
         f"mc mb --ignore-existing s3/{bucket}",
-        f"printf '%s' '{read_policy}' > /tmp/read.json",
-        f"printf '%s' '{write_policy}' > /tmp/write.json",
-        f"mc admin policy create s3 {READ_POLICY} /tmp/read.json",
-        f"mc admin policy create s3 {WRITE_POLICY} /tmp/write.json",
+        f"printf '%s' '{read_policy}' > \"$tmp/read.json\"",
+        f"printf '%s' '{write_policy}' > \"$tmp/write.json\"",
+        f'mc admin policy create s3 {READ_POLICY} "$tmp/read.json"',
+        f'mc admin policy create s3 {WRITE_POLICY} "$tmp/write.json"',
         'mc admin user add s3 "$READER_ACCESS_KEY" "$READER_SECRET_KEY"',
         'mc admin user add s3 "$WRITER_ACCESS_KEY" "$WRITER_SECRET_KEY"',
+        # attach fails when the policy is attached already (a re-run): then it must be.
         f'mc admin policy attach s3 {READ_POLICY} --user "$READER_ACCESS_KEY" 2>/dev/null'
-        f' || mc admin user info s3 "$READER_ACCESS_KEY" | grep -q {READ_POLICY}',
+        f' || {_has_policy("READER_ACCESS_KEY", READ_POLICY)}',
         f'mc admin policy attach s3 {WRITE_POLICY} --user "$WRITER_ACCESS_KEY" 2>/dev/null'
-        f' || mc admin user info s3 "$WRITER_ACCESS_KEY" | grep -q {WRITE_POLICY}',
-        f'echo "bucket {bucket} ready with scoped reader and writer users"',
+        f' || {_has_policy("WRITER_ACCESS_KEY", WRITE_POLICY)}',
+        # A rotation (new credentials) re-runs this Job, and the old users would keep working unless removed.
+        # `mc --json` prints one object per user, indented or not: without whitespace, one object a line
+        # (access keys and policy names hold no spaces, quotes or braces).
+        'mc admin user list s3 --json > "$tmp/users.json"',
+        "tr -d ' \\t\\r\\n' < \"$tmp/users.json\" | tr '}' '\\n' > \"$tmp/users.txt\"",
+        "removed=0",
+        'while IFS= read -r user || [ -n "$user" ]; do',
+        """  case $user in *'"accessKey":"'*'"policyName":"'*) ;; *) continue ;; esac""",
+        """  key=${user#*'"accessKey":"'}; key=${key%%'"'*}""",
+        """  policies=${user#*'"policyName":"'}; policies=${policies%%'"'*}""",
+        f'  case ",$policies," in *,{READ_POLICY},*|*,{WRITE_POLICY},*) ;; *) continue ;; esac',
+        '  if [ "$key" = "$READER_ACCESS_KEY" ] || [ "$key" = "$WRITER_ACCESS_KEY" ]; then continue; fi',
+        '  mc admin user remove s3 "$key" >/dev/null',
+        "  removed=$((removed+1))",
+        'done < "$tmp/users.txt"',
+        f'echo "bucket {bucket} ready with scoped reader and writer users; $removed rotated-out user(s) removed"',
     ])
 
 

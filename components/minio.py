@@ -21,7 +21,7 @@ from components.naming import (
     service_url,
 )
 from components.netpol import egress_to, ingress_from, pods_peer, tcp
-from components.podspec import container_security, http_probe, pod_security, tmp_volume
+from components.podspec import container_security, http_probe, pod_security, tmp_volume, with_ephemeral_storage
 from components.weights_volume import claim_name, claim_spec
 from policy.contract import WEIGHTS_COMPONENT
 
@@ -206,6 +206,7 @@ class MinioStore(pulumi.ComponentResource):
         endpoint = pulumi.Output.from_input(args.namespace).apply(
             lambda ns: service_url(MINIO_SERVICE, ns, S3_PORT))
 
+        server_volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": data.metadata.name}}, tmp_volume()]
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
             metadata={"namespace": args.namespace, "labels": labels},
@@ -233,16 +234,14 @@ class MinioStore(pulumi.ComponentResource):
                             "readinessProbe": http_probe("/minio/health/ready", "s3", period=10, failures=3),
                             "livenessProbe": http_probe("/minio/health/live", "s3", period=30, failures=3,
                                                         timeout=10, initial_delay=10),
-                            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                                          "limits": {"cpu": "2", "memory": "2Gi"}},
+                            "resources": with_ephemeral_storage({"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                                 "limits": {"cpu": "2", "memory": "2Gi"}},
+                                                                server_volumes),
                             "securityContext": container_security(),
                             "volumeMounts": [{"name": "data", "mountPath": "/data"},
                                              {"name": "tmp", "mountPath": "/tmp"}],
                         }],
-                        "volumes": [
-                            {"name": "data", "persistentVolumeClaim": {"claimName": data.metadata.name}},
-                            tmp_volume(),
-                        ],
+                        "volumes": server_volumes,
                     },
                 },
             },
@@ -275,6 +274,7 @@ class MinioStore(pulumi.ComponentResource):
             opts=child,
         )
 
+        job_tmp = tmp_volume(size="64Mi")
         bucket_job = k8s.batch.v1.Job(
             f"{name}-bucket",
             metadata={"namespace": args.namespace, "labels": labels},
@@ -300,12 +300,13 @@ class MinioStore(pulumi.ComponentResource):
                             ],
                             "envFrom": [{"secretRef": {"name": root_secret.metadata.name}},
                                         {"secretRef": {"name": users_secret.metadata.name}}],
-                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+                            "resources": with_ephemeral_storage({"requests": {"cpu": "50m", "memory": "64Mi"},
+                                                                 "limits": {"cpu": "500m", "memory": "256Mi"}},
+                                                                [job_tmp]),
                             "securityContext": container_security(),
                             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                         }],
-                        "volumes": [tmp_volume(size="64Mi")],
+                        "volumes": [job_tmp],
                     },
                 },
             },

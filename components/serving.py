@@ -29,7 +29,14 @@ from components.naming import (
     tgi_deployment_name,
     tgi_selector,
 )
-from components.podspec import GPU_RESOURCE, container_security, gpu_tolerations, http_probe, pod_security
+from components.podspec import (
+    GPU_RESOURCE,
+    container_security,
+    gpu_tolerations,
+    http_probe,
+    pod_security,
+    with_ephemeral_storage,
+)
 
 SERVER_TYPE = "llmab:serving:TgiServer"
 """The component's type token. Kept from when TGI was the only engine: a new token would change the
@@ -130,7 +137,8 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
                                    failures=startup_failure_threshold(args.startup_budget_seconds)),
         "readinessProbe": http_probe(engine.health_path, "http", period=15, failures=3, timeout=10),
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 30, "failureThreshold": 4},
-        "resources": {"requests": dict(args.resources.get("requests", {})), "limits": limits},
+        "resources": with_ephemeral_storage({"requests": dict(args.resources.get("requests", {})), "limits": limits},
+                                            serving_volumes(args)),
         # As a non-root user the root file system is read-only too: what the server writes goes to the
         # emptyDirs below (README: Serving as non-root). A root image is left writable: it may write anywhere.
         "securityContext": container_security(read_only_root=args.run_as_non_root),
@@ -140,6 +148,15 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def serving_volumes(args: ModelServerArgs) -> list[dict[str, Any]]:
+    """``/dev/shm`` (memory), the engine's ``/data`` (caches) and ``/tmp``: the container's disk request is theirs."""
+    return [
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": args.shm_size}},
+        {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
 
 
 def serving_pod_spec(args: ModelServerArgs) -> dict[str, Any]:
@@ -153,11 +170,7 @@ def serving_pod_spec(args: ModelServerArgs) -> dict[str, Any]:
         "securityContext": pod_security(non_root=args.run_as_non_root),
         "terminationGracePeriodSeconds": 120,
         "containers": [serving_container(args)],
-        "volumes": [
-            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": args.shm_size}},
-            {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
+        "volumes": serving_volumes(args),
     }
     if tolerations:
         spec["tolerations"] = tolerations

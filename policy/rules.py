@@ -49,10 +49,12 @@ from .split import (
     split_within_tolerance,
 )
 from .workloads import (
+    EPHEMERAL_SCHEMA,
     GPU_LIMITS_SCHEMA,
     GPU_PLACEMENT_SCHEMA,
     PROBES_SCHEMA,
     RESOURCES_SCHEMA,
+    ephemeral_storage,
     gpu_limits_required,
     gpu_node_placement,
     inference_http_probes,
@@ -95,6 +97,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         validate=resources_required,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=RESOURCES_SCHEMA,
+    ),
+    ResourceValidationPolicy(
+        name="k8s-ephemeral-storage",
+        description="Every container requests ephemeral-storage, and limits it when its pod has a sized disk "
+                    "emptyDir.",
+        validate=ephemeral_storage,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=EPHEMERAL_SCHEMA,
+        remediation_steps="Use components/podspec.with_ephemeral_storage, which derives both from the pod's "
+                          "emptyDir sizes.",
     ),
     ResourceValidationPolicy(
         name="inference-http-probes",

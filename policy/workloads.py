@@ -123,6 +123,47 @@ def resources_required(args: ResourceValidationArgs, report_violation: ReportVio
 
 
 # --------------------------------------------------------------------------------------------------
+# k8s-ephemeral-storage
+
+EPHEMERAL_SCHEMA = PolicyConfigSchema(properties={
+    "exemptNamespaces": {
+        "type": "array", "items": {"type": "string"}, "default": [],
+        "description": "Namespaces of third-party add-ons this rule skips (e.g. kube-system, Datashim's dlf).",
+    },
+})
+
+
+def _sized_disk_scratch(spec: Mapping[str, Any]) -> list[str]:
+    """Names of the pod's disk-backed (not memory) emptyDirs that have a sizeLimit."""
+    return [str(get(v, "name", default="?")) for v in get(spec, "volumes", default=[])
+            if get(v, "emptyDir") is not None and get(v, "emptyDir", "medium", default="") != "Memory"
+            and get(v, "emptyDir", "sizeLimit") not in (None, "")]
+
+
+def ephemeral_storage(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every container requests ephemeral-storage (the scheduler then places the pod on a node with the disk,
+    and the kubelet does not evict it for using what it asked for), and limits it when the pod has a sized
+    disk emptyDir."""
+    pod = pod_template(args.resource_type, args.props, args.name)
+    if pod is None:
+        args.not_applicable("not a workload")
+        return
+    cfg = config_of(args, EPHEMERAL_SCHEMA)
+    if pod.namespace is not None and pod.namespace in cfg["exemptNamespaces"]:
+        args.not_applicable(f"namespace {pod.namespace} is exempt")
+        return
+    scratch = _sized_disk_scratch(pod.spec)
+    for c in pod.containers():
+        missing = []
+        if get(c, "resources", "requests", "ephemeral-storage") in (None, ""):
+            missing.append("requests.ephemeral-storage")
+        if scratch and get(c, "resources", "limits", "ephemeral-storage") in (None, ""):
+            missing.append(f"limits.ephemeral-storage (the pod has sized emptyDirs: {', '.join(scratch)})")
+        if missing:
+            report_violation(f"container '{container_name(c)}' sets no {', '.join(missing)}", None)
+
+
+# --------------------------------------------------------------------------------------------------
 # inference-http-probes
 
 PROBES_SCHEMA = PolicyConfigSchema(properties={"inferenceLabels": INFERENCE_LABELS_PROPERTY})

@@ -254,6 +254,39 @@ def test_resources_do_not_apply_to_services() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# k8s-ephemeral-storage
+
+DISK = {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1280Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1280Mi"}}
+TMP = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+
+
+def test_ephemeral_storage_passes_with_a_request_and_a_limit_for_sized_scratch() -> None:
+    props = deployment(containers=[tgi_container(resources=DISK)], volumes=TMP)
+    outcome = check("k8s-ephemeral-storage", DEPLOYMENT, props)
+    assert outcome.violations == [] and outcome.not_applicable is None
+    request_only = {"requests": DISK["requests"], "limits": {"cpu": "1", "memory": "1Gi"}}
+    props = deployment(containers=[tgi_container(resources=request_only)], volumes=[TMP[1]])  # memory only
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, props).violations == []
+
+
+def test_ephemeral_storage_names_what_each_container_misses() -> None:
+    props = deployment(containers=[tgi_container()], volumes=TMP)  # cpu and memory only, as scanners found
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, props).violations == [
+        "container 'tgi' sets no requests.ephemeral-storage, limits.ephemeral-storage (the pod has sized "
+        "emptyDirs: tmp)"]
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, deployment()).violations == [
+        "container 'tgi' sets no requests.ephemeral-storage"]
+
+
+def test_ephemeral_storage_skips_exempt_add_on_namespaces_and_other_types() -> None:
+    props = deployment("dataset-operator", namespace="dlf", containers=[{"name": "op", "image": "op:0.4.1"}])
+    outcome = check("k8s-ephemeral-storage", DEPLOYMENT, props, config={"exemptNamespaces": ["dlf"]})
+    assert outcome.violations == [] and outcome.not_applicable == "namespace dlf is exempt"
+    assert check("k8s-ephemeral-storage", SERVICE, {"spec": {}}).not_applicable == "not a workload"
+
+
+# --------------------------------------------------------------------------------------------------
 # inference-http-probes
 
 

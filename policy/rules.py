@@ -52,12 +52,14 @@ from .workloads import (
     EPHEMERAL_SCHEMA,
     GPU_LIMITS_SCHEMA,
     GPU_PLACEMENT_SCHEMA,
+    PDB_SCHEMA,
     PROBES_SCHEMA,
     RESOURCES_SCHEMA,
     ephemeral_storage,
     gpu_limits_required,
     gpu_node_placement,
     inference_http_probes,
+    pdb_multi_replica,
     resources_required,
 )
 
@@ -107,6 +109,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         config_schema=EPHEMERAL_SCHEMA,
         remediation_steps="Use components/podspec.with_ephemeral_storage, which derives both from the pod's "
                           "emptyDir sizes.",
+    ),
+    StackValidationPolicy(
+        name="k8s-pdb-multi-replica",
+        description="Every Deployment or StatefulSet of more than one replica (or under an HPA that may scale it "
+                    "past one) has a PodDisruptionBudget selecting its pods.",
+        validate=pdb_multi_replica,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=PDB_SCHEMA,
+        remediation_steps="Keep components/serving.py's budget (maxUnavailable 1) for every variant of several "
+                          "replicas.",
     ),
     ResourceValidationPolicy(
         name="inference-http-probes",

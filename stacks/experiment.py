@@ -153,6 +153,7 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
                 model_id=settings.model(variant).id,
                 replicas=None if settings.autoscaling.enabled else settings.replicas(variant),
+                max_replicas=settings.max_replicas(variant),
                 gpus=pod.gpus_per_replica, resources=pod.resources.to_k8s(),
                 startup_budget_seconds=pod.startup_budget_seconds, shm_size=pod.shm_size,
                 node_selector=node_selector, run_as_non_root=pod.run_as_non_root,

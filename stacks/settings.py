@@ -466,12 +466,14 @@ class Settings(Section):
         plan = self.split.plan()
         return plan.stable_replicas if variant is Variant.STABLE else plan.canary_replicas
 
+    def max_replicas(self, variant: Variant) -> int:
+        """The most replicas ``variant`` runs: the HPA's maximum, else its fixed count."""
+        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas(variant)
+
     @property
     def max_total_replicas(self) -> int:
         """The most serving replicas the stack can run (what GPU pools must hold)."""
-        if self.autoscaling.enabled:
-            return 2 * self.autoscaling.max_replicas
-        return sum(self.replicas(v) for v in Variant)
+        return sum(self.max_replicas(v) for v in Variant)
 
     @property
     def replicas_key(self) -> str:

@@ -168,6 +168,21 @@ def test_every_container_requests_the_node_disk_its_pod_writes(dev) -> None:
     assert serving["requests"]["ephemeral-storage"] == "11520Mi"  # /data 10Gi, /tmp 1Gi, logs; not /dev/shm
 
 
+def test_only_a_variant_of_several_replicas_gets_a_disruption_budget(run_main, pulumi_mocks) -> None:
+    """Issue 22: kube-score found no PodDisruptionBudget for a variant with several replicas."""
+    config = dev_config()
+    config["llm-ab:split"] = {**config.get("llm-ab:split", {}), "replicas": 4, "canaryPercent": 25}
+    run_main(config)
+    (pdb,) = pulumi_mocks.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert pdb.name == "tgi-stable-pdb" and pdb.inputs["spec"]["maxUnavailable"] == 1
+    assert pdb.inputs["spec"]["selector"]["matchLabels"] == {"run": "text-generation-inference", "type": "stable"}
+
+
+def test_the_dev_variants_of_one_replica_each_get_none(dev) -> None:
+    mocks, _ = dev
+    assert mocks.of_type("kubernetes:policy/v1:PodDisruptionBudget") == []
+
+
 def test_outputs_show_split_replicas_gpus_and_urls(dev, resolve) -> None:
     _, exported = dev
     assert resolve(exported["split"]) == {"declaredCanaryPercent": 50.0, "effectiveCanaryPercent": 50.0,

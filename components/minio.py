@@ -22,7 +22,7 @@ from components.naming import (
 )
 from components.netpol import egress_to, ingress_from, pods_peer, tcp
 from components.podspec import container_security, http_probe, pod_security, tmp_volume, with_ephemeral_storage
-from components.weights_volume import claim_name, claim_spec
+from components.weights_volume import claim_name, claim_spec, weights_keep
 from policy.contract import WEIGHTS_COMPONENT
 
 DATA_CLAIM = claim_name(1)
@@ -193,13 +193,13 @@ class MinioStore(pulumi.ComponentResource):
         # `pulumi destroy` that got past protection still leaves the volume in the cluster. The fixed
         # name lets a later stack adopt a retained claim; a new generation is a new name, so the new
         # claim is created before the old one leaves the stack (retained). allow_replace lifts protect
-        # for that one update.
+        # for that one update. The namespace is kept by the same decision (weights_keep).
+        keep = weights_keep(protect=args.protect, allow_replace=args.allow_replace, minio=True).claim
         data = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata={"name": claim_name(args.volume_generation), "namespace": args.namespace, "labels": labels},
             spec=claim_spec(args.size, args.storage_class),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect or args.allow_replace,
-                                        protect=args.protect and not args.allow_replace),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep.retain_on_delete, protect=keep.protect),
         )
         volume_id = data.metadata.uid
 

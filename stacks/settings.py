@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
 from components.naming import DATASHIM_POD_LABELS
+from components.weights_volume import WeightsKeep, weights_keep
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
 from stacks.analysis_settings import AnalysisSettings
 from stacks.autoscaling_settings import AutoscalingSettings, check_autoscaling
@@ -201,8 +202,8 @@ class StorageSettings(Section):
     """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it (with `allowReplace`) moves the weights
     to a new, empty volume"""
     allow_replace: Bool = False
-    """Let this update replace the weights claim (new generation or namespace; the old claim is kept);
-    set it back after"""
+    """Let this update replace the weights claim (new generation or namespace, or leaving MinIO; the old claim
+    is kept, and so is its namespace); set it back after (after leaving MinIO: once the kept claim is deleted)"""
 
 
 RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
@@ -331,7 +332,8 @@ class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
     namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
-    """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
+    """Namespace of the experiment (a DNS label). Protected and retained on destroy while it holds the weights
+    claim and storage.protect is true."""
     platform: Choice(Platform) = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
@@ -481,6 +483,14 @@ class Settings(Section):
         if self.autoscaling.enabled:
             return "autoscaling.maxReplicas (per variant, both variants)"
         return "split.stableReplicas + split.canaryReplicas" if self.split.gateway_mode else "split.replicas"
+
+    @property
+    def weights_keep(self) -> WeightsKeep:
+        """How the weights claim and its namespace are kept: one decision from storage.protect,
+        storage.allowReplace and storage.kind (the program and the deploy driver both ask)."""
+        storage = self.storage
+        return weights_keep(protect=storage.protect, allow_replace=storage.allow_replace,
+                            minio=storage.kind == "minio")
 
     @property
     def enabled_modelmesh(self) -> ModelMeshSettings | None:

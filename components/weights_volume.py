@@ -73,9 +73,9 @@ class WeightsKeep:
     namespace: Keep
 
 
-def weights_keep(*, protect: bool, allow_replace: bool, minio: bool) -> WeightsKeep:
-    """``storage.protect``, ``storage.allowReplace`` and whether the weights are on MinIO (``storage.kind``)
-    -> how the claim and its namespace are kept.
+def weights_keep(*, protect: bool, allow_replace: bool, minio: bool, adopted: bool = False) -> WeightsKeep:
+    """``storage.protect``, ``storage.allowReplace``, whether the weights are on MinIO (``storage.kind``) and
+    ``adopt.namespace`` -> how the claim and its namespace are kept.
 
     The claim: protected unless this update may replace it; retained whenever either is set, so a replaced
     claim stays in the cluster. The namespace: deleting a namespace deletes every claim in it, so while it
@@ -84,7 +84,7 @@ def weights_keep(*, protect: bool, allow_replace: bool, minio: bool) -> WeightsK
     weights off MinIO (``storage.kind: s3`` with ``allowReplace``) leaves the old claim, retained, in the
     namespace: the namespace keeps ``storage.protect``'s protection and is retained; after that update the
     program can't see the kept claim, and the deploy driver refuses to drop the namespace's protection while
-    the cluster still has it (deploy/namespace.py).
+    the cluster still has it (deploy/namespace.py). An adopted namespace is someone else's: always retained.
     """
     claim = Keep(protect=protect and not allow_replace, retain_on_delete=protect or allow_replace)
     if minio:
@@ -93,4 +93,6 @@ def weights_keep(*, protect: bool, allow_replace: bool, minio: bool) -> WeightsK
         namespace = Keep(protect=protect, retain_on_delete=claim.retain_on_delete)
     else:
         namespace = Keep(protect=False, retain_on_delete=False)
+    if adopted:
+        namespace = Keep(protect=namespace.protect, retain_on_delete=True)
     return WeightsKeep(claim=claim, namespace=namespace)

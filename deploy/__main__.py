@@ -145,16 +145,17 @@ def check_volume(stack_name: str, config: Mapping[str, Any], deployment: Mapping
 
 
 def check_namespace(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any],
-                    cluster: Callable[[Any], namespace.Cluster]) -> None:
-    """Refuse to drop the protection of the stack's namespace while it still holds a kept weights claim
-    (deploy/namespace.py). ``cluster(settings)`` makes the cluster client; it is asked only when the state
-    can't tell."""
+                    make_cluster: Callable[[Any], namespace.Cluster]) -> None:
+    """Refuse to take over a namespace the stack did not create unless adopt.namespace, or to drop the
+    protection of one that still holds a kept weights claim (deploy/namespace.py). ``make_cluster(settings)``
+    makes the cluster client (:func:`driver_cluster`); it is asked only when the state can't tell."""
     settings = configured_settings(stack_name, config)
     if settings is None:
         return
     notes = namespace.check(namespace.deployed_namespace(deployment), settings.namespace,
-                            settings.weights_keep.namespace, protect_storage=settings.storage.protect,
-                            cluster=LazyCluster(lambda: cluster(settings)))
+                            settings.weights_keep.namespace, adopt=settings.adopt.namespace,
+                            protect_storage=settings.storage.protect,
+                            cluster=LazyCluster(lambda: make_cluster(settings)))
     for note in notes:
         log(f"namespace: {note}")
 
@@ -171,12 +172,18 @@ class LazyCluster:
             self._cluster = self._make()
         return self._cluster
 
+    def namespace_exists(self, name: str) -> bool:
+        return self._get().namespace_exists(name)
+
     def weights_claims(self, namespace: str) -> list[str]:
         return self._get().weights_claims(namespace)
 
 
 class NoCluster:
-    """An eks stack whose cluster is not deployed yet: it has no claim."""
+    """An eks stack whose cluster is not deployed yet: it has no namespace and no claim."""
+
+    def namespace_exists(self, name: str) -> bool:  # noqa: ARG002 - the Cluster protocol
+        return False
 
     def weights_claims(self, namespace: str) -> list[str]:  # noqa: ARG002 - the Cluster protocol
         return []

@@ -1,7 +1,7 @@
 """The few questions the deploy driver asks the cluster itself, through ``kubectl`` (deploy/namespace.py).
 
-The program talks to the cluster only through the Kubernetes provider, which can't list what is there
-(a ``get`` of a missing object fails the preview); the driver asks before the preview instead,
+The program talks to the cluster only through the Kubernetes provider, which can't say whether an object
+exists (a ``get`` of a missing object fails the preview); the driver asks before the preview instead,
 with the kubeconfig the provider uses: the ambient one (``KUBECONFIG``) on the local platform, the
 stack's ``kubeconfig`` output on eks. Nothing here runs unless a check needs an answer.
 """
@@ -60,6 +60,9 @@ class Kubectl:
             raise DriverError(f"kubectl {' '.join(args)} failed, so the experiment's namespace could not be "
                               f"checked: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
+
+    def namespace_exists(self, name: str) -> bool:
+        return bool(self._run("get", "namespace", name, "--ignore-not-found", "-o", "name").strip())
 
     def weights_claims(self, namespace: str) -> list[str]:
         out = self._run("get", "persistentvolumeclaims", "-n", namespace, "-l", weights_claim_selector(self.stack),

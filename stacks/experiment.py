@@ -57,7 +57,7 @@ def experiment_namespace(settings: Settings, platform: Platform,
         "experiment",
         ExperimentNamespaceArgs(name=settings.namespace, stack=settings.stack,
                                 labels={**NAMESPACE_OPT_IN_LABELS, **feature_labels},
-                                keep=settings.weights_keep.namespace,
+                                adopted=settings.adopt.namespace, keep=settings.weights_keep.namespace,
                                 internal_cidrs=settings.network.internal_cidrs),
         opts=platform.opts(),
     )

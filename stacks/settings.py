@@ -218,6 +218,15 @@ def _own_namespace(value: Any) -> Any:
     return value
 
 
+class AdoptSettings(Section):
+    """What the stack may take over from the cluster instead of creating it."""
+
+    namespace: Bool = False
+    """Take over `namespace` although it exists already and this stack did not create it (the deploy driver
+    refuses otherwise): it is then labelled and locked down like the stack's own (default-deny
+    NetworkPolicies: its other pods lose their traffic) and never deleted, by `destroy` either"""
+
+
 def _not_kube_system(value: Any) -> Any:
     if value == "kube-system":
         raise problem("must be a namespace of Datashim's own such as dlf, not kube-system: its install labels the "
@@ -332,8 +341,12 @@ class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
     namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
-    """Namespace of the experiment (a DNS label). Protected and retained on destroy while it holds the weights
-    claim and storage.protect is true."""
+    """Namespace of the experiment (a DNS label), created by the stack: an existing one is refused unless
+    adopt.namespace. Protected and retained on destroy while it holds the weights claim and storage.protect is
+    true."""
+    adopt: AdoptSettings = AdoptSettings()
+    """What the stack takes over instead of creating: namespace (an existing namespace of that name; refused
+    otherwise, before the preview). Adopted, it is never deleted by destroy."""
     platform: Choice(Platform) = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
@@ -487,10 +500,10 @@ class Settings(Section):
     @property
     def weights_keep(self) -> WeightsKeep:
         """How the weights claim and its namespace are kept: one decision from storage.protect,
-        storage.allowReplace and storage.kind (the program and the deploy driver both ask)."""
+        storage.allowReplace, storage.kind and adopt.namespace (the program and the deploy driver both ask)."""
         storage = self.storage
         return weights_keep(protect=storage.protect, allow_replace=storage.allow_replace,
-                            minio=storage.kind == "minio")
+                            minio=storage.kind == "minio", adopted=self.adopt.namespace)
 
     @property
     def enabled_modelmesh(self) -> ModelMeshSettings | None:

@@ -1,5 +1,6 @@
-"""The experiment's namespace (issue 22): it stays protected while a weights claim the stack kept is in it, and
-the claim and the namespace are kept by one decision."""
+"""The experiment's namespace (issue 22): an existing namespace is refused unless adopted explicitly (server-side
+apply would take it over, and destroy delete it), an adopted one is never deleted, it stays protected while a
+weights claim the stack kept is in it, and the claim and the namespace are kept by one decision."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ NOT_KEPT = Keep(protect=False, retain_on_delete=False)
 
 
 class FakeCluster:
-    def __init__(self, claims: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, claims: dict[str, list[str]] | None = None, namespaces: tuple[str, ...] = ()) -> None:
         self.claims = claims or {}
+        self.namespaces = {*namespaces, *self.claims}
         self.asked: list[str] = []
+
+    def namespace_exists(self, name: str) -> bool:
+        self.asked.append(f"namespace {name}")
+        return name in self.namespaces
 
     def weights_claims(self, namespace: str) -> list[str]:
         self.asked.append(f"claims {namespace}")
@@ -32,6 +38,9 @@ class FakeCluster:
 
 
 class Unreachable:
+    def namespace_exists(self, name: str) -> bool:
+        raise AssertionError(f"the cluster was asked about {name} although the state tells")
+
     def weights_claims(self, namespace: str) -> list[str]:
         raise AssertionError(f"the cluster was asked about {namespace}'s claims although the state tells")
 
@@ -40,26 +49,74 @@ def ours(name: str = "llm-ab", *, protect: bool = True, retained: bool = True) -
     return namespace.DeployedNamespace(name=name, protect=protect, retained=retained)
 
 
+# --- someone else's namespace ------------------------------------------------------------------------
+
+
+def test_an_existing_namespace_the_stack_did_not_create_is_refused_naming_it_and_the_key() -> None:
+    with pytest.raises(DriverError) as err:
+        namespace.check(None, "team-a", KEPT, adopt=False, protect_storage=True,
+                        cluster=FakeCluster(namespaces=("team-a",)))
+    message = str(err.value)
+    assert message.startswith("namespace 'team-a' already exists in the cluster and this stack did not create it")
+    assert "pulumi config set --path adopt.namespace true" in message
+    assert "pulumi config set namespace <new-name>" in message
+
+
+def test_a_namespace_the_stack_moves_to_is_checked_too() -> None:
+    with pytest.raises(DriverError, match="namespace 'team-a' already exists"):
+        namespace.check(ours("llm-ab"), "team-a", KEPT, adopt=False, protect_storage=True,
+                        cluster=FakeCluster(namespaces=("team-a",)))
+
+
+def test_adopting_on_purpose_is_allowed_and_said() -> None:
+    notes = namespace.check(None, "team-a", KEPT, adopt=True, protect_storage=True,
+                            cluster=FakeCluster(namespaces=("team-a",)))
+    assert notes == ["adopting the existing namespace 'team-a' (adopt.namespace): it is labelled and locked down "
+                     "like the stack's own, and never deleted"]
+
+
+def test_a_new_namespace_is_created_and_the_stacks_own_is_never_looked_up() -> None:
+    cluster = FakeCluster()
+    assert namespace.check(None, "llm-ab", KEPT, adopt=False, protect_storage=True, cluster=cluster) == []
+    assert cluster.asked == ["namespace llm-ab"]
+    assert namespace.check(ours(), "llm-ab", KEPT, adopt=False, protect_storage=True, cluster=Unreachable()) == []
+
+
+def test_an_adopted_namespace_is_always_retained() -> None:
+    keep = weights_keep(protect=False, allow_replace=False, minio=True, adopted=True)
+    assert keep.namespace == Keep(protect=False, retain_on_delete=True)
+
+
+def test_an_adopted_namespace_is_never_deleted_by_destroy() -> None:
+    config = dev_config()
+    config["llm-ab:adopt"] = {"namespace": True}
+    config["llm-ab:storage"] = {**config.get("llm-ab:storage", {}), "protect": False}
+    with mocked_runtime() as mocks:
+        run_main(config)
+        (ns,) = mocks.of_type("kubernetes:core/v1:Namespace")
+        assert mocks.options[ns.name].retain_on_delete is True
+
+
 # --- a kept claim keeps its namespace protected ------------------------------------------------------
 
 
 def test_dropping_the_protection_of_a_namespace_that_holds_a_kept_claim_is_refused() -> None:
     cluster = FakeCluster({"llm-ab": ["minio-data"]})
     with pytest.raises(DriverError) as err:
-        namespace.check(ours(), "llm-ab", NOT_KEPT, protect_storage=True, cluster=cluster)
+        namespace.check(ours(), "llm-ab", NOT_KEPT, adopt=False, protect_storage=True, cluster=cluster)
     message = str(err.value)
     assert message.startswith("namespace 'llm-ab' still holds the weights claim(s) minio-data this stack kept")
     assert "Keep storage.allowReplace true" in message and "kubectl -n llm-ab delete pvc minio-data" in message
 
 
 def test_once_the_kept_claim_is_gone_the_namespace_is_no_longer_kept() -> None:
-    notes = namespace.check(ours(), "llm-ab", NOT_KEPT, protect_storage=True, cluster=FakeCluster())
+    notes = namespace.check(ours(), "llm-ab", NOT_KEPT, adopt=False, protect_storage=True, cluster=FakeCluster())
     assert notes == ["namespace 'llm-ab' holds no weights claim any more: it is no longer kept on destroy"]
 
 
 def test_storage_protect_false_lets_the_namespace_go_with_its_claims_as_asked() -> None:
-    assert namespace.check(ours(), "llm-ab", NOT_KEPT, protect_storage=False, cluster=Unreachable()) == []
-    assert namespace.check(ours(), "llm-ab", KEPT, protect_storage=True, cluster=Unreachable()) == []
+    assert namespace.check(ours(), "llm-ab", NOT_KEPT, adopt=False, protect_storage=False, cluster=Unreachable()) == []
+    assert namespace.check(ours(), "llm-ab", KEPT, adopt=False, protect_storage=True, cluster=Unreachable()) == []
 
 
 def test_the_deployed_namespace_is_read_from_the_exported_state() -> None:
@@ -127,6 +184,14 @@ def test_the_driver_refuses_to_unprotect_the_namespace_of_a_claim_kept_when_leav
                     lambda _settings: Unreachable())
 
 
+def test_the_driver_refuses_someone_elses_namespace_before_the_preview_and_accepts_an_adoption(tmp_path) -> None:
+    cluster = FakeCluster(namespaces=(dev_config()["llm-ab:namespace"],))
+    with pytest.raises(DriverError, match="adopt.namespace"):
+        check_namespace("dev", stack_config(tmp_path), {"resources": []}, lambda _settings: cluster)
+    check_namespace("dev", stack_config(tmp_path, **{"llm-ab:adopt": {"namespace": True}}), {"resources": []},
+                    lambda _settings: cluster)
+
+
 def test_the_driver_asks_nothing_of_a_namespace_that_stays_kept(tmp_path) -> None:
     ns = dev_config()["llm-ab:namespace"]
     check_namespace("dev", stack_config(tmp_path), exported_namespace(ns), lambda _settings: Unreachable())
@@ -151,6 +216,8 @@ def test_an_eks_stack_without_a_cluster_yet_has_no_namespace_to_take_over() -> N
 FAKE_KUBECTL = """#!/bin/sh
 printf '%s|%s\\n' "$*" "$KUBECONFIG" >> "$KUBECTL_CALLS"
 case "$*" in
+  "get namespace team-a --ignore-not-found -o name") echo namespace/team-a ;;
+  "get namespace"*) ;;
   "get persistentvolumeclaims -n broken"*) echo "error: You must be logged in to the server (Unauthorized)" >&2
     exit 1 ;;
   "get persistentvolumeclaims -n llm-ab -l "*)
@@ -170,8 +237,9 @@ def kubectl(tmp_path: Path, **kwargs) -> tuple[Kubectl, Path]:
     return Kubectl("dev", env, work_dir=tmp_path, **kwargs), calls
 
 
-def test_kubectl_lists_the_stacks_claims(tmp_path) -> None:
+def test_kubectl_answers_whether_a_namespace_exists_and_lists_the_stacks_claims(tmp_path) -> None:
     client, calls = kubectl(tmp_path)
+    assert client.namespace_exists("team-a") is True and client.namespace_exists("llm-ab") is False
     assert client.weights_claims("other") == []
     assert client.weights_claims("llm-ab") == ["minio-data", "minio-data-2"]
     last = calls.read_text().splitlines()[-1]

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_pool_spec import GPU_POOL_LABEL
-from components.podspec import container_security, gpu_tolerations
+from components.podspec import container_security, gpu_tolerations, with_ephemeral_storage
 
 DEVICE_PLUGIN_NAME = "nvidia-device-plugin-daemonset"
 DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
@@ -41,7 +41,8 @@ def device_plugin_pod_spec(image: str, pools: Sequence[str]) -> dict[str, object
             "image": image,
             "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
             "securityContext": container_security(read_only_root=False),
-            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+            "resources": with_ephemeral_storage({"requests": {"cpu": "10m", "memory": "32Mi"},
+                                                 "limits": {"memory": "128Mi"}}, []),
             "volumeMounts": [{"name": "device-plugin", "mountPath": DEVICE_PLUGIN_DIR}],
         }],
         "volumes": [{"name": "device-plugin", "hostPath": {"path": DEVICE_PLUGIN_DIR}}],

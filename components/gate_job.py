@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import GATE_CLIENT_LABELS
-from components.podspec import container_security, placed, pod_security, tmp_volume
+from components.podspec import container_security, placed, pod_security, tmp_volume, with_ephemeral_storage
 
 DIGEST_LABEL = "llm-ab/checks-digest"
 
@@ -58,6 +58,8 @@ class GateJobSpec:
 def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
                   config_maps: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
     """The Job's pod template (pure but for the ConfigMap names)."""
+    volumes = [*({"name": key, "configMap": {"name": name}} for key, name in config_maps.items()),
+               tmp_volume(size=spec.tmp_size)]
     return {
         "metadata": {"labels": {**labels, **GATE_CLIENT_LABELS, DIGEST_LABEL: spec.digest}},
         "spec": placed({
@@ -73,7 +75,7 @@ def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
                 # The pod's status keeps the log's tail (the verdict, the rollback command).
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-                "resources": dict(spec.resources),
+                "resources": with_ephemeral_storage(spec.resources, volumes),
                 "securityContext": container_security(),
                 "volumeMounts": [
                     *({"name": key, "mountPath": shipped.mount, "readOnly": True}
@@ -81,10 +83,7 @@ def gate_pod_spec(spec: GateJobSpec, labels: Mapping[str, str],
                     {"name": "tmp", "mountPath": "/tmp"},
                 ],
             }],
-            "volumes": [
-                *({"name": key, "configMap": {"name": name}} for key, name in config_maps.items()),
-                tmp_volume(size=spec.tmp_size),
-            ],
+            "volumes": volumes,
         }, spec.placement),
     }
 

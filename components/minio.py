@@ -21,8 +21,8 @@ from components.naming import (
     service_url,
 )
 from components.netpol import egress_to, ingress_from, pods_peer, tcp
-from components.podspec import container_security, http_probe, pod_security, tmp_volume
-from components.weights_volume import claim_name, claim_spec
+from components.podspec import container_security, http_probe, pod_security, tmp_volume, with_ephemeral_storage
+from components.weights_volume import claim_name, claim_spec, weights_keep
 from policy.contract import WEIGHTS_COMPONENT
 
 DATA_CLAIM = claim_name(1)
@@ -46,30 +46,61 @@ def bucket_policy(bucket: str, *, write: bool) -> dict[str, Any]:
     }
 
 
-def bucket_init_script(bucket: str) -> str:
-    """Shell run by the bucket Job: wait for MinIO, create the bucket and two scoped users.
+BUCKET_SCRIPT_TOOLS = ("mc", "sleep", "tr")
+"""The only programs the bucket Job's script runs (the rest is ``sh`` itself): the MinIO image is UBI
+micro plus ``mc``, with coreutils but no grep, sed or jq."""
 
-    Every step is idempotent, so a replaced Job re-runs safely.
+
+def _has_policy(user: str, policy: str) -> str:
+    """Shell: the user ``$<user>`` has ``policy`` attached (``mc admin user info`` names it)."""
+    return f'case "$(mc admin user info s3 "${user}")" in *{policy}*) ;; *) false ;; esac'
+
+
+def bucket_init_script(bucket: str) -> str:
+    """Shell run by the bucket Job: wait for MinIO, create the bucket and two scoped users, and remove
+    the users an earlier run made that the users Secret no longer holds (rotated-out keys).
+
+    Every step is idempotent, so a replaced Job re-runs safely. The users this program made are the
+    ones with its policies (``READ_POLICY``, ``WRITE_POLICY``) attached: nothing else attaches them, so
+    the root user and any user made by hand are left alone. It runs only :data:`BUCKET_SCRIPT_TOOLS`;
+    scratch files go to ``$TMPDIR`` (``/tmp``).
     """
     read_policy = json.dumps(bucket_policy(bucket, write=False))
     write_policy = json.dumps(bucket_policy(bucket, write=True))
     return "\n".join([
         "set -eu",
+        'tmp="${TMPDIR:-/tmp}"',
         'mc alias set s3 "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null',
         "tries=0; until mc ready s3 >/dev/null 2>&1; do tries=$((tries+1));"
         ' [ "$tries" -lt 150 ] || { echo "MinIO at $S3_ENDPOINT not ready after 300s" >&2; exit 1; }; sleep 2; done',
         f"mc mb --ignore-existing s3/{bucket}",
-        f"printf '%s' '{read_policy}' > /tmp/read.json",
-        f"printf '%s' '{write_policy}' > /tmp/write.json",
-        f"mc admin policy create s3 {READ_POLICY} /tmp/read.json",
-        f"mc admin policy create s3 {WRITE_POLICY} /tmp/write.json",
+        f"printf '%s' '{read_policy}' > \"$tmp/read.json\"",
+        f"printf '%s' '{write_policy}' > \"$tmp/write.json\"",
+        f'mc admin policy create s3 {READ_POLICY} "$tmp/read.json"',
+        f'mc admin policy create s3 {WRITE_POLICY} "$tmp/write.json"',
         'mc admin user add s3 "$READER_ACCESS_KEY" "$READER_SECRET_KEY"',
         'mc admin user add s3 "$WRITER_ACCESS_KEY" "$WRITER_SECRET_KEY"',
+        # attach fails when the policy is attached already (a re-run): then it must be.
         f'mc admin policy attach s3 {READ_POLICY} --user "$READER_ACCESS_KEY" 2>/dev/null'
-        f' || mc admin user info s3 "$READER_ACCESS_KEY" | grep -q {READ_POLICY}',
+        f' || {_has_policy("READER_ACCESS_KEY", READ_POLICY)}',
         f'mc admin policy attach s3 {WRITE_POLICY} --user "$WRITER_ACCESS_KEY" 2>/dev/null'
-        f' || mc admin user info s3 "$WRITER_ACCESS_KEY" | grep -q {WRITE_POLICY}',
-        f'echo "bucket {bucket} ready with scoped reader and writer users"',
+        f' || {_has_policy("WRITER_ACCESS_KEY", WRITE_POLICY)}',
+        # A rotation (new credentials) re-runs this Job, and the old users would keep working unless removed.
+        # `mc --json` prints one object per user, indented or not: without whitespace, one object a line
+        # (access keys and policy names hold no spaces, quotes or braces).
+        'mc admin user list s3 --json > "$tmp/users.json"',
+        "tr -d ' \\t\\r\\n' < \"$tmp/users.json\" | tr '}' '\\n' > \"$tmp/users.txt\"",
+        "removed=0",
+        'while IFS= read -r user || [ -n "$user" ]; do',
+        """  case $user in *'"accessKey":"'*'"policyName":"'*) ;; *) continue ;; esac""",
+        """  key=${user#*'"accessKey":"'}; key=${key%%'"'*}""",
+        """  policies=${user#*'"policyName":"'}; policies=${policies%%'"'*}""",
+        f'  case ",$policies," in *,{READ_POLICY},*|*,{WRITE_POLICY},*) ;; *) continue ;; esac',
+        '  if [ "$key" = "$READER_ACCESS_KEY" ] || [ "$key" = "$WRITER_ACCESS_KEY" ]; then continue; fi',
+        '  mc admin user remove s3 "$key" >/dev/null',
+        "  removed=$((removed+1))",
+        'done < "$tmp/users.txt"',
+        f'echo "bucket {bucket} ready with scoped reader and writer users; $removed rotated-out user(s) removed"',
     ])
 
 
@@ -162,19 +193,20 @@ class MinioStore(pulumi.ComponentResource):
         # `pulumi destroy` that got past protection still leaves the volume in the cluster. The fixed
         # name lets a later stack adopt a retained claim; a new generation is a new name, so the new
         # claim is created before the old one leaves the stack (retained). allow_replace lifts protect
-        # for that one update.
+        # for that one update. The namespace is kept by the same decision (weights_keep).
+        keep = weights_keep(protect=args.protect, allow_replace=args.allow_replace, minio=True).claim
         data = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata={"name": claim_name(args.volume_generation), "namespace": args.namespace, "labels": labels},
             spec=claim_spec(args.size, args.storage_class),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect or args.allow_replace,
-                                        protect=args.protect and not args.allow_replace),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep.retain_on_delete, protect=keep.protect),
         )
         volume_id = data.metadata.uid
 
         endpoint = pulumi.Output.from_input(args.namespace).apply(
             lambda ns: service_url(MINIO_SERVICE, ns, S3_PORT))
 
+        server_volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": data.metadata.name}}, tmp_volume()]
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
             metadata={"namespace": args.namespace, "labels": labels},
@@ -202,16 +234,14 @@ class MinioStore(pulumi.ComponentResource):
                             "readinessProbe": http_probe("/minio/health/ready", "s3", period=10, failures=3),
                             "livenessProbe": http_probe("/minio/health/live", "s3", period=30, failures=3,
                                                         timeout=10, initial_delay=10),
-                            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                                          "limits": {"cpu": "2", "memory": "2Gi"}},
+                            "resources": with_ephemeral_storage({"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                                 "limits": {"cpu": "2", "memory": "2Gi"}},
+                                                                server_volumes),
                             "securityContext": container_security(),
                             "volumeMounts": [{"name": "data", "mountPath": "/data"},
                                              {"name": "tmp", "mountPath": "/tmp"}],
                         }],
-                        "volumes": [
-                            {"name": "data", "persistentVolumeClaim": {"claimName": data.metadata.name}},
-                            tmp_volume(),
-                        ],
+                        "volumes": server_volumes,
                     },
                 },
             },
@@ -244,6 +274,7 @@ class MinioStore(pulumi.ComponentResource):
             opts=child,
         )
 
+        job_tmp = tmp_volume(size="64Mi")
         bucket_job = k8s.batch.v1.Job(
             f"{name}-bucket",
             metadata={"namespace": args.namespace, "labels": labels},
@@ -269,12 +300,13 @@ class MinioStore(pulumi.ComponentResource):
                             ],
                             "envFrom": [{"secretRef": {"name": root_secret.metadata.name}},
                                         {"secretRef": {"name": users_secret.metadata.name}}],
-                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+                            "resources": with_ephemeral_storage({"requests": {"cpu": "50m", "memory": "64Mi"},
+                                                                 "limits": {"cpu": "500m", "memory": "256Mi"}},
+                                                                [job_tmp]),
                             "securityContext": container_security(),
                             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                         }],
-                        "volumes": [tmp_volume(size="64Mi")],
+                        "volumes": [job_tmp],
                     },
                 },
             },

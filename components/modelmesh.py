@@ -31,7 +31,7 @@ import pulumi_kubernetes as k8s
 from components.modelmesh_catalogue import ETCD_NAMESPACE, ETCD_PORT, MM_GRPC_PORT, SERVER_TYPES, isvc_name
 from components.naming import INFERENCE_CLIENT_LABEL, S3_PORT, common_labels, service_url
 from components.netpol import Spec, egress_to, ingress_from, namespace_peer, pods_peer, tcp
-from components.podspec import container_security, placed
+from components.podspec import container_security, placed, with_ephemeral_storage
 
 RUNTIME_API_VERSION = "serving.kserve.io/v1alpha1"
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
@@ -90,7 +90,8 @@ def runtime_container(server_type: str, image: str, *, data_port: int, managemen
     container: dict[str, Any] = {
         "name": server_type,
         "image": image,
-        "resources": {k: dict(v) for k, v in resources.items()},
+        # No volume of ours: ModelMesh's controller adds the pod's; the request covers logs and the writable root.
+        "resources": with_ephemeral_storage(resources, []),
         # The upstream images write caches and model links at run time: no read-only root.
         "securityContext": container_security(read_only_root=False),
     }

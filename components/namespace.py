@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import HTTPS_EGRESS_LABEL, common_labels
+from components.naming import ADOPTED_ANNOTATION, HTTPS_EGRESS_LABEL, common_labels
 from components.netpol import DEFAULT_INTERNAL_CIDRS, default_deny, dns_egress, https_egress
+from components.weights_volume import Keep
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,8 +23,11 @@ class ExperimentNamespaceArgs:
     stack: str
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels, e.g. Datashim's ``monitor-pods-datasets: enabled`` opt-in."""
-    retain: bool = True
-    """Keep the namespace on ``pulumi destroy``: it holds the protected weights volume."""
+    adopted: bool = False
+    """The namespace existed before the stack (``adopt.namespace``): annotated ``ADOPTED_ANNOTATION``, so the
+    deploy driver never lets a later update treat it as the stack's own."""
+    keep: Keep = Keep(protect=True, retain_on_delete=True)
+    """How the namespace is kept (``weights_keep(...).namespace``): it holds the weights claim, or is adopted."""
     internal_cidrs: Sequence[str] = DEFAULT_INTERNAL_CIDRS
     """Never reached by the HTTPS egress to the internet (the cluster's and the VPC's networks)."""
 
@@ -37,11 +41,13 @@ class ExperimentNamespace(pulumi.ComponentResource):
         super().__init__("llmab:platform:ExperimentNamespace", name, None, opts)
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": args.name, "labels": {**common_labels("namespace", args.stack), **args.labels}},
-            # Deleting a namespace deletes every claim in it, so it shares the data's protection.
-            # Protected too: `make destroy` (--exclude-protected) keeps it and the weights claim in the state,
-            # so the next `make up` finds both as they were.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, protect=args.retain),
+            metadata={"name": args.name, "labels": {**common_labels("namespace", args.stack), **args.labels},
+                      **({"annotations": {ADOPTED_ANNOTATION: "true"}} if args.adopted else {})},
+            # Deleting a namespace deletes every claim in it, so it shares the data's protection
+            # (components/weights_volume.weights_keep). Protected: `make destroy` (--exclude-protected) keeps it
+            # and the weights claim in the state, so the next `make up` finds both as they were.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep.retain_on_delete,
+                                        protect=args.keep.protect),
         )
         labels = common_labels("namespace", args.stack)
         policies = {

@@ -11,9 +11,9 @@ from policy.contract import (
     VARIANT_LABEL,
 )
 
-__all__ = ["DATASET_MOUNT_ROOT", "DECLARED_PERCENT_ANNOTATION", "GATE_CLIENT_LABELS", "HTTPS_EGRESS_LABEL",
-           "INFERENCE_CLIENT_LABEL", "MINIO_SERVICE", "PART_OF", "S3_CLIENT_LABEL",
-           "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION",
+__all__ = ["ADOPTED_ANNOTATION", "DATASET_MOUNT_ROOT", "DATASHIM_POD_LABELS", "DECLARED_PERCENT_ANNOTATION",
+           "GATE_CLIENT_LABELS", "HTTPS_EGRESS_LABEL", "INFERENCE_CLIENT_LABEL", "MINIO_SERVICE", "PART_OF",
+           "S3_CLIENT_LABEL", "S3_PORT", "SPLIT_TOLERANCE_ANNOTATION",
            "WEIGHTS_VOLUME_ANNOTATION", "TGI_APP", "TGI_PORT", "common_labels", "dataset_labels",
            "minio_selector", "model_mount_path", "service_url", "split_annotations", "tgi_deployment_name",
            "tgi_selector", "tgi_traffic_selector"]
@@ -40,6 +40,11 @@ WEIGHTS_VOLUME_ANNOTATION = "llm-ab/weights-volume"
 """Pod-template annotation of the bucket and staging Jobs: the uid of the weights claim they set up,
 so a new volume replaces them (components/minio.py, components/staging.py)."""
 
+ADOPTED_ANNOTATION = "llm-ab/adopted"
+"""Namespace annotation: it existed before the stack, which took it over on purpose (``adopt.namespace``)."""
+DATASHIM_POD_LABELS = {"app.kubernetes.io/name": "datashim"}
+"""The label every pod of Datashim's release manifest and chart carries (operator, csi-s3 node plugin,
+provisioner, attacher): what MinIO admits from Datashim's namespace, not that namespace's every pod."""
 DATASET_MOUNT_ROOT = "/mnt/datasets"
 """Where Datashim's webhook mounts a Dataset (``/mnt/datasets/<dataset>``)."""
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from policy.contract import INTERNAL_CIDRS
+
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 """CoreDNS (and kube-dns) pods: the label both kubeadm's and EKS's CoreDNS carry."""
 DNS_PORT = 53
 HTTPS_PORT = 443
 ANYWHERE = "0.0.0.0/0"
-DEFAULT_INTERNAL_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
-"""Never "the internet": private networks (pods, Services, the VPC and its nodes), carrier-grade NAT
-(some pod networks) and link-local (the cloud's instance metadata service, i.e. the node's role)."""
+DEFAULT_INTERNAL_CIDRS = INTERNAL_CIDRS
+"""Never "the internet" (:data:`policy.contract.INTERNAL_CIDRS`, which the policy pack checks against)."""
 
 Spec = dict[str, Any]
 
@@ -62,7 +63,9 @@ def dns_egress() -> Spec:
 
 def https_egress(selector: Mapping[str, str], internal_cidrs: Sequence[str]) -> Spec:
     """Pods labelled ``selector`` may open HTTPS connections outside the cluster: anywhere but
-    ``internal_cidrs``."""
+    ``internal_cidrs``, which must not be empty (that would be HTTPS to anywhere, the API server included)."""
+    if not internal_cidrs:
+        raise ValueError("https_egress needs the internal CIDR blocks it must never reach, got none")
     return egress_to(selector, [{"ipBlock": {"cidr": ANYWHERE, "except": list(internal_cidrs)}}], tcp(HTTPS_PORT))
 
 

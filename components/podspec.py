@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from components.quantity import binary_quantity, quantity_value
 from policy.contract import GPU_RESOURCE, GPU_TAINT_KEY, NODE_KIND_LABEL, SIMULATED_NODE, SIMULATED_TAINT_KEY
 
-__all__ = ["GPU_RESOURCE", "GPU_TAINT_KEY", "container_security", "gpu_tolerations", "http_probe", "pip_then_python",
-           "placed", "pod_security", "simulated_placement", "tmp_volume"]
+__all__ = ["GPU_RESOURCE", "GPU_TAINT_KEY", "LOG_ALLOWANCE", "container_security", "ephemeral_storage",
+           "gpu_tolerations", "http_probe", "pip_then_python", "placed", "pod_security", "simulated_placement",
+           "tmp_volume", "with_ephemeral_storage"]
 
 NON_ROOT_UID = 1000
 
@@ -71,6 +73,34 @@ def placed(spec: Mapping[str, Any], placement: Mapping[str, Any]) -> dict[str, A
 
 def tmp_volume(name: str = "tmp", size: str = "1Gi") -> dict[str, Any]:
     return {"name": name, "emptyDir": {"sizeLimit": size}}
+
+
+LOG_ALLOWANCE = "256Mi"
+"""Node disk a container uses besides its emptyDirs: its logs (the kubelet keeps up to 5 x 10Mi a container by
+default) and, for an image run without a read-only root, its writable layer."""
+
+
+def ephemeral_storage(volumes: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """``ephemeral-storage`` of the one container of a pod with ``volumes``: the disk-backed emptyDirs' size
+    limits plus :data:`LOG_ALLOWANCE`, requested (so the scheduler puts the pod on a node with that much free
+    disk, instead of the kubelet evicting it mid-download) and, when every such emptyDir has a size, the limit
+    too. Memory-backed emptyDirs (``/dev/shm``) count as memory, not here."""
+    disks = [v["emptyDir"] for v in volumes if "emptyDir" in v and (v["emptyDir"] or {}).get("medium") != "Memory"]
+    sized = [d["sizeLimit"] for d in disks if (d or {}).get("sizeLimit")]
+    amount = binary_quantity(sum((quantity_value(s) for s in sized), quantity_value(LOG_ALLOWANCE)))
+    storage = {"ephemeral-storage": amount}
+    if disks and len(sized) == len(disks):
+        return {"requests": storage, "limits": dict(storage)}
+    return {"requests": storage}
+
+
+def with_ephemeral_storage(resources: Mapping[str, Mapping[str, str]],
+                           volumes: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """``resources`` (requests, limits) plus :func:`ephemeral_storage` of ``volumes``."""
+    out = {kind: dict(amounts) for kind, amounts in resources.items()}
+    for kind, amounts in ephemeral_storage(volumes).items():
+        out[kind] = {**out.get(kind, {}), **amounts}
+    return out
 
 
 def pip_then_python(requirements: str, python_args: str, *, name: str, pythonpath: str = "") -> list[str]:

@@ -4,6 +4,7 @@ comparison with the deployed weights claim (deploy/volume.py)."""
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -24,3 +25,15 @@ def quantity_value(text: str) -> Fraction:
     number, exponent, suffix = match.groups()
     scale = Fraction(10) ** int(exponent) if exponent else _SUFFIX_FACTORS[suffix or ""]
     return Fraction(number) * scale
+
+
+_BINARY = tuple((s, Fraction(1024) ** n) for s, n in (("Ti", 4), ("Gi", 3), ("Mi", 2), ("Ki", 1)))
+
+
+def binary_quantity(value: Fraction) -> str:
+    """A byte amount as the largest binary suffix that writes it whole (``11Gi``, ``11520Mi``); bytes
+    rounded up otherwise."""
+    for suffix, factor in _BINARY:
+        if value % factor == 0 and value >= factor:
+            return f"{value // factor}{suffix}"
+    return str(math.ceil(value))

@@ -29,7 +29,14 @@ from components.naming import (
     tgi_deployment_name,
     tgi_selector,
 )
-from components.podspec import GPU_RESOURCE, container_security, gpu_tolerations, http_probe, pod_security
+from components.podspec import (
+    GPU_RESOURCE,
+    container_security,
+    gpu_tolerations,
+    http_probe,
+    pod_security,
+    with_ephemeral_storage,
+)
 
 SERVER_TYPE = "llmab:serving:TgiServer"
 """The component's type token. Kept from when TGI was the only engine: a new token would change the
@@ -68,6 +75,9 @@ class ModelServerArgs:
     """The model's Hugging Face repo id (the name the engine serves it under, where it has one)."""
     replicas: int | None
     """Replicas of this variant (0 switches the variant off); None leaves ``spec.replicas`` to an HPA."""
+    max_replicas: int | None = None
+    """The most replicas the variant runs (an HPA's ``maxReplicas``); None: ``replicas``. Above one it gets a
+    PodDisruptionBudget (:func:`disruption_budget_spec`)."""
     gpus: int = 0
     """``nvidia.com/gpu`` limit per replica; 0 runs on CPU."""
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -90,6 +100,13 @@ class ModelServerArgs:
             raise ValueError(f"replicas must be >= 0, got {self.replicas}")
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+        if self.max_replicas is not None and self.max_replicas < (self.replicas or 0):
+            raise ValueError(f"max_replicas must be >= replicas ({self.replicas}), got {self.max_replicas}")
+
+    @property
+    def most_replicas(self) -> int:
+        """The most replicas this variant ever runs."""
+        return self.max_replicas if self.max_replicas is not None else (self.replicas or 0)
 
     @property
     def context(self) -> ServingContext:
@@ -130,7 +147,8 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
                                    failures=startup_failure_threshold(args.startup_budget_seconds)),
         "readinessProbe": http_probe(engine.health_path, "http", period=15, failures=3, timeout=10),
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 30, "failureThreshold": 4},
-        "resources": {"requests": dict(args.resources.get("requests", {})), "limits": limits},
+        "resources": with_ephemeral_storage({"requests": dict(args.resources.get("requests", {})), "limits": limits},
+                                            serving_volumes(args)),
         # As a non-root user the root file system is read-only too: what the server writes goes to the
         # emptyDirs below (README: Serving as non-root). A root image is left writable: it may write anywhere.
         "securityContext": container_security(read_only_root=args.run_as_non_root),
@@ -140,6 +158,30 @@ def serving_container(args: ModelServerArgs) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def disruption_budget_spec(selector: Mapping[str, str], most_replicas: int) -> dict[str, Any] | None:
+    """``spec`` of the variant's PodDisruptionBudget, or None for a variant that never runs more than one
+    replica.
+
+    ``maxUnavailable: 1``, not ``minAvailable: 1``: a drain (node upgrade, scale-in) evicts one replica of the
+    variant at a time and waits for it to be back, so a variant of several replicas keeps serving and the
+    replica split stays near its ratio; yet a variant an HPA has scaled down to one replica can still be
+    drained (``minAvailable: 1`` would then block every voluntary eviction, and with it the node's upgrade).
+    One replica gets no budget: it can't keep serving through its own eviction whatever the budget says.
+    """
+    if most_replicas <= 1:
+        return None
+    return {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}
+
+
+def serving_volumes(args: ModelServerArgs) -> list[dict[str, Any]]:
+    """``/dev/shm`` (memory), the engine's ``/data`` (caches) and ``/tmp``: the container's disk request is theirs."""
+    return [
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": args.shm_size}},
+        {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
 
 
 def serving_pod_spec(args: ModelServerArgs) -> dict[str, Any]:
@@ -153,11 +195,7 @@ def serving_pod_spec(args: ModelServerArgs) -> dict[str, Any]:
         "securityContext": pod_security(non_root=args.run_as_non_root),
         "terminationGracePeriodSeconds": 120,
         "containers": [serving_container(args)],
-        "volumes": [
-            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": args.shm_size}},
-            {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
+        "volumes": serving_volumes(args),
     }
     if tolerations:
         spec["tolerations"] = tolerations
@@ -212,6 +250,14 @@ class ModelServer(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+        budget = disruption_budget_spec(selector, args.most_replicas)
+        if budget is not None:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata={"namespace": args.namespace, "labels": labels},
+                spec=budget,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.engine = args.engine
         self.deployment = deployment
         self.deployment_name = deployment.metadata.name

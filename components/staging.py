@@ -17,11 +17,20 @@ import pulumi_kubernetes as k8s
 
 from components.joblock import LOCK_NAME
 from components.naming import HTTPS_EGRESS_LABEL, S3_CLIENT_LABEL, WEIGHTS_VOLUME_ANNOTATION, common_labels
-from components.podspec import container_security, pip_then_python, placed, pod_security, tmp_volume
+from components.podspec import (
+    container_security,
+    pip_then_python,
+    placed,
+    pod_security,
+    tmp_volume,
+    with_ephemeral_storage,
+)
 from staging.common import FATAL_EXIT_CODES
 
 TOOL_DIR = Path(__file__).resolve().parent.parent / "staging"
 MOUNT = "/opt/staging/staging"
+STAGING_SCRATCH = "50Gi"
+"""``/tmp`` of a staging Job: a model snapshot is downloaded there before upload (requested as node disk)."""
 """Where the package's files appear in the Job (``python -m staging`` finds it on /opt/staging)."""
 
 
@@ -144,6 +153,8 @@ class ModelStaging(pulumi.ComponentResource):
                 {"name": "PIP_CACHE_DIR", "value": "/tmp/pip"},
             ]
             env_from = [{"secretRef": {"name": args.credentials_secret}}] if args.credentials_secret else []
+            # Model snapshots are downloaded to /tmp before upload: size the scratch space for them.
+            volumes = [{"name": "tool", "configMap": {"name": tool.metadata.name}}, tmp_volume(size=STAGING_SCRATCH)]
             pod_spec: dict[str, object] = {
                 "restartPolicy": "Never",
                 "securityContext": pod_security(),
@@ -158,15 +169,14 @@ class ModelStaging(pulumi.ComponentResource):
                                            irsa=bool(args.service_account_annotations)), *model.extra_args],
                     "env": env,
                     "envFrom": env_from,
-                    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                                  "limits": {"cpu": "2", "memory": "2Gi"}},
+                    # Requests the scratch disk too: a node without 50Gi free would evict the Job mid-download.
+                    "resources": with_ephemeral_storage({"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                         "limits": {"cpu": "2", "memory": "2Gi"}}, volumes),
                     "securityContext": container_security(),
                     "volumeMounts": [{"name": "tool", "mountPath": MOUNT, "readOnly": True},
                                      {"name": "tmp", "mountPath": "/tmp"}],
                 }],
-                # Model snapshots are downloaded to /tmp before upload: size the scratch space for them.
-                "volumes": [{"name": "tool", "configMap": {"name": tool.metadata.name}},
-                            tmp_volume(size="50Gi")],
+                "volumes": volumes,
             }
             if service_account is not None:
                 pod_spec["serviceAccountName"] = service_account

@@ -13,12 +13,12 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-from deploy import credentials, reality, volume
+from deploy import cluster, credentials, namespace, reality, volume
 from deploy.workspace import (
     PROJECT,
     REPO_ROOT,
@@ -29,6 +29,7 @@ from deploy.workspace import (
     recorded_generator,
     resolve_engine,
 )
+from stacks import outputs as OUT
 from stacks.outputs import NAMESPACE
 
 POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
@@ -132,23 +133,94 @@ def settle_credentials(stack, config: Mapping[str, Any], deployment: Mapping[str
         log(f"credentials: {choice.generator.value} ({choice.reason})")
 
 
-def check_volume(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any]) -> None:
-    """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py)."""
-    deployed = volume.deployed_claim(deployment)
-    if deployed is None:
-        return
+def configured_settings(stack_name: str, config: Mapping[str, Any]) -> Any:
+    """The stack file's settings (``stacks.settings.Settings``), or None when they don't parse: the program
+    then reports the bad key itself, before any resource."""
     from stacks.config_types import ConfigError
     from stacks.settings import parse_settings
 
     prefix = f"{PROJECT}:"
     raw = {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
     try:
-        settings = parse_settings(raw, stack=stack_name)
+        return parse_settings(raw, stack=stack_name)
     except (ConfigError, ValueError):
-        return  # the program reports the bad key itself, before any resource
+        return None
+
+
+def check_volume(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any]) -> None:
+    """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py)."""
+    deployed = volume.deployed_claim(deployment)
+    if deployed is None:
+        return
+    settings = configured_settings(stack_name, config)
+    if settings is None:
+        return
     verdict = volume.check(deployed, volume.configured_claim(settings), allow_replace=settings.storage.allow_replace)
     for note in verdict.notes:
         log(f"weights volume: {note}")
+
+
+def check_namespace(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any],
+                    make_cluster: Callable[[Any], namespace.Cluster]) -> None:
+    """Refuse to take over a namespace the stack did not create unless adopt.namespace, or to drop the
+    protection of one that still holds a kept weights claim (deploy/namespace.py). ``make_cluster(settings)``
+    makes the cluster client (:func:`driver_cluster`); it is asked only when the state can't tell."""
+    settings = configured_settings(stack_name, config)
+    if settings is None:
+        return
+    notes = namespace.check(namespace.deployed_namespace(deployment), settings.namespace,
+                            settings.weights_keep.namespace, adopt=settings.adopt.namespace,
+                            protect_storage=settings.storage.protect,
+                            cluster=LazyCluster(lambda: make_cluster(settings)))
+    for note in notes:
+        log(f"namespace: {note}")
+
+
+class LazyCluster:
+    """A :class:`deploy.namespace.Cluster` made on its first question (most runs ask none)."""
+
+    def __init__(self, make: Callable[[], namespace.Cluster]) -> None:
+        self._make = make
+        self._cluster: namespace.Cluster | None = None
+
+    def _get(self) -> namespace.Cluster:
+        if self._cluster is None:
+            self._cluster = self._make()
+        return self._cluster
+
+    def namespace_exists(self, name: str) -> bool:
+        return self._get().namespace_exists(name)
+
+    def weights_claims(self, namespace: str) -> list[str]:
+        return self._get().weights_claims(namespace)
+
+
+class NoCluster:
+    """An eks stack whose cluster is not deployed yet: it has no namespace and no claim."""
+
+    def namespace_exists(self, name: str) -> bool:  # noqa: ARG002 - the Cluster protocol
+        return False
+
+    def weights_claims(self, namespace: str) -> list[str]:  # noqa: ARG002 - the Cluster protocol
+        return []
+
+
+def driver_cluster(stack_name: str, deployment: Mapping[str, Any], env: Mapping[str, str]) -> Callable[[Any], Any]:
+    """How the driver reaches the cluster the program deploys to: the environment's kubeconfig (local), or
+    the eks stack's ``kubeconfig`` output (none yet: a cluster the update creates, empty)."""
+    def make(settings: Any) -> namespace.Cluster:
+        if settings.platform.value != "eks":
+            return cluster.Kubectl(stack_name, env)
+        outputs = next((r.get("outputs") or {} for r in deployment.get("resources") or []
+                        if r.get("type") == "pulumi:pulumi:Stack"), {})
+        kubeconfig = outputs.get(OUT.KUBECONFIG)
+        if kubeconfig is None:
+            return NoCluster()
+        if not isinstance(kubeconfig, str):
+            raise DriverError(f"the stack's {OUT.KUBECONFIG} output can't be read from its state (a secret?), so "
+                              "the experiment's namespace can't be checked before the preview")
+        return cluster.Kubectl(stack_name, env, kubeconfig=kubeconfig)
+    return make
 
 
 def out(line: str) -> None:
@@ -174,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         settle_credentials(stack, config, deployment, directory=directory,
                            allow_rotation=args.allow_credential_rotation)
         check_volume(stack.name, config, deployment)
+        check_namespace(stack.name, config, deployment, driver_cluster(stack.name, deployment, os.environ))
     policies = policy_args(args.stack, not args.no_policy)
     steps, warnings = StepRecorder(), Warnings()
     on_event = on_events(steps, warnings)

@@ -44,6 +44,11 @@ SIMULATED_NODE = "simulated"
 SIMULATED_TAINT_KEY = "llm-ab.dev/simulated"
 """Taint key (``llm-ab.dev/simulated=true:NoSchedule``) of the local cluster's simulated CPU node: only the parts a
 stack simulates (``local.simulate``) tolerate it, so every other pod lands on the real node."""
+INTERNAL_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+"""Never "the internet": private networks (pods, Services, the VPC and its nodes, the API server's
+addresses), carrier-grade NAT (some pod networks) and link-local (the cloud's instance metadata service,
+i.e. the node's role). The default of ``network.internalCidrs`` and of the pack's
+``k8s-egress-excludes-internal``."""
 MIN_GPU_DISK_GIB = 100
 """Smallest GPU node disk: the TGI image (~10 GB) and its caches; EKS's own default is 20 GiB."""
 

@@ -32,7 +32,12 @@ from pulumi_policy import (
 from .eks import NODE_GROUP_DISK_SCHEMA, NODE_GROUP_TAINT_SCHEMA, gpu_node_group_disk, gpu_node_group_tainted
 from .exposure import SERVICE_SCHEMA, dataset_read_only, no_public_services, weights_volume_protected
 from .images import PINNED_IMAGES_SCHEMA, pinned_images
-from .network import DEFAULT_DENY_SCHEMA, namespace_default_deny
+from .network import (
+    DEFAULT_DENY_SCHEMA,
+    EGRESS_INTERNAL_SCHEMA,
+    egress_excludes_internal,
+    namespace_default_deny,
+)
 from .secrets import CREDENTIALS_SCHEMA, SECRET_DATA_SCHEMA, no_plaintext_credentials, secret_data_not_literal
 from .split import (
     CANARY_CAP_SCHEMA,
@@ -45,13 +50,17 @@ from .split import (
     split_within_tolerance,
 )
 from .workloads import (
+    EPHEMERAL_SCHEMA,
     GPU_LIMITS_SCHEMA,
     GPU_PLACEMENT_SCHEMA,
+    PDB_SCHEMA,
     PROBES_SCHEMA,
     RESOURCES_SCHEMA,
+    ephemeral_storage,
     gpu_limits_required,
     gpu_node_placement,
     inference_http_probes,
+    pdb_multi_replica,
     resources_required,
 )
 
@@ -91,6 +100,26 @@ POLICIES: list[Policy] = [
         validate=resources_required,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=RESOURCES_SCHEMA,
+    ),
+    ResourceValidationPolicy(
+        name="k8s-ephemeral-storage",
+        description="Every container requests ephemeral-storage, and limits it when its pod has a sized disk "
+                    "emptyDir.",
+        validate=ephemeral_storage,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=EPHEMERAL_SCHEMA,
+        remediation_steps="Use components/podspec.with_ephemeral_storage, which derives both from the pod's "
+                          "emptyDir sizes.",
+    ),
+    StackValidationPolicy(
+        name="k8s-pdb-multi-replica",
+        description="Every Deployment or StatefulSet of more than one replica (or under an HPA that may scale it "
+                    "past one) has a PodDisruptionBudget selecting its pods.",
+        validate=pdb_multi_replica,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=PDB_SCHEMA,
+        remediation_steps="Keep components/serving.py's budget (maxUnavailable 1) for every variant of several "
+                          "replicas.",
     ),
     ResourceValidationPolicy(
         name="inference-http-probes",
@@ -133,6 +162,16 @@ POLICIES: list[Policy] = [
         config_schema=DEFAULT_DENY_SCHEMA,
         remediation_steps="Keep components/namespace.py's default-deny policy, or exempt an add-on's namespace "
                           "with exemptNamespaces.",
+    ),
+    ResourceValidationPolicy(
+        name="k8s-egress-excludes-internal",
+        description="A NetworkPolicy egress ipBlock to the outside excepts the cluster's internal networks (pods, "
+                    "Services, nodes, the API server, the metadata service).",
+        validate=egress_excludes_internal,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=EGRESS_INTERNAL_SCHEMA,
+        remediation_steps="Keep network.internalCidrs non-empty and covering the cluster's networks, or list a "
+                          "stack's own blocks in this rule's internalCidrs.",
     ),
     ResourceValidationPolicy(
         name="datashim-dataset-read-only",

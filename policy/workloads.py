@@ -1,15 +1,22 @@
-"""Rules on workload pod templates: GPU limits and placement, resource requests and limits,
-HTTP probes of inference pods."""
+"""Rules on workload pod templates: GPU limits and placement, resource requests and limits (ephemeral
+storage too), HTTP probes of inference pods, and a PodDisruptionBudget for every workload of several
+replicas."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidationArgs
+from pulumi_policy import (
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 
 from .contract import GPU_RESOURCE, RUN_LABEL, TGI_APP
-from .props import config_of, container_name, get, labels_match, pod_template
+from .props import DEPLOYMENT, as_int, config_of, container_name, get, labels_match, pod_template
 
 INFERENCE_LABELS_PROPERTY = {
     "type": "object", "additionalProperties": {"type": "string"}, "default": {RUN_LABEL: TGI_APP},
@@ -123,6 +130,47 @@ def resources_required(args: ResourceValidationArgs, report_violation: ReportVio
 
 
 # --------------------------------------------------------------------------------------------------
+# k8s-ephemeral-storage
+
+EPHEMERAL_SCHEMA = PolicyConfigSchema(properties={
+    "exemptNamespaces": {
+        "type": "array", "items": {"type": "string"}, "default": [],
+        "description": "Namespaces of third-party add-ons this rule skips (e.g. kube-system, Datashim's dlf).",
+    },
+})
+
+
+def _sized_disk_scratch(spec: Mapping[str, Any]) -> list[str]:
+    """Names of the pod's disk-backed (not memory) emptyDirs that have a sizeLimit."""
+    return [str(get(v, "name", default="?")) for v in get(spec, "volumes", default=[])
+            if get(v, "emptyDir") is not None and get(v, "emptyDir", "medium", default="") != "Memory"
+            and get(v, "emptyDir", "sizeLimit") not in (None, "")]
+
+
+def ephemeral_storage(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every container requests ephemeral-storage (the scheduler then places the pod on a node with the disk,
+    and the kubelet does not evict it for using what it asked for), and limits it when the pod has a sized
+    disk emptyDir."""
+    pod = pod_template(args.resource_type, args.props, args.name)
+    if pod is None:
+        args.not_applicable("not a workload")
+        return
+    cfg = config_of(args, EPHEMERAL_SCHEMA)
+    if pod.namespace is not None and pod.namespace in cfg["exemptNamespaces"]:
+        args.not_applicable(f"namespace {pod.namespace} is exempt")
+        return
+    scratch = _sized_disk_scratch(pod.spec)
+    for c in pod.containers():
+        missing = []
+        if get(c, "resources", "requests", "ephemeral-storage") in (None, ""):
+            missing.append("requests.ephemeral-storage")
+        if scratch and get(c, "resources", "limits", "ephemeral-storage") in (None, ""):
+            missing.append(f"limits.ephemeral-storage (the pod has sized emptyDirs: {', '.join(scratch)})")
+        if missing:
+            report_violation(f"container '{container_name(c)}' sets no {', '.join(missing)}", None)
+
+
+# --------------------------------------------------------------------------------------------------
 # inference-http-probes
 
 PROBES_SCHEMA = PolicyConfigSchema(properties={"inferenceLabels": INFERENCE_LABELS_PROPERTY})
@@ -142,3 +190,58 @@ def inference_http_probes(args: ResourceValidationArgs, report_violation: Report
             elif get(c, probe, "httpGet") is None:
                 report_violation(f"container '{container_name(c)}' has a {probe} that is not an HTTP check "
                                  "(httpGet)", None)
+
+
+# --------------------------------------------------------------------------------------------------
+# k8s-pdb-multi-replica
+
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+PDB_SCHEMA = PolicyConfigSchema(properties={
+    "exemptNamespaces": {
+        "type": "array", "items": {"type": "string"}, "default": [],
+        "description": "Namespaces of third-party add-ons this rule skips.",
+    },
+})
+
+
+def _most_replicas(r: PolicyResource, namespace: str, name: str, hpas: Sequence[PolicyResource]) -> int:
+    """The workload's ``spec.replicas`` (default 1), or the ``maxReplicas`` of an HPA scaling it."""
+    most = as_int(get(r.props, "spec", "replicas", default=1)) or 0
+    for hpa in hpas:
+        target = get(hpa.props, "spec", "scaleTargetRef", default={})
+        if (get(hpa.props, "metadata", "namespace", default="default") == namespace
+                and get(target, "kind") == r.resource_type.rsplit(":", 1)[-1] and get(target, "name") == name):
+            most = max(most, as_int(get(hpa.props, "spec", "maxReplicas", default=1)) or 0)
+    return most
+
+
+def _covers(pdb: PolicyResource, namespace: str, labels: Mapping[str, Any]) -> bool:
+    selector = get(pdb.props, "spec", "selector", "matchLabels", default={})
+    return (get(pdb.props, "metadata", "namespace", default="default") == namespace
+            and labels_match(labels, selector))
+
+
+def pdb_multi_replica(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every Deployment or StatefulSet that runs (or an HPA may scale it to) more than one replica has a
+    PodDisruptionBudget in its namespace selecting its pods: a node drain then evicts its replicas one
+    budget at a time instead of all at once."""
+    cfg = config_of(args, PDB_SCHEMA)
+    hpas = [r for r in args.resources if r.resource_type == HPA]
+    pdbs = [r for r in args.resources if r.resource_type == PDB]
+    for r in args.resources:
+        if r.resource_type not in (DEPLOYMENT, STATEFUL_SET):
+            continue
+        pod = pod_template(r.resource_type, r.props, r.name)
+        if pod is None:
+            continue
+        namespace = pod.namespace or "default"
+        if namespace in cfg["exemptNamespaces"]:
+            continue
+        most = _most_replicas(r, namespace, pod.name, hpas)
+        if most > 1 and not any(_covers(pdb, namespace, pod.labels) for pdb in pdbs):
+            report_violation(f"{pod.kind} '{pod.name}' runs up to {most} replicas but no PodDisruptionBudget in "
+                             f"namespace '{namespace}' selects its pods: a node drain may evict them all at once",
+                             r.urn)

@@ -21,6 +21,7 @@ from components.engines.vllm import VllmEngine
 from components.minio import MinioStore, MinioStoreArgs
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.naming import minio_selector, model_mount_path, split_annotations
+from components.netpol import pods_peer
 from components.route import GatewayRef
 from components.serving import ModelServer, ModelServerArgs
 from components.split import split_cost
@@ -57,7 +58,7 @@ def experiment_namespace(settings: Settings, platform: Platform,
         "experiment",
         ExperimentNamespaceArgs(name=settings.namespace, stack=settings.stack,
                                 labels={**NAMESPACE_OPT_IN_LABELS, **feature_labels},
-                                retain=settings.storage.protect and settings.storage.kind == "minio",
+                                adopted=settings.adopt.namespace, keep=settings.weights_keep.namespace,
                                 internal_cidrs=settings.network.internal_cidrs),
         opts=platform.opts(),
     )
@@ -73,9 +74,10 @@ def minio_weights(settings: Settings, platform: Platform, namespace: ExperimentN
             storage_class=settings.storage.storage_class, protect=settings.storage.protect,
             volume_generation=settings.storage.volume_generation, allow_replace=settings.storage.allow_replace,
             credential_generator=CredentialGenerator(settings.credentials.generator),
-            # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace.
-            extra_ingress_from=[{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": settings.datashim.operator_namespace}}}],
+            # Datashim's csi-s3 node plugin does the mounting, from the operator's namespace: its pods, by their
+            # labels, and no other pod of that namespace.
+            extra_ingress_from=[pods_peer(settings.datashim.operator_pod_labels,
+                                          settings.datashim.operator_namespace)],
         ),
         opts=platform.opts(),
     )
@@ -156,6 +158,7 @@ def build_experiment(settings: Settings, platform: Platform, namespace: Experime
                 model_path=model_mount_path(settings.datashim.dataset_name, settings.model(variant).object_prefix),
                 model_id=settings.model(variant).id,
                 replicas=None if settings.autoscaling.enabled else settings.replicas(variant),
+                max_replicas=settings.max_replicas(variant),
                 gpus=pod.gpus_per_replica, resources=pod.resources.to_k8s(),
                 startup_budget_seconds=pod.startup_budget_seconds, shm_size=pod.shm_size,
                 node_selector=node_selector, tolerations=placement.get("tolerations", ()),

@@ -19,6 +19,12 @@ from stacks.config_types import Section, StringList, problem, show
 
 def _cidrs(value: Any) -> Any:
     if isinstance(value, list | tuple):
+        if not value:
+            # Every block of the HTTPS egress rule is 0.0.0.0/0 minus these: none would be port 443 anywhere,
+            # the API server, the nodes and the cloud's metadata service included (Jobs holding the writer key).
+            raise problem(f"must list at least one IPv4 CIDR block (the cluster's own networks; default "
+                          f"{', '.join(DEFAULT_INTERNAL_CIDRS)}): an empty list would open HTTPS egress to every "
+                          f"address, the API server included, got []")
         for cidr in value:
             try:
                 ipaddress.IPv4Network(cidr, strict=True)
@@ -32,7 +38,7 @@ class NetworkSettings(Section):
 
     internal_cidrs: Annotated[StringList, BeforeValidator(_cidrs)] = DEFAULT_INTERNAL_CIDRS
     """Blocks the HTTPS egress to the internet (staging's Hub downloads, PyPI) never reaches: the pod, Service,
-    node and VPC networks and link-local (instance metadata)"""
+    node and VPC networks, the API server and link-local (instance metadata); never empty"""
 
 
 def check_network(network: NetworkSettings, *, vpc_cidr: str | None) -> None:

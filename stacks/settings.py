@@ -21,6 +21,8 @@ from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 from analysis.thresholds import CONFIG_KEYS, past_gate_limits
 from components.engines.tgi import DTYPES as TGI_DTYPES
 from components.engines.tgi import QUANTIZATIONS as TGI_QUANTIZATIONS
+from components.naming import DATASHIM_POD_LABELS
+from components.weights_volume import WeightsKeep, weights_keep
 from smoke.plan import MIN_JOB_DEADLINE_SECONDS
 from smoke.power import DEFAULT_ALPHA, DEFAULT_DELTA, MIN_CAP_POWER, min_samples
 from stacks.analysis_settings import AnalysisSettings
@@ -271,8 +273,8 @@ class StorageSettings(Section):
     """MinIO claim `minio-data` (1) or `minio-data-<n>`; raising it (with `allowReplace`) moves the weights
     to a new, empty volume"""
     allow_replace: Bool = False
-    """Let this update replace the weights claim (new generation or namespace; the old claim is kept);
-    set it back after"""
+    """Let this update replace the weights claim (new generation or namespace, or leaving MinIO; the old claim
+    is kept, and so is its namespace); set it back after (after leaving MinIO: once the kept claim is deleted)"""
 
 
 RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
@@ -287,10 +289,27 @@ def _own_namespace(value: Any) -> Any:
     return value
 
 
+class AdoptSettings(Section):
+    """What the stack may take over from the cluster instead of creating it."""
+
+    namespace: Bool = False
+    """Take over `namespace` although it exists already and this stack did not create it (the deploy driver
+    refuses otherwise): it is then labelled and locked down like the stack's own (default-deny
+    NetworkPolicies: its other pods lose their traffic) and never deleted, by `destroy` either"""
+
+
 def _not_kube_system(value: Any) -> Any:
     if value == "kube-system":
         raise problem("must be a namespace of Datashim's own such as dlf, not kube-system: its install labels the "
                       "namespace privileged and MinIO admits every pod in it, got 'kube-system'")
+    return value
+
+
+def _some_labels(value: Any) -> Any:
+    if isinstance(value, Mapping) and not value:
+        raise problem(f"must name at least one pod label of Datashim's pods (default "
+                      f"{', '.join(f'{k}: {v}' for k, v in DATASHIM_POD_LABELS.items())}): an empty selector would "
+                      f"let every pod of datashim.operatorNamespace reach MinIO, got {{}}")
     return value
 
 
@@ -304,7 +323,11 @@ class DatashimSettings(Section):
     dataset_name: DnsLabel = "model-weights"
     """Name of the Dataset (pods mount it at `/mnt/datasets/<name>`)"""
     operator_namespace: Annotated[DnsLabel, BeforeValidator(_not_kube_system)] = "dlf"
-    """Namespace of the Datashim operator (allowed to reach MinIO)"""
+    """Namespace of the Datashim operator"""
+    operator_pod_labels: Annotated[LabelMap, BeforeValidator(_some_labels)] = Field(
+        default_factory=lambda: dict(DATASHIM_POD_LABELS))
+    """Labels of the Datashim pods in `operatorNamespace` allowed to reach MinIO (its csi-s3 node plugin and
+    provisioner mount and check the bucket); never empty, which would admit every pod of that namespace"""
     await_provision: Bool = True
     """Wait for the Dataset's volume (needs the operator)"""
 
@@ -454,7 +477,12 @@ class Settings(Section):
     """Everything a stack declares, validated. Field order is the README's."""
 
     namespace: Annotated[DnsLabel, BeforeValidator(_own_namespace)] = "llm-ab"
-    """Namespace of the experiment (a DNS label). Retained on destroy while storage.protect is true."""
+    """Namespace of the experiment (a DNS label), created by the stack: an existing one is refused unless
+    adopt.namespace. Protected and retained on destroy while it holds the weights claim and storage.protect is
+    true."""
+    adopt: AdoptSettings = AdoptSettings()
+    """What the stack takes over instead of creating: namespace (an existing namespace of that name; refused
+    otherwise, before the preview). Adopted, it is never deleted by destroy."""
     platform: Annotated[Platform, Choice(Platform)] = Platform.LOCAL
     """Where to deploy: local (any existing cluster, the current kube context) or eks (creates an EKS cluster
     with GPU node pools)."""
@@ -482,7 +510,8 @@ class Settings(Section):
     storageClass (empty = cluster default), protect (keep volume and bucket on destroy)."""
     datashim: DatashimSettings = DatashimSettings()
     """Datashim: install (the operator from its pinned release; usually the platform team's), version,
-    datasetName, operatorNamespace, awaitProvision (wait for the Dataset's volume; needs the operator)."""
+    datasetName, operatorNamespace, operatorPodLabels (Datashim's pods there that may reach MinIO), awaitProvision (wait
+    for the Dataset's volume; needs the operator)."""
     staging: StagingSettings = StagingSettings()
     """Model staging Jobs: enabled, image (pinned python), timeoutSeconds."""
     traffic: TrafficSettings = TrafficSettings()
@@ -602,12 +631,14 @@ class Settings(Section):
         plan = self.split.plan()
         return plan.stable_replicas if variant is Variant.STABLE else plan.canary_replicas
 
+    def max_replicas(self, variant: Variant) -> int:
+        """The most replicas ``variant`` runs: the HPA's maximum, else its fixed count."""
+        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas(variant)
+
     @property
     def max_total_replicas(self) -> int:
         """The most serving replicas the stack can run (what GPU pools must hold)."""
-        if self.autoscaling.enabled:
-            return 2 * self.autoscaling.max_replicas
-        return sum(self.replicas(v) for v in Variant)
+        return sum(self.max_replicas(v) for v in Variant)
 
     @property
     def replicas_key(self) -> str:
@@ -623,6 +654,14 @@ class Settings(Section):
         if not (self.smoke.enabled or self.analysis.enabled):
             return {}
         return case_coverage(self.smoke.cases, {variant: self.model(variant).id for variant in Variant})
+
+    @property
+    def weights_keep(self) -> WeightsKeep:
+        """How the weights claim and its namespace are kept: one decision from storage.protect,
+        storage.allowReplace, storage.kind and adopt.namespace (the program and the deploy driver both ask)."""
+        storage = self.storage
+        return weights_keep(protect=storage.protect, allow_replace=storage.allow_replace,
+                            minio=storage.kind == "minio", adopted=self.adopt.namespace)
 
     @property
     def enabled_modelmesh(self) -> ModelMeshSettings | None:

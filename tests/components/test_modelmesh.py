@@ -62,7 +62,9 @@ def test_the_runtime_is_multi_model_with_the_built_in_adapter() -> None:
                                       "memBufferBytes": 134217728, "modelLoadingTimeoutMillis": 90000}
     assert spec["supportedModelFormats"] == [{"name": "sklearn", "autoSelect": True}]
     (container,) = spec["containers"]
-    assert container["name"] == "mlserver" and container["resources"] == RESOURCES
+    # The configured resources, plus the node disk for its logs and writable root (issue 22).
+    assert container["name"] == "mlserver" and container["resources"] == {
+        "requests": {**RESOURCES["requests"], "ephemeral-storage": "256Mi"}, "limits": RESOURCES["limits"]}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLSERVER_GRPC_PORT"] == "8001" and env["MLSERVER_HTTP_PORT"] == "8002"  # not 8080: litelinks
     assert env["MLSERVER_HOST"] == "127.0.0.1" and env["MLSERVER_LOAD_MODELS_AT_STARTUP"] == "false"

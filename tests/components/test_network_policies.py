@@ -141,7 +141,11 @@ def test_minio_reaches_nothing_and_only_its_clients_reach_it(dev) -> None:
     assert not net.allows(minio, OUTSIDE, 443)
     assert net.allows(pods["weights-bucket"], minio, MINIO_PORT)
     assert net.allows(pods["staging-stable"], minio, MINIO_PORT)
-    assert net.allows(Pod({"app": "csi-s3"}, "dlf"), minio, MINIO_PORT)  # Datashim mounts for the TGI pods
+    datashim = {"app": "csi-s3", "app.kubernetes.io/name": "datashim"}  # the labels of Datashim's manifest
+    assert net.allows(Pod(datashim, "dlf"), minio, MINIO_PORT)  # Datashim mounts for the TGI pods
+    # Any other pod of Datashim's namespace is just a pod (issue 22): the namespace is not a pass.
+    assert not net.allows(Pod({"app": "csi-s3"}, "dlf"), minio, MINIO_PORT)
+    assert not net.allows(Pod({"app.kubernetes.io/name": "datashim"}, "other"), minio, MINIO_PORT)
     for other in ("tgi-stable-deploy", "smoke-job"):
         assert not net.allows(pods[other], minio, MINIO_PORT), other
     assert not net.allows(pods["weights-bucket"], minio, 22)
@@ -206,6 +210,17 @@ def test_the_internal_blocks_are_configurable(run_main, pulumi_mocks) -> None:
     assert net.allows(staging, Pod({}, "", "192.168.1.1"), 443)  # no longer excluded
 
 
+def test_the_datashim_pods_minio_admits_are_configurable(run_main, pulumi_mocks) -> None:
+    config = dev_config()
+    config["llm-ab:datashim"] = {**config.get("llm-ab:datashim", {}), "operatorNamespace": "storage",
+                                 "operatorPodLabels": {"app": "csi-s3"}}
+    run_main(config)
+    net, pods = rendered(pulumi_mocks)
+    minio = pods["weights-deploy"]
+    assert net.allows(Pod({"app": "csi-s3"}, "storage"), minio, MINIO_PORT)
+    assert not net.allows(Pod({"app": "other"}, "storage"), minio, MINIO_PORT)
+
+
 def test_builders_are_what_kubernetes_reads() -> None:
     assert netpol.default_deny() == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     dns = netpol.dns_egress()
@@ -214,6 +229,11 @@ def test_builders_are_what_kubernetes_reads() -> None:
     assert https["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}],
                                 "ports": [{"protocol": "TCP", "port": 443}]}]
     assert not any(ipaddress.ip_network(c).is_global for c in netpol.DEFAULT_INTERNAL_CIDRS)
+
+
+def test_https_egress_is_never_built_open_to_every_address() -> None:
+    with pytest.raises(ValueError, match="internal CIDR blocks it must never reach, got none"):
+        netpol.https_egress({"a": "b"}, [])
 
 
 def test_the_analysis_gate_is_a_gate_client_like_the_smoke_job(run_main, pulumi_mocks) -> None:

@@ -10,6 +10,7 @@ from components.naming import split_annotations
 from components.serving import (
     ModelServer,
     ModelServerArgs,
+    disruption_budget_spec,
     rollout_timeout,
     serving_container,
     serving_pod_spec,
@@ -70,7 +71,7 @@ def test_per_variant_service_selects_only_that_variant(run_program, pulumi_mocks
 def test_children_are_named_from_the_component(run_program, pulumi_mocks) -> None:
     run_program(lambda: ModelServer("arm-x", args()))
     names = {r.name for r in pulumi_mocks.resources if r.typ.startswith("kubernetes:")}
-    assert names == {"arm-x-deploy", "arm-x-svc"}
+    assert names == {"arm-x-deploy", "arm-x-svc", "arm-x-pdb"}  # two replicas: a disruption budget
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,35 @@ def test_startup_budget_becomes_probe_threshold_and_pulumi_timeout() -> None:
     assert rollout_timeout(1800) == "2100s"
 
 
-@pytest.mark.parametrize("bad", [dict(variant="blue"), dict(replicas=-1), dict(gpus=-2)])
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+def test_a_variant_of_several_replicas_gets_a_budget_evicting_one_replica_at_a_time(run_program, pulumi_mocks):
+    run_program(lambda: ModelServer("tgi-stable", args(variant="stable", replicas=3)))
+    (pdb,) = pulumi_mocks.of_type(PDB)
+    assert pdb.inputs["spec"] == {"maxUnavailable": 1,
+                                  "selector": {"matchLabels": {"run": "text-generation-inference", "type": "stable"}}}
+    assert pdb.inputs["metadata"]["namespace"] == "ns"
+    assert pulumi_mocks.options["tgi-stable-pdb"].parent is not None
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+def test_a_variant_of_one_replica_or_none_gets_no_budget(run_program, pulumi_mocks, replicas: int) -> None:
+    run_program(lambda: ModelServer("tgi-canary", args(replicas=replicas)))
+    assert pulumi_mocks.of_type(PDB) == []
+
+
+def test_under_an_hpa_the_budget_follows_the_most_replicas_it_may_run(run_program, pulumi_mocks) -> None:
+    run_program(lambda: (ModelServer("tgi-stable", args(variant="stable", replicas=None, max_replicas=3)),
+                         ModelServer("tgi-canary", args(replicas=None, max_replicas=1))))
+    assert [r.name for r in pulumi_mocks.of_type(PDB)] == ["tgi-stable-pdb"]
+    # maxUnavailable, not minAvailable: at one replica (HPA scaled down) a drain must still go through.
+    assert disruption_budget_spec({"a": "b"}, 2) == {"maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}}
+    assert disruption_budget_spec({"a": "b"}, 1) is None
+
+
+@pytest.mark.parametrize("bad", [dict(variant="blue"), dict(replicas=-1), dict(gpus=-2),
+                                 dict(replicas=3, max_replicas=2)])
 def test_args_reject_impossible_values(bad) -> None:
     with pytest.raises(ValueError):
         args(**bad)

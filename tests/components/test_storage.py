@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -13,7 +15,7 @@ from components.datashim import (
     dataset_local_spec,
     pin_datashim_images,
 )
-from components.minio import MinioStore, MinioStoreArgs, bucket_init_script, bucket_policy
+from components.minio import BUCKET_SCRIPT_TOOLS, MinioStore, MinioStoreArgs, bucket_init_script, bucket_policy
 from components.staging import ModelStaging, ModelStagingArgs, StagedModel, read_tool_files
 from tests.harness import is_secret_value
 
@@ -67,6 +69,86 @@ def test_policies_are_scoped_to_the_bucket_and_readers_cannot_write() -> None:
     assert all(r.startswith("arn:aws:s3:::b") for s in write["Statement"] for r in s["Resource"])
     script = bucket_init_script("b")
     assert json.dumps(read) in script and "mc admin user add" in script
+
+
+# --- the bucket Job's script, run against a fake `mc` -----------------------------------------------
+
+FAKE_MC = """#!/bin/sh
+# Records every call; answers `admin user list --json` and `admin user info` from files.
+printf '%s\\n' "$*" >> "$MC_CALLS"
+case "$*" in
+  "admin user list s3 --json") while IFS= read -r l; do printf '%s\\n' "$l"; done < "$MC_USERS" ;;
+  "admin user info s3 "*) printf 'AccessKey: %s\\nPolicyName: %s\\n' "$5" "$MC_INFO_POLICY" ;;
+  "admin policy attach "*) [ -z "$MC_ATTACHED" ] || { echo "policy already attached" >&2; exit 1; } ;;
+esac
+"""
+
+CURRENT = {"READER_ACCESS_KEY": "ReaderNow00000000000", "WRITER_ACCESS_KEY": "WriterNow00000000000"}
+
+
+def user(key: str, policy: str | None) -> dict:
+    return {"status": "success", "accessKey": key, **({"policyName": policy} if policy else {}),
+            "userStatus": "enabled"}
+
+
+def run_bucket_script(tmp_path, users: list[dict], *, indent: int | None, shell: str = "/bin/sh",
+                      attached: bool = False, info_policy: str = "llm-ab-read,llm-ab-write",
+                      ) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The bucket Job's script under ``shell`` with only the tools the MinIO image has on PATH: a fake
+    ``mc`` that records its calls, ``tr`` and ``sleep``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "mc").write_text(FAKE_MC)
+    (bin_dir / "mc").chmod(0o755)
+    for tool in BUCKET_SCRIPT_TOOLS:
+        if tool != "mc" and not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    listing = "\n".join(json.dumps(u, indent=indent) for u in users)  # mc prints one JSON object per user
+    (tmp_path / "mc-users.json").write_text(listing + "\n")
+    calls = tmp_path / "calls"
+    env = {"PATH": str(bin_dir), "TMPDIR": str(tmp_path), "MC_CALLS": str(calls),
+           "MC_USERS": str(tmp_path / "mc-users.json"), "MC_INFO_POLICY": info_policy,
+           "MC_ATTACHED": "1" if attached else "", "S3_ENDPOINT": "http://minio:9000",
+           "MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "rootpw", "READER_SECRET_KEY": "rs",
+           "WRITER_SECRET_KEY": "ws", **CURRENT}
+    proc = subprocess.run([shell, "-c", bucket_init_script("weights")], env=env, capture_output=True, text=True,
+                          timeout=30)
+    return proc, calls.read_text().splitlines() if calls.exists() else []
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])  # the image's /bin/sh is bash
+@pytest.mark.parametrize("indent", [None, 1], ids=["compact", "indented"])
+def test_rotation_removes_the_users_an_earlier_run_made_and_nothing_else(tmp_path, indent, shell) -> None:
+    users = [user(CURRENT["READER_ACCESS_KEY"], "llm-ab-read"), user(CURRENT["WRITER_ACCESS_KEY"], "llm-ab-write"),
+             user("ReaderOld00000000000", "llm-ab-read"), user("WriterOld00000000000", "llm-ab-write"),
+             user("BothOld0000000000000", "consoleAdmin,llm-ab-write"),
+             user("Someone0000000000000", "consoleAdmin"), user("NoPolicy000000000000", None)]
+    proc, calls = run_bucket_script(tmp_path, users, indent=indent, shell=shutil.which(shell) or shell)
+    assert proc.returncode == 0, proc.stderr
+    removed = [c.split()[-1] for c in calls if c.startswith("admin user remove s3 ")]
+    assert removed == ["ReaderOld00000000000", "WriterOld00000000000", "BothOld0000000000000"]
+    assert proc.stdout.strip().endswith("3 rotated-out user(s) removed")
+    # The current users are made (again) before anything is removed, so there is never a moment without them.
+    adds = [i for i, c in enumerate(calls) if c.startswith("admin user add s3 ")]
+    assert len(adds) == 2 and max(adds) < calls.index("admin user remove s3 ReaderOld00000000000")
+
+
+def test_a_first_run_removes_nothing_and_a_rerun_accepts_policies_attached_already(tmp_path) -> None:
+    proc, calls = run_bucket_script(tmp_path, [], indent=None)
+    assert proc.returncode == 0, proc.stderr
+    assert calls[:2] == ["alias set s3 http://minio:9000 root rootpw", "ready s3"]
+    assert not [c for c in calls if c.startswith("admin user remove")]
+    bash = shutil.which("bash")
+    if bash:  # the MinIO image's /bin/sh is bash
+        proc, calls = run_bucket_script(tmp_path, [user(CURRENT["READER_ACCESS_KEY"], "llm-ab-read")], indent=1,
+                                        shell=bash, attached=True)
+        assert proc.returncode == 0, proc.stderr
+        assert f"admin user info s3 {CURRENT['READER_ACCESS_KEY']}" in calls
+
+
+def test_the_script_fails_when_a_user_lacks_its_policy_after_attach_fails(tmp_path) -> None:
+    proc, calls = run_bucket_script(tmp_path, [], indent=None, attached=True, info_policy="consoleAdmin")
+    assert proc.returncode != 0 and not [c for c in calls if c.startswith("admin user list")]
 
 
 def test_dataset_spec_values_are_all_strings_and_read_only() -> None:

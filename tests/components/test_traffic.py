@@ -5,6 +5,7 @@ from __future__ import annotations
 from components.namespace import ExperimentNamespace, ExperimentNamespaceArgs
 from components.split import plan_split
 from components.traffic import TrafficSplit, TrafficSplitArgs, split_summary
+from components.weights_volume import Keep
 
 
 def test_split_summary_reports_declared_and_effective_shares() -> None:
@@ -31,7 +32,8 @@ def test_tgi_is_reachable_from_its_inference_clients_and_the_allowed_namespaces_
 
 def test_namespace_denies_ingress_and_egress_by_default(run_program, pulumi_mocks) -> None:
     run_program(lambda: ExperimentNamespace("exp", ExperimentNamespaceArgs(
-        name="exp", stack="t", labels={"monitor-pods-datasets": "enabled"}, retain=False)))
+        name="exp", stack="t", labels={"monitor-pods-datasets": "enabled"},
+        keep=Keep(protect=False, retain_on_delete=False))))
     deny = pulumi_mocks.named("exp-default-deny")
     assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     assert not pulumi_mocks.options["exp-ns"].retain_on_delete

@@ -105,6 +105,11 @@ def test_broken_dev_variant_fails_with_the_expected_rules(pulumi_mocks,
     assert mandatory(found) == [
         ("k8s-pinned-images", "tgi-canary-deploy",
          "container 'tgi' uses unpinned image 'ghcr.io/huggingface/text-generation-inference:latest'"),
+        # Scaled past one replica by hand, the canary has no disruption budget (the program adds one only for
+        # the replicas it plans).
+        ("k8s-pdb-multi-replica", "tgi-canary-deploy",
+         "Deployment 'text-generation-inference-canary' runs up to 3 replicas but no PodDisruptionBudget in "
+         "namespace 'llm-ab-dev' selects its pods: a node drain may evict them all at once"),
         ("no-plaintext-credentials", "weights-root",
          "stringData.MINIO_ROOT_USER contains the well-known default credential 'minioadmin'"),
         ("no-plaintext-credentials", "weights-root",

@@ -254,6 +254,91 @@ def test_resources_do_not_apply_to_services() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# k8s-ephemeral-storage
+
+DISK = {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1280Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1280Mi"}}
+TMP = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+
+
+def test_ephemeral_storage_passes_with_a_request_and_a_limit_for_sized_scratch() -> None:
+    props = deployment(containers=[tgi_container(resources=DISK)], volumes=TMP)
+    outcome = check("k8s-ephemeral-storage", DEPLOYMENT, props)
+    assert outcome.violations == [] and outcome.not_applicable is None
+    request_only = {"requests": DISK["requests"], "limits": {"cpu": "1", "memory": "1Gi"}}
+    props = deployment(containers=[tgi_container(resources=request_only)], volumes=[TMP[1]])  # memory only
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, props).violations == []
+
+
+def test_ephemeral_storage_names_what_each_container_misses() -> None:
+    props = deployment(containers=[tgi_container()], volumes=TMP)  # cpu and memory only, as scanners found
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, props).violations == [
+        "container 'tgi' sets no requests.ephemeral-storage, limits.ephemeral-storage (the pod has sized "
+        "emptyDirs: tmp)"]
+    assert check("k8s-ephemeral-storage", DEPLOYMENT, deployment()).violations == [
+        "container 'tgi' sets no requests.ephemeral-storage"]
+
+
+def test_ephemeral_storage_skips_exempt_add_on_namespaces_and_other_types() -> None:
+    props = deployment("dataset-operator", namespace="dlf", containers=[{"name": "op", "image": "op:0.4.1"}])
+    outcome = check("k8s-ephemeral-storage", DEPLOYMENT, props, config={"exemptNamespaces": ["dlf"]})
+    assert outcome.violations == [] and outcome.not_applicable == "namespace dlf is exempt"
+    assert check("k8s-ephemeral-storage", SERVICE, {"spec": {}}).not_applicable == "not a workload"
+
+
+# --------------------------------------------------------------------------------------------------
+# k8s-pdb-multi-replica
+
+PDB_TYPE = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+STABLE = {"run": "text-generation-inference", "type": "stable"}
+
+
+def budget(selector: dict, namespace: str = "llm-ab-dev") -> Any:
+    return resource(PDB_TYPE, "tgi-stable-pdb", {"metadata": {"namespace": namespace},
+                                                 "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}})
+
+
+def hpa(max_replicas: int) -> Any:
+    return resource(HPA_TYPE, "hpa", {"metadata": {"namespace": "llm-ab-dev"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "text-generation-inference-stable"},
+        "minReplicas": 1, "maxReplicas": max_replicas}})
+
+
+def stable_deploy(**overrides: Any) -> Any:
+    return resource(DEPLOYMENT, "tgi-stable-deploy", deployment(**overrides))
+
+
+def test_a_workload_of_several_replicas_with_a_budget_selecting_its_pods_passes() -> None:
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3), budget(STABLE)]).violations == []
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3), budget({"type": "stable"})]).violations \
+        == []
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=1)]).violations == []
+
+
+def test_several_replicas_without_a_budget_or_with_one_for_other_pods_fail() -> None:
+    expected = ("Deployment 'text-generation-inference-stable' runs up to 3 replicas but no PodDisruptionBudget in "
+                "namespace 'llm-ab-dev' selects its pods: a node drain may evict them all at once")
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3)]).violations == [expected]
+    canary_only = budget({**STABLE, "type": "canary"})
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3), canary_only]).violations == [expected]
+    elsewhere = budget(STABLE, namespace="other")
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3), elsewhere]).violations == [expected]
+
+
+def test_an_hpa_that_may_scale_past_one_needs_the_budget_too() -> None:
+    (message,) = check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=1), hpa(4)]).violations
+    assert "runs up to 4 replicas" in message
+    assert check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=1), hpa(1)]).violations == []
+
+
+def test_the_budget_rule_skips_exempt_namespaces() -> None:
+    found = check_stack("k8s-pdb-multi-replica", [stable_deploy(replicas=3)],
+                        config={"exemptNamespaces": ["llm-ab-dev"]})
+    assert found.violations == []
+
+
+# --------------------------------------------------------------------------------------------------
 # inference-http-probes
 
 

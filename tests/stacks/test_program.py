@@ -135,6 +135,54 @@ def test_staging_job_per_variant_copies_the_pinned_revision(dev) -> None:
         assert labels["llm-ab/s3-client"] == "true", job.name
 
 
+WORKLOADS = {"kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+             "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+             "kubernetes:batch/v1:Job": ("spec", "template", "spec")}
+
+
+def pod_specs(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
+    specs = {}
+    for typ, path in WORKLOADS.items():
+        for r in mocks.of_type(typ):
+            spec = r.inputs
+            for key in path:
+                spec = spec[key]
+            specs[r.name] = spec
+    return specs
+
+
+def test_every_container_requests_the_node_disk_its_pod_writes(dev) -> None:
+    """Issue 22: kube-score and checkov found no ephemeral-storage requests anywhere."""
+    mocks, _ = dev
+    specs = pod_specs(mocks)
+    assert {"staging-stable", "staging-canary", "weights-deploy", "weights-bucket", "tgi-stable-deploy",
+            "smoke-job"} <= set(specs)
+    for name, spec in specs.items():
+        sized = any("emptyDir" in v and v["emptyDir"].get("medium") != "Memory" for v in spec.get("volumes", []))
+        for c in spec["containers"]:
+            assert c["resources"]["requests"].get("ephemeral-storage"), (name, c["name"])
+            assert not sized or c["resources"]["limits"].get("ephemeral-storage"), (name, c["name"])
+    staging = specs["staging-stable"]["containers"][0]["resources"]
+    assert staging["requests"]["ephemeral-storage"] == staging["limits"]["ephemeral-storage"] == "51456Mi"  # 50Gi+
+    serving = specs["tgi-stable-deploy"]["containers"][0]["resources"]
+    assert serving["requests"]["ephemeral-storage"] == "11520Mi"  # /data 10Gi, /tmp 1Gi, logs; not /dev/shm
+
+
+def test_only_a_variant_of_several_replicas_gets_a_disruption_budget(run_main, pulumi_mocks) -> None:
+    """Issue 22: kube-score found no PodDisruptionBudget for a variant with several replicas."""
+    config = dev_config()
+    config["llm-ab:split"] = {**config.get("llm-ab:split", {}), "replicas": 4, "canaryPercent": 25}
+    run_main(config)
+    (pdb,) = pulumi_mocks.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert pdb.name == "tgi-stable-pdb" and pdb.inputs["spec"]["maxUnavailable"] == 1
+    assert pdb.inputs["spec"]["selector"]["matchLabels"] == {"run": "text-generation-inference", "type": "stable"}
+
+
+def test_the_dev_variants_of_one_replica_each_get_none(dev) -> None:
+    mocks, _ = dev
+    assert mocks.of_type("kubernetes:policy/v1:PodDisruptionBudget") == []
+
+
 def test_outputs_show_split_replicas_gpus_and_urls(dev, resolve) -> None:
     _, exported = dev
     assert resolve(exported["split"]) == {"declaredCanaryPercent": 50.0, "effectiveCanaryPercent": 50.0,

@@ -248,7 +248,8 @@ def test_serving_rollback_changes_only_the_replicas() -> None:
     assert after["llm-ab:split"]["canaryPercent"] == 0
     run_before, run_after = record(before), record(after)
     diff = preview_diff(run_before, run_after)  # the smoke Job included: it is the only other change
-    assert diff.added == set() and diff.removed == set()
+    # The stable variant now runs both replicas, so it gains a disruption budget (it rolls no pod).
+    assert diff.added == {"tgi-stable-pdb"} and diff.removed == set()
     changed = dict(diff.changed)
     # The smoke Job is replaced on every experiment change, by design (its checks digest moves).
     assert "metadata.labels.llm-ab/checks-digest" in changed.pop("smoke-job")

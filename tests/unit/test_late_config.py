@@ -56,6 +56,14 @@ def test_quantities_are_read_exactly(text: str, value: Fraction) -> None:
     ("datashim.operatorNamespace", "llm-ab",
      "llm-ab:datashim.operatorNamespace must differ from namespace ('llm-ab'): the operator needs its own network "
      "and pod-security rules, got 'llm-ab'"),
+    ("network.internalCidrs", [],
+     "llm-ab:network.internalCidrs must list at least one IPv4 CIDR block (the cluster's own networks; default "
+     "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, 169.254.0.0/16): an empty list would open HTTPS "
+     "egress to every address, the API server included, got []"),
+    ("datashim.operatorPodLabels", {},
+     "llm-ab:datashim.operatorPodLabels must name at least one pod label of Datashim's pods (default "
+     "app.kubernetes.io/name: datashim): an empty selector would let every pod of datashim.operatorNamespace reach "
+     "MinIO, got {}"),
     ("split.tolerance", 51, "llm-ab:split.tolerance must be a number from 0 to 50, got 51"),
     ("split.tolerance", "75", "llm-ab:split.tolerance must be a number from 0 to 50, got '75'"),
     ("eks.kubernetesVersion", "1.29", "llm-ab:eks.kubernetesVersion must be an EKS Kubernetes minor version EKS "

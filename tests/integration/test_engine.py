@@ -187,14 +187,16 @@ def test_a_split_change_updates_only_the_deployments_and_reruns_the_gate(driver)
     driver.write_stack(STACK, config)
     proc, steps = driver.run("preview")
     assert proc.returncode == 0, proc.stderr
-    # Three changes; everything else unchanged, however many resources the program has.
-    assert re.search(r"~ 2 to update\n    \+-1 to replace\n    3 changes\. \d+ unchanged", proc.stdout), \
-        proc.stdout[-1500:]
+    # Four changes; everything else unchanged, however many resources the program has.
+    assert re.search(r"\+ 1 to create\n    ~ 2 to update\n    \+-1 to replace\n    4 changes\. \d+ unchanged",
+                     proc.stdout), proc.stdout[-1500:]
     ops = changed(steps)
     deployments = [s["name"] for s in steps if s["type"] == "kubernetes:apps/v1:Deployment" and s["op"] == "update"]
     assert len(deployments) == 2, ops
-    # The smoke gate Job is replaced (it re-runs); nothing else changes, least of all what holds data.
-    assert {n: o for n, o in ops.items() if n not in deployments} == {"smoke-job": REPLACE_OPS & ops["smoke-job"]}
+    # The smoke gate Job is replaced (it re-runs), the stable variant (now 9 replicas) gets its disruption
+    # budget; nothing else changes, least of all what holds data.
+    assert {n: o for n, o in ops.items() if n not in deployments} == {
+        "smoke-job": REPLACE_OPS & ops["smoke-job"], "tgi-stable-pdb": {"create"}}
     assert ops["smoke-job"] & REPLACE_OPS, ops
     assert all(s["op"] == "same" for s in steps if s["type"] in DATA_HOLDERS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 import yaml
 
 from tests.harness import ROOT
@@ -21,8 +22,9 @@ def test_every_local_image_has_a_name_of_our_own() -> None:
         assert ref.startswith("llm-ab.local/"), f"{key}={ref} must not pass for an upstream image"
 
 
-def test_the_dev_stack_names_the_images_the_real_node_has() -> None:
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+@pytest.mark.parametrize("stack", ["dev", "dev-vllm"])
+def test_the_embedded_stacks_name_the_images_the_real_node_has(stack: str) -> None:
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     names = refs()
     assert config["llm-ab:storage"]["minioImage"] == names["MINIO_IMAGE"]
     assert config["llm-ab:staging"]["image"] == names["JOB_PYTHON_IMAGE"]

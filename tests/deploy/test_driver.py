@@ -299,6 +299,8 @@ def driver_run(tmp_path, monkeypatch):
         return stacks[-1]
 
     monkeypatch.setattr(driver, "open_stack", open_stack)
+    # Hermetic: whatever cluster the machine's kubeconfig names (`make up`'s, say) is never asked.
+    monkeypatch.setattr(driver, "driver_cluster", lambda *_args: lambda _settings: driver.NoCluster())
 
     def run(verb: str) -> FakeStack:
         assert driver.main([verb, "--stack", "dev", "--work-dir", str(repo), "--no-policy"]) == 0

@@ -237,15 +237,18 @@ def minio_objects(creds: dict[str, str]) -> list[dict[str, Any]]:
 
 def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_cluster, minio, node) -> None:
     """The staging package, installed offline from its hash-locked wheels in our Job image, copies a
-    pinned revision from a Hub (a stand-in on the host side of the node's veth) into real MinIO and
-    proves it by content: the second run finds the manifest and copies nothing."""
+    pinned revision from a Hub (a stand-in on the host side of the node's veth) into real MinIO, the
+    weights as a multipart upload with S3 SHA-256 checksums, under its lease; the second run proves the
+    objects by content against the manifest and copies nothing."""
     from components.joblock import LOCK_NAME
     from components.podspec import pip_then_python
     from tests.staging.test_stage_model import FakeHubServer
 
     creds = CREDS
     commit = "c" * 40
-    files = {"config.json": b'{"model_type": "qwen2"}\n', "model.safetensors": hashlib.sha256(b"w").digest() * 4096,
+    # 12 MiB of weights over a 5 MiB multipart threshold: three parts, each checksummed by MinIO itself
+    files = {"config.json": b'{"model_type": "qwen2"}\n',
+             "model.safetensors": hashlib.sha256(b"w").digest() * (12 * 2**20 // 32),
              "tokenizer.json": b'{"version": "1.0"}\n'}
     hub = FakeHubServer("acme/tiny", commit, files, lfs={"model.safetensors"}, host=node["HOST_IP"])
     try:
@@ -264,7 +267,7 @@ def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_c
                                                pythonpath="/opt")
         container["args"] = ["--repo-id", "acme/tiny", "--revision", commit, "--bucket", "model-weights",
                              "--prefix", "tiny", "--endpoint-url", minio,
-                             "--json"]
+                             "--multipart-threshold-mb", "5", "--json"]
         container["volumeMounts"] += [{"name": "tool", "mountPath": "/opt/staging", "readOnly": True},
                                       {"name": "lock", "mountPath": "/opt/lock", "readOnly": True}]
         job["spec"]["template"]["spec"]["volumes"] += [{"name": "tool", "configMap": {"name": "staging-tool"}},

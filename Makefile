@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt smoke/requirements.txt
 
 venv: $(VENV)/.installed ## create ./venv with the program's and the tests' pinned packages
 
-toolchain: ## build (once per machine, ~35 min cold) pulumi, its kubernetes provider and the local cluster
+toolchain: ## build (once per machine, ~35 min cold) pulumi, its kubernetes provider, the local cluster and its real node
 	scripts/toolchain
 
 cluster: ## start the embedded local cluster (or use the current context with LLMAB_USE_CURRENT_CONTEXT=1)

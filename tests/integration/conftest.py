@@ -1,7 +1,7 @@
 """Integration tests against the embedded local cluster (scripts/local-cluster), run under a
 distinct cluster name so they never touch the developer's `llm-ab` cluster.
 
-They run only when the cluster toolchain is built (scripts/toolchain cluster, ~8 min cold) or when
+They run only when the cluster toolchain is built (scripts/toolchain cluster, ~22 min cold) or when
 LLMAB_INTEGRATION=1 asks to build it; otherwise they are skipped with the reason.
 LLMAB_KEEP_CLUSTER=1 keeps the cluster after the session (for debugging)."""
 

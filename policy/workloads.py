@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 
 from .contract import GPU_RESOURCE, RUN_LABEL, TGI_APP
-from .props import DEPLOYMENT, as_int, config_of, container_name, get, labels_match, pod_template
+from .props import DEPLOYMENT, PodTemplate, as_int, config_of, container_name, get, labels_match, pod_template
 
 INFERENCE_LABELS_PROPERTY = {
     "type": "object", "additionalProperties": {"type": "string"}, "default": {RUN_LABEL: TGI_APP},
@@ -110,16 +110,26 @@ RESOURCES_SCHEMA = PolicyConfigSchema(properties={
 })
 
 
-def resources_required(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Every container sets CPU and memory requests and limits."""
+def pod_in_scope(args: ResourceValidationArgs, schema: Any) -> tuple[PodTemplate, dict[str, Any]] | None:
+    """The workload's pod template and the rule's config, or None (said not applicable) for a resource that is
+    not a workload or sits in one of the rule's ``exemptNamespaces``."""
     pod = pod_template(args.resource_type, args.props, args.name)
     if pod is None:
         args.not_applicable("not a workload")
-        return
-    cfg = config_of(args, RESOURCES_SCHEMA)
+        return None
+    cfg = config_of(args, schema)
     if pod.namespace is not None and pod.namespace in cfg["exemptNamespaces"]:
         args.not_applicable(f"namespace {pod.namespace} is exempt")
+        return None
+    return pod, cfg
+
+
+def resources_required(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every container sets CPU and memory requests and limits."""
+    found = pod_in_scope(args, RESOURCES_SCHEMA)
+    if found is None:
         return
+    pod, cfg = found
     wanted = [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")]
     if not cfg["requireCpuLimit"]:
         wanted.remove(("limits", "cpu"))
@@ -151,14 +161,10 @@ def ephemeral_storage(args: ResourceValidationArgs, report_violation: ReportViol
     """Every container requests ephemeral-storage (the scheduler then places the pod on a node with the disk,
     and the kubelet does not evict it for using what it asked for), and limits it when the pod has a sized
     disk emptyDir."""
-    pod = pod_template(args.resource_type, args.props, args.name)
-    if pod is None:
-        args.not_applicable("not a workload")
+    found = pod_in_scope(args, EPHEMERAL_SCHEMA)
+    if found is None:
         return
-    cfg = config_of(args, EPHEMERAL_SCHEMA)
-    if pod.namespace is not None and pod.namespace in cfg["exemptNamespaces"]:
-        args.not_applicable(f"namespace {pod.namespace} is exempt")
-        return
+    pod, cfg = found
     scratch = _sized_disk_scratch(pod.spec)
     for c in pod.containers():
         missing = []

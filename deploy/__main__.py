@@ -30,7 +30,6 @@ from deploy.workspace import (
     resolve_engine,
 )
 from stacks import outputs as OUT
-from stacks.outputs import NAMESPACE
 
 POLICY_PACK = REPO_ROOT / "policy" / "run-pack"
 POLICY_CONFIG_DIR = REPO_ROOT / "policy" / "config"
@@ -147,25 +146,22 @@ def configured_settings(stack_name: str, config: Mapping[str, Any]) -> Any:
         return None
 
 
-def check_volume(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any]) -> None:
-    """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py)."""
+def check_volume(settings: Any, deployment: Mapping[str, Any]) -> None:
+    """Refuse a change that would replace the weights volume unless storage.allowReplace (deploy/volume.py);
+    ``settings`` are :func:`configured_settings` (None: nothing to check, the program reports the bad key)."""
     deployed = volume.deployed_claim(deployment)
-    if deployed is None:
-        return
-    settings = configured_settings(stack_name, config)
-    if settings is None:
+    if deployed is None or settings is None:
         return
     verdict = volume.check(deployed, volume.configured_claim(settings), allow_replace=settings.storage.allow_replace)
     for note in verdict.notes:
         log(f"weights volume: {note}")
 
 
-def check_namespace(stack_name: str, config: Mapping[str, Any], deployment: Mapping[str, Any],
+def check_namespace(settings: Any, deployment: Mapping[str, Any],
                     make_cluster: Callable[[Any], namespace.Cluster]) -> None:
     """Refuse to take over a namespace the stack did not create unless adopt.namespace, or to drop the
     protection of one that still holds a kept weights claim (deploy/namespace.py). ``make_cluster(settings)``
     makes the cluster client (:func:`driver_cluster`); it is asked only when the state can't tell."""
-    settings = configured_settings(stack_name, config)
     if settings is None:
         return
     notes = namespace.check(namespace.deployed_namespace(deployment), settings.namespace,
@@ -202,6 +198,12 @@ class NoCluster:
         return False
 
     def weights_claims(self, namespace: str) -> list[str]:  # noqa: ARG002 - the Cluster protocol
+        return []
+
+    def items(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:  # noqa: ARG002 - reality.Pods
+        raise DriverError("the cluster's kubeconfig was not in the stack's state before this update")
+
+    def logs(self, namespace: str, pod: str, tail: int) -> list[str]:  # noqa: ARG002 - reality.Pods
         return []
 
 
@@ -245,8 +247,10 @@ def run(args: argparse.Namespace) -> int:
         config = stack_file_config(work_dir, stack.name)
         settle_credentials(stack, config, deployment, directory=directory,
                            allow_rotation=args.allow_credential_rotation)
-        check_volume(stack.name, config, deployment)
-        check_namespace(stack.name, config, deployment, driver_cluster(stack.name, deployment, os.environ))
+        settings = configured_settings(stack.name, config)
+        check_volume(settings, deployment)
+        make_cluster = driver_cluster(stack.name, deployment, os.environ)
+        check_namespace(settings, deployment, make_cluster)
     policies = policy_args(args.stack, not args.no_policy)
     steps, warnings = StepRecorder(), Warnings()
     on_event = on_events(steps, warnings)
@@ -261,14 +265,14 @@ def run(args: argparse.Namespace) -> int:
                 result = stack.up(diff=args.diff, color=color, on_output=out, on_event=on_event, **policies)
             except Exception:
                 # a failed gate is when "what really ran" matters most: its report, or that it never ran
-                show_reality(config.get(f"{PROJECT}:namespace"))
+                show_reality(settings, make_cluster)
                 raise
             if args.diff:  # without --diff the CLI's display has its own Diagnostics block
                 warnings.print()
             log(f"up of {args.stack}: {summary(result.summary.resource_changes or {})} in "
                 f"{time.monotonic() - t0:.1f}s")
             print(format_outputs(result.outputs, show_secrets=args.show_secrets))
-            show_reality(getattr(result.outputs.get(NAMESPACE), "value", None))
+            show_reality(settings, make_cluster)
             return 0
         if args.verb == "destroy":
             # Protected resources (the weights claim and its namespace) stay, in the cluster and the state.
@@ -285,10 +289,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_reality(namespace: Any) -> None:
-    """After ``up``: which pods really ran, and what each gate Job that ran said (deploy/reality.py)."""
-    if isinstance(namespace, str) and namespace:
-        for line in reality.report(namespace):
+def show_reality(settings: Any, make_cluster: Callable[[Any], Any]) -> None:
+    """After ``up``: which pods of the experiment's namespace really ran, and what each gate Job that ran said
+    (deploy/reality.py), asked of the cluster the provider deploys to."""
+    if settings is not None:
+        for line in reality.report(make_cluster(settings), settings.namespace):
             log(line)
 
 

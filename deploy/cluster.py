@@ -8,12 +8,14 @@ stack's ``kubeconfig`` output on eks. Nothing here runs unless a check needs an 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from components.naming import common_labels
 from deploy.workspace import DriverError
@@ -38,11 +40,11 @@ class Kubectl:
         """A kubeconfig's text (the eks stack's output); None: the environment's."""
         self.work_dir = work_dir
 
-    def _run(self, *args: str) -> str:
+    def _run(self, *args: str, purpose: str = "check the experiment's namespace before the preview") -> str:
         binary = shutil.which("kubectl", path=self.env.get("PATH"))
         if binary is None:
-            raise DriverError(f"kubectl is not on PATH: the driver needs it to check the experiment's namespace "
-                              f"before the preview (kubectl {' '.join(args)}); scripts/toolchain cluster builds it")
+            raise DriverError(f"kubectl is not on PATH: the driver needs it to {purpose} "
+                              f"(kubectl {' '.join(args)}); scripts/toolchain cluster builds it")
         env = dict(self.env)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             if self.kubeconfig is not None:
@@ -57,8 +59,8 @@ class Kubectl:
                 raise DriverError(f"kubectl {' '.join(args)} did not answer in {KUBECTL_TIMEOUT_SECONDS}s: is the "
                                   "cluster reachable?") from None
         if proc.returncode != 0:
-            raise DriverError(f"kubectl {' '.join(args)} failed, so the experiment's namespace could not be "
-                              f"checked: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise DriverError(f"kubectl {' '.join(args)} failed, so the driver could not {purpose}: "
+                              f"{proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
 
     def namespace_exists(self, name: str) -> bool:
@@ -68,3 +70,13 @@ class Kubectl:
         out = self._run("get", "persistentvolumeclaims", "-n", namespace, "-l", weights_claim_selector(self.stack),
                         "-o", "name")
         return sorted(line.split("/", 1)[-1] for line in out.split() if line.strip())
+
+    def items(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of ``kind`` (in ``namespace``, or cluster-wide), as the API server returns them."""
+        scope = ["-n", namespace] if namespace else []
+        out = self._run("get", kind, *scope, "-o", "json", purpose="report what ran")
+        return list(json.loads(out).get("items") or [])
+
+    def logs(self, namespace: str, pod: str, tail: int) -> list[str]:
+        """The last ``tail`` lines of a pod's log."""
+        return self._run("logs", "-n", namespace, pod, f"--tail={tail}", purpose="show a gate's report").splitlines()

@@ -4,20 +4,17 @@ pod turns Ready without a process and a Job Succeeds without running). A gate Jo
 shows the last lines of its report; one that was simulated says that nothing was checked.
 
 :func:`classify` and :func:`render` are pure (tested on recorded API objects); :func:`report` asks the
-cluster through kubectl.
+cluster through the driver's client of it (deploy/cluster.py, the kubeconfig the provider uses).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from components.naming import INFERENCE_CLIENT_LABEL
+from deploy.workspace import DriverError
 from policy.contract import COMPONENT_LABEL, NODE_KIND_LABEL, REAL_NODE, SIMULATED_NODE, VARIANT_LABEL
 
 REAL, SIMULATED, CLUSTER = REAL_NODE, SIMULATED_NODE, "cluster"
@@ -106,29 +103,20 @@ def render(namespace: str, pods: Sequence[PodReality], gate_logs: Mapping[str, S
     return lines
 
 
-def _kubectl() -> str:
-    bin_dir = os.environ.get("LLMAB_TOOLCHAIN_BIN", "")
-    candidate = Path(bin_dir) / "kubectl" if bin_dir else None
-    return str(candidate) if candidate and candidate.exists() else "kubectl"
+class Pods(Protocol):
+    """What the report asks of the cluster (:class:`deploy.cluster.Kubectl`)."""
+
+    def items(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+    def logs(self, namespace: str, pod: str, tail: int) -> list[str]: ...
 
 
-def report(namespace: str, *, timeout: float = 20.0) -> list[str]:
-    """Ask the cluster (KUBECONFIG as set) and render; a cluster that does not answer is said so."""
-    kubectl = _kubectl()
-
-    def get(*args: str) -> list[dict[str, Any]]:
-        out = subprocess.run([kubectl, "get", "-o", "json", *args], capture_output=True, text=True,
-                             timeout=timeout, check=True).stdout
-        return json.loads(out).get("items", [])
-
+def report(cluster: Pods, namespace: str) -> list[str]:
+    """Ask the cluster and render; a cluster that does not answer is said so."""
     try:
-        pods = classify(get("pods", "-n", namespace), get("nodes"))
-        logs = {}
-        for p in pods:
-            if p.gate and p.kind != SIMULATED and p.node:
-                proc = subprocess.run([kubectl, "logs", "-n", namespace, p.pod, f"--tail={GATE_LOG_LINES}"],
-                                      capture_output=True, text=True, timeout=timeout)
-                logs[p.pod] = (proc.stdout or proc.stderr).rstrip().splitlines()[-GATE_LOG_LINES:]
-    except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as err:
+        pods = classify(cluster.items("pods", namespace), cluster.items("nodes"))
+        logs = {p.pod: cluster.logs(namespace, p.pod, GATE_LOG_LINES)[-GATE_LOG_LINES:]
+                for p in pods if p.gate and p.kind != SIMULATED and p.node}
+    except DriverError as err:
         return [f"what ran in {namespace}: could not ask the cluster ({err})"]
     return render(namespace, pods, logs)

@@ -13,6 +13,7 @@ import yaml
 from components.weights_volume import Keep, weights_keep
 from deploy import namespace
 from deploy.__main__ import NoCluster, check_namespace, driver_cluster
+from deploy.__main__ import configured_settings as configured
 from deploy.cluster import Kubectl, weights_claim_selector
 from deploy.workspace import DriverError
 from tests.harness import mocked_runtime, run_main
@@ -176,30 +177,30 @@ def test_the_driver_refuses_to_unprotect_the_namespace_of_a_claim_kept_when_leav
     ns = config["llm-ab:namespace"]
     cluster = FakeCluster({ns: ["minio-data"]})
     with pytest.raises(DriverError, match=f"namespace '{ns}' still holds the weights claim"):
-        check_namespace("staging", stack_config(tmp_path, config, "staging"), exported_namespace(ns),
+        check_namespace(configured("staging", stack_config(tmp_path, config, "staging")), exported_namespace(ns),
                         lambda _settings: cluster)
     # While storage.allowReplace stays true the namespace stays protected: nothing to ask.
     keeping = {**config, "llm-ab:storage": {**config["llm-ab:storage"], "allowReplace": True}}
-    check_namespace("staging", stack_config(tmp_path, keeping, "staging"), exported_namespace(ns),
+    check_namespace(configured("staging", stack_config(tmp_path, keeping, "staging")), exported_namespace(ns),
                     lambda _settings: Unreachable())
 
 
 def test_the_driver_refuses_someone_elses_namespace_before_the_preview_and_accepts_an_adoption(tmp_path) -> None:
     cluster = FakeCluster(namespaces=(dev_config()["llm-ab:namespace"],))
     with pytest.raises(DriverError, match="adopt.namespace"):
-        check_namespace("dev", stack_config(tmp_path), {"resources": []}, lambda _settings: cluster)
-    check_namespace("dev", stack_config(tmp_path, **{"llm-ab:adopt": {"namespace": True}}), {"resources": []},
-                    lambda _settings: cluster)
+        check_namespace(configured("dev", stack_config(tmp_path)), {"resources": []}, lambda _settings: cluster)
+    adopting = configured("dev", stack_config(tmp_path, **{"llm-ab:adopt": {"namespace": True}}))
+    check_namespace(adopting, {"resources": []}, lambda _settings: cluster)
 
 
 def test_the_driver_asks_nothing_of_a_namespace_that_stays_kept(tmp_path) -> None:
     ns = dev_config()["llm-ab:namespace"]
-    check_namespace("dev", stack_config(tmp_path), exported_namespace(ns), lambda _settings: Unreachable())
+    check_namespace(configured("dev", stack_config(tmp_path)), exported_namespace(ns), lambda _settings: Unreachable())
     # storage.protect false lets it go as asked; a config that does not parse is the program's to report.
     unprotected = {"llm-ab:storage": {**dev_config().get("llm-ab:storage", {}), "protect": False}}
-    check_namespace("dev", stack_config(tmp_path, **unprotected), exported_namespace(ns),
+    check_namespace(configured("dev", stack_config(tmp_path, **unprotected)), exported_namespace(ns),
                     lambda _settings: Unreachable())
-    check_namespace("dev", stack_config(tmp_path, **{"llm-ab:storage": {"protect": "maybe"}}),
+    check_namespace(configured("dev", stack_config(tmp_path, **{"llm-ab:storage": {"protect": "maybe"}})),
                     exported_namespace(ns), lambda _settings: Unreachable())
 
 
@@ -271,3 +272,4 @@ def test_the_claim_selector_is_the_labels_minio_puts_on_its_claim() -> None:
         labels = pvc.inputs["metadata"]["labels"]
     wanted = dict(pair.split("=") for pair in weights_claim_selector("test").split(","))
     assert wanted.items() <= labels.items()
+

@@ -14,7 +14,7 @@ from components.naming import WEIGHTS_VOLUME_ANNOTATION
 from components.quantity import quantity_value
 from components.weights_volume import Claim, claim_name, generation_of
 from deploy import volume
-from deploy.__main__ import check_volume, stack_file_config
+from deploy.__main__ import check_volume, configured_settings, stack_file_config
 from deploy.workspace import DriverError
 from staging.common import FATAL_EXIT_CODES
 from tests.harness import mocked_runtime, run_main
@@ -140,10 +140,11 @@ def test_the_driver_refuses_a_storage_class_change_of_the_deployed_stack_before_
     inputs["spec"].pop("storageClassName")
     deployment = exported(inputs)
     with pytest.raises(DriverError, match="storage.storageClass changes from '\\(cluster default\\)' to 'fast'"):
-        check_volume("dev", stack_config(tmp_path, {"storageClass": "fast"}), deployment)
-    check_volume("dev", stack_config(tmp_path, {"storageClass": "fast", "volumeGeneration": 2, "allowReplace": True}),
-                 deployment)  # asked for: passes
-    check_volume("dev", stack_config(tmp_path, {}), {"resources": []})  # never deployed: nothing to compare
+        check_volume(configured_settings("dev", stack_config(tmp_path, {"storageClass": "fast"})), deployment)
+    asked = {"storageClass": "fast", "volumeGeneration": 2, "allowReplace": True}
+    check_volume(configured_settings("dev", stack_config(tmp_path, asked)), deployment)  # asked for: passes
+    never_deployed = {"resources": []}  # nothing to compare
+    check_volume(configured_settings("dev", stack_config(tmp_path, {})), never_deployed)
 
 
 # --- the program: protect, names, and new Jobs for a new volume -------------------------------

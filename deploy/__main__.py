@@ -172,6 +172,20 @@ def check_namespace(settings: Any, deployment: Mapping[str, Any],
         log(f"namespace: {note}")
 
 
+def refresh_if_the_cluster_lost_it(stack: Any, settings: Any, deployment: Mapping[str, Any],
+                                   make_cluster: Callable[[Any], namespace.Cluster], color: str) -> bool:
+    """The state holds the experiment's namespace but the cluster has none: the cluster was recreated or emptied
+    (``scripts/local-cluster down``, a new kind cluster). Refresh the state from the cluster first, so the
+    update recreates what is gone instead of calling it unchanged; True when it did."""
+    deployed = namespace.deployed_namespace(deployment)
+    if settings is None or deployed is None or make_cluster(settings).namespace_exists(deployed.name):
+        return False
+    log(f"the stack's state holds namespace {deployed.name}, the cluster has none (recreated or emptied): "
+        "refreshing the state from the cluster first")
+    stack.refresh(color=color, on_output=out)
+    return True
+
+
 class LazyCluster:
     """A :class:`deploy.namespace.Cluster` made on its first question (most runs ask none)."""
 
@@ -250,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         settings = configured_settings(stack.name, config)
         check_volume(settings, deployment)
         make_cluster = driver_cluster(stack.name, deployment, os.environ)
+        if refresh_if_the_cluster_lost_it(stack, settings, deployment, make_cluster, color):
+            deployment = stack.export_stack().deployment or {}
         check_namespace(settings, deployment, make_cluster)
     policies = policy_args(args.stack, not args.no_policy)
     steps, warnings = StepRecorder(), Warnings()

@@ -273,3 +273,29 @@ def test_the_claim_selector_is_the_labels_minio_puts_on_its_claim() -> None:
     wanted = dict(pair.split("=") for pair in weights_claim_selector("test").split(","))
     assert wanted.items() <= labels.items()
 
+
+class RefreshRecorder:
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    def refresh(self, **_kwargs: object) -> None:
+        self.refreshed += 1
+
+
+def test_a_state_whose_namespace_the_cluster_lost_is_refreshed_before_the_update(tmp_path, capsys) -> None:
+    """`scripts/local-cluster down` (or a new kind cluster) leaves a state that lists everything: without a
+    refresh, up would call all of it unchanged and create nothing."""
+    from deploy.__main__ import refresh_if_the_cluster_lost_it
+
+    ns = dev_config()["llm-ab:namespace"]
+    settings = configured("dev", stack_config(tmp_path))
+    stack = RefreshRecorder()
+    assert refresh_if_the_cluster_lost_it(stack, settings, exported_namespace(ns), lambda _s: FakeCluster(), "never")
+    assert stack.refreshed == 1
+    assert f"the stack's state holds namespace {ns}, the cluster has none" in capsys.readouterr().err
+    # the cluster still has it, or the state never had it (nothing asked), or the config does not parse
+    assert not refresh_if_the_cluster_lost_it(stack, settings, exported_namespace(ns),
+                                              lambda _s: FakeCluster(namespaces=(ns,)), "never")
+    assert not refresh_if_the_cluster_lost_it(stack, settings, {"resources": []}, lambda _s: Unreachable(), "never")
+    assert not refresh_if_the_cluster_lost_it(stack, None, exported_namespace(ns), lambda _s: Unreachable(), "never")
+    assert stack.refreshed == 1

@@ -234,3 +234,11 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
 def raw_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Stack config without the project prefix, as the settings parser takes it."""
     return {key.split(":", 1)[1]: value for key, value in config.items()}
+
+
+def shell_assignments(*cmd: str) -> dict[str, str]:
+    """``NAME=value`` lines a script prints (``scripts/images refs``, ``scripts/real-node plan``), as a dict."""
+    import subprocess
+
+    out = subprocess.run(list(cmd), capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

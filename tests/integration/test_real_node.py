@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from components.minio import bucket_init_script
+from tests.harness import shell_assignments
 from tests.integration.conftest import SCRIPTS
 
 pytestmark = [
@@ -31,19 +32,14 @@ pytestmark = [
 NS = "real-node-it"
 
 
-def _shell_assignments(*cmd: str) -> dict[str, str]:
-    out = subprocess.run(list(cmd), capture_output=True, text=True, check=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-IMAGES = _shell_assignments(str(SCRIPTS / "images"), "refs")
+IMAGES = shell_assignments(str(SCRIPTS / "images"), "refs")
 
 
 @pytest.fixture(scope="module")
 def node(local_cluster) -> dict[str, str]:  # noqa: ARG001 - the node exists once the cluster is up
     from tests.integration.conftest import CLUSTER_NAME
 
-    return _shell_assignments(str(SCRIPTS / "real-node"), "--name", CLUSTER_NAME, "plan")
+    return shell_assignments(str(SCRIPTS / "real-node"), "--name", CLUSTER_NAME, "plan")
 
 
 @pytest.fixture(scope="module")

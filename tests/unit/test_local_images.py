@@ -7,12 +7,11 @@ import subprocess
 import pytest
 import yaml
 
-from tests.harness import ROOT
+from tests.harness import ROOT, shell_assignments
 
 
 def refs() -> dict[str, str]:
-    out = subprocess.run([str(ROOT / "scripts" / "images"), "refs"], capture_output=True, text=True, check=True)
-    return dict(line.split("=", 1) for line in out.stdout.splitlines())
+    return shell_assignments(str(ROOT / "scripts" / "images"), "refs")
 
 
 def test_every_local_image_has_a_name_of_our_own() -> None:

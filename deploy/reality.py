@@ -58,12 +58,12 @@ def classify(pods: Iterable[Mapping[str, Any]], nodes: Iterable[Mapping[str, Any
         if labels.get(VARIANT_LABEL):
             part = f"{part} {labels[VARIANT_LABEL]}"
         node = spec.get("nodeName", "")
+        job = labels.get("job-name", labels.get("batch.kubernetes.io/job-name", ""))
         found.append(PodReality(
             part=part, pod=meta.get("name", "?"), node=node,
             kind=kinds.get(node, CLUSTER) if node else "unscheduled",
             phase=pod.get("status", {}).get("phase", "?"),
-            job=labels.get("job-name", labels.get("batch.kubernetes.io/job-name", "")),
-            gate=labels.get(INFERENCE_CLIENT_LABEL) == "true" and bool(labels.get("job-name")),
+            job=job, gate=labels.get(INFERENCE_CLIENT_LABEL) == "true" and bool(job),
         ))
     return sorted(found, key=lambda p: (p.part, p.pod))
 
@@ -115,7 +115,7 @@ def report(cluster: Pods, namespace: str) -> list[str]:
     """Ask the cluster and render; a cluster that does not answer is said so."""
     try:
         pods = classify(cluster.items("pods", namespace), cluster.items("nodes"))
-        logs = {p.pod: cluster.logs(namespace, p.pod, GATE_LOG_LINES)[-GATE_LOG_LINES:]
+        logs = {p.pod: cluster.logs(namespace, p.pod, GATE_LOG_LINES)
                 for p in pods if p.gate and p.kind != SIMULATED and p.node}
     except DriverError as err:
         return [f"what ran in {namespace}: could not ask the cluster ({err})"]

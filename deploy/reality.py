@@ -100,7 +100,21 @@ def render(namespace: str, pods: Sequence[PodReality], gate_logs: Mapping[str, S
         elif p.kind in (REAL, CLUSTER):
             lines.append(f"  gate Job {p.job}: ran on {p.node}: {p.phase}; the last lines of its report:")
             lines += [f"    | {line}" for line in gate_logs.get(p.pod, ["(no log)"])]
-    return lines
+    return [*lines, summary_line(pods)]
+
+
+def summary_line(pods: Sequence[PodReality]) -> str:
+    """One line for the reader in a hurry: which parts ran, which were only simulated."""
+    ran = sorted({p.part for p in pods if p.kind in (REAL, CLUSTER)})
+    simulated = sorted({p.part for p in pods if p.kind == SIMULATED} - set(ran))
+    line = f"  in short: ran for real: {', '.join(ran) or 'nothing'}; simulated: {', '.join(simulated) or 'nothing'}"
+    gates = [p for p in pods if p.gate]
+    faked = [p for p in gates if p.kind == SIMULATED]
+    if faked and len(faked) == len(gates):
+        line += " (so no gate checked any inference)"
+    elif faked:
+        line += f" ({len(faked)} of {len(gates)} gate Jobs simulated)"
+    return line
 
 
 class Pods(Protocol):

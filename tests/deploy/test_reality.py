@@ -46,6 +46,18 @@ def test_a_simulated_gate_says_nothing_was_checked_and_a_real_one_shows_its_repo
     assert "gate Job smoke-b: ran on llm-ab-node: Failed; the last lines of its report:" in text
     assert "    | split: 12/40 canary, expected 50 % +- 5: FAIL" in text
     assert "SIMULATED: nothing ran" in text and "ran for real" in text
+    assert lines[-1] == "  in short: ran for real: smoke; simulated: nothing (1 of 2 gate Jobs simulated)"
+
+
+def test_the_summary_says_what_was_only_simulated_and_that_no_gate_checked_inference() -> None:
+    pods = classify(
+        [pod("minio-1", "llm-ab-node", **{"app.kubernetes.io/component": "object-store"}),
+         pod("tgi-1", "kwok-gpu-0", **{"app.kubernetes.io/component": "inference", "type": "stable"}),
+         pod("smoke-x", "kwok-gpu-0", "Succeeded", **{"app.kubernetes.io/component": "smoke-test",
+                                                     "llm-ab/inference-client": "true", "job-name": "smoke"})],
+        [REAL_NODE, KWOK_GPU])
+    assert render("ns", pods, {})[-1] == ("  in short: ran for real: object-store; simulated: inference stable, "
+                                          "smoke-test (so no gate checked any inference)")
 
 
 def test_an_empty_namespace_is_said_plainly() -> None:

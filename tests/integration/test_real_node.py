@@ -284,9 +284,11 @@ def test_the_staging_tool_stages_a_pinned_model_into_minio_in_a_real_job(local_c
 
 
 def summary(log: str) -> dict[str, Any]:
-    """The staging tool's --json summary: the last JSON object of its log."""
+    """The staging tool's --json summary: the last JSON object of its log, which interleaves the tool's stderr
+    lines with its stdout in no fixed order (a line may follow the object)."""
     start = log.rindex("\n{") + 1 if "\n{" in log else log.index("{")
-    return json.loads(log[start:])
+    found, _end = json.JSONDecoder().raw_decode(log, start)
+    return dict(found)
 
 
 def test_the_host_is_untouched(local_cluster, node) -> None:  # noqa: ARG001 - after the cluster is up
